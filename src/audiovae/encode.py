@@ -1,0 +1,107 @@
+"""Stage ``encode``: run the frozen outer encoder over every split once and cache the codes.
+
+The inner VAE then trains on these codes alone, which is what makes it cheap (the
+incremental scheme). Writes ``data/encodings/``: ``codes.npy`` (files x code size, memory-
+mappable, not standardised), ``stats.npz`` (the train-split mean and std used to standardise),
+``index.csv`` and ``manifest.json`` naming the outer model's sha256.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import tracking
+from .atomic import atomic_path, sha256_file, write_json
+from .checkpoints import load_outer
+from .features import open_features, split_rows
+from .params import load_params, project_root, section
+from .progress import Progress, setup_logging
+from .training import pick_device
+
+log = logging.getLogger("audiovae.encode")
+STD_FLOOR = 1e-3  # standardising a near-constant code dimension would only amplify noise
+
+
+def encode_array(model, specs: np.ndarray, batch_size: int, device: torch.device, out: np.ndarray | None = None,
+                 desc: str = "encode") -> np.ndarray:
+    n = specs.shape[0]
+    with torch.no_grad(), Progress(n, desc, unit="file") as bar:
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            x = torch.from_numpy(np.asarray(specs[start:stop])).to(device)
+            code = model.encode(x).float().flatten(1).cpu().numpy()
+            if out is None:
+                out = np.empty((n, code.shape[1]), dtype=np.float32)
+            out[start:stop] = code
+            bar.update(stop - start)
+    return out
+
+
+def standardisation(codes: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    if mode == "none":
+        return np.zeros(codes.shape[1], np.float32), np.ones(codes.shape[1], np.float32)
+    mean = codes.mean(axis=0)
+    if mode == "global":  # one scale for all dimensions, as latent-diffusion models do
+        std = np.full(codes.shape[1], max(float(codes.std()), STD_FLOOR))
+    elif mode == "per_dim":
+        std = np.maximum(codes.std(axis=0), STD_FLOOR)
+    else:
+        raise ValueError(f"encode.standardise must be per_dim, global or none, not {mode!r}")
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def run(params: dict, root: Path | None = None) -> Path:
+    root = root or project_root()
+    cfg = section(params, "encode")
+    features_dir = root / "data" / "features"
+    specs, index, _ = open_features(features_dir)
+    device = pick_device(section(params, "outer").get("device", "auto"))
+    model_path = root / "data" / "models" / "outer" / "model.pt"
+    model, info = load_outer(model_path, device)
+    size = math.prod(info["code_shape"])
+    out_dir = root / "data" / "encodings"
+    with atomic_path(out_dir) as staging:
+        staging.mkdir(parents=True)
+        codes = np.lib.format.open_memmap(staging / "codes.npy", mode="w+", dtype=np.float32,
+                                          shape=(len(index), size))
+        encode_array(model, specs, int(cfg["batch_size"]), device, out=codes)
+        codes.flush()
+        train = split_rows(index, "train")
+        mean, std = standardisation(np.asarray(codes[train]), cfg["standardise"])
+        np.savez(staging / "stats.npz", mean=mean, std=std)
+        index.to_csv(staging / "index.csv", index=False)
+        write_json(staging / "manifest.json", {
+            "outer_model_sha256": sha256_file(model_path), "outer_kind": info["kind"],
+            "code_shape": info["code_shape"], "code_size": size, "files": len(index),
+            "standardise": cfg["standardise"], "features_index_sha256": sha256_file(features_dir / "index.csv")})
+        del codes
+    log.info("encode: %d files -> %d-dim codes (%s)", len(index), size, "x".join(map(str, info["code_shape"])))
+    tracking.log_stage("encode", params, section_keys=("encode",), root=root,
+                       metrics={"files": len(index), "code_size": size})
+    return out_dir
+
+
+def load_encodings(root: Path) -> tuple[np.ndarray, dict, "pd.DataFrame", dict]:
+    """Codes (memory-mapped), standardisation stats, index and manifest of the encode stage."""
+    import json
+
+    import pandas as pd
+
+    enc = root / "data" / "encodings"
+    codes = np.load(enc / "codes.npy", mmap_mode="r")
+    stats = dict(np.load(enc / "stats.npz"))
+    index = pd.read_csv(enc / "index.csv", dtype={"label": str, "speaker": str})
+    return codes, stats, index, json.loads((enc / "manifest.json").read_text())
+
+
+def main() -> None:
+    setup_logging()
+    run(load_params())
+
+
+if __name__ == "__main__":
+    main()

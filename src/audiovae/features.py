@@ -1,0 +1,85 @@
+"""Stage ``features``: batched STFT of the filtered audio into one memory-mapped array.
+
+``data/features/spectrograms.npy`` is ``(files, bins, frames)`` float32 in [0, 1], written in
+chunks so that AudioMNIST-sized data never has to be in memory at once; ``index.csv`` says which
+file each row is (and its dB min/max under per-file scaling); ``codec.json`` holds every
+parameter needed to invert a spectrogram back to audio.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import tracking
+from .atomic import atomic_path, write_json
+from .params import load_params, project_root, section
+from .progress import Progress, setup_logging
+from .spectrogram import Codec
+
+log = logging.getLogger("audiovae.features")
+
+
+def load_codec(features_dir: Path) -> Codec:
+    return Codec(**json.loads((features_dir / "codec.json").read_text()))
+
+
+def open_features(features_dir: Path) -> tuple[np.ndarray, pd.DataFrame, Codec]:
+    """Memory-map the spectrograms and read their index and codec."""
+    specs = np.load(features_dir / "spectrograms.npy", mmap_mode="r")
+    index = pd.read_csv(features_dir / "index.csv", dtype={"label": str, "speaker": str})
+    return specs, index, load_codec(features_dir)
+
+
+def run(params: dict, root: Path | None = None) -> Path:
+    root = root or project_root()
+    cfg = section(params, "features")
+    filtered = root / "data" / "filtered"
+    meta = json.loads((filtered / "audio.json").read_text())
+    codec = Codec.from_params(cfg, meta["sample_rate"])
+    waves = np.load(filtered / "audio.npy", mmap_mode="r")
+    index = pd.read_csv(filtered / "index.csv", dtype={"label": str, "speaker": str})
+    n, length = waves.shape
+    shape = (n, codec.n_bins, codec.n_frames(length))
+    batch = int(cfg["batch_size"])
+    out_dir = root / "data" / "features"
+    with atomic_path(out_dir) as staging:
+        staging.mkdir(parents=True)
+        specs = np.lib.format.open_memmap(staging / "spectrograms.npy", mode="w+", dtype=np.float32, shape=shape)
+        minmax = np.zeros((n, 2), dtype=np.float32)
+        with Progress(n, "STFT features", unit="file") as bar:
+            for start in range(0, n, batch):
+                stop = min(start + batch, n)
+                scaled, mm = codec.encode(np.asarray(waves[start:stop]))
+                specs[start:stop] = scaled
+                if mm is not None:
+                    minmax[start:stop] = mm
+                bar.update(stop - start)
+        specs.flush()
+        del specs
+        if codec.scaling == "per_file":
+            index["db_min"], index["db_max"] = minmax[:, 0], minmax[:, 1]
+        index.to_csv(staging / "index.csv", index=False)
+        write_json(staging / "codec.json", asdict(codec))
+    log.info("features: %s spectrograms of %d bins x %d frames", n, shape[1], shape[2])
+    tracking.log_stage("features", params, section_keys=("features",), root=root,
+                       metrics={"files": n, "bins": shape[1], "frames": shape[2]})
+    return out_dir
+
+
+def main() -> None:
+    setup_logging()
+    run(load_params())
+
+
+if __name__ == "__main__":
+    main()
+
+
+def split_rows(index: pd.DataFrame, split: str) -> np.ndarray:
+    """Row numbers of one split, in order (so memmap reads stay sequential)."""
+    return np.flatnonzero(index["split"].to_numpy() == split)

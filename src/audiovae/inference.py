@@ -1,0 +1,151 @@
+"""The trained model as one object: audio <-> spectrogram <-> outer code <-> VAE latent.
+
+Used by ``evaluate`` and by the CLI (``generate``, ``reconstruct``, ``interpolate``, ``probe``).
+By default it loads what the last ``dvc repro`` produced in the project.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import audio as audio_io
+from .checkpoints import load_inner, load_outer
+from .features import load_codec
+from .models.inner import VAE
+from .models.outer import OuterAE
+from .spectrogram import Codec
+
+
+@dataclass
+class AudioVAE:
+    outer: OuterAE
+    inner: VAE
+    mean: np.ndarray
+    std: np.ndarray
+    codec: Codec
+    length: int
+    length_mode: str
+    labels: list[str]
+    class_means: np.ndarray
+    class_stds: np.ndarray
+    device: torch.device
+
+    @classmethod
+    def from_project(cls, root: Path, device: str | torch.device = "cpu",
+                     inner_path: Path | None = None, outer_path: Path | None = None) -> "AudioVAE":
+        root = Path(root)
+        device = torch.device(device)
+        outer, _ = load_outer(outer_path or root / "data" / "models" / "outer" / "model.pt", device)
+        inner, info = load_inner(inner_path or root / "data" / "models" / "inner" / "model.pt", device)
+        stats = np.load(root / "data" / "encodings" / "stats.npz")
+        audio_meta = json.loads((root / "data" / "filtered" / "audio.json").read_text())
+        return cls(outer, inner, stats["mean"], stats["std"], load_codec(root / "data" / "features"),
+                   int(audio_meta["length"]), audio_meta["length_mode"], list(info["labels"]),
+                   np.asarray(info["class_means"]), np.asarray(info["class_stds"]), device)
+
+    # ---------------------------------------------------------------- helpers
+    def label_ids(self, labels) -> torch.Tensor | None:
+        if labels is None:
+            return None
+        lookup = {label: i for i, label in enumerate(self.labels)}
+        missing = [str(label) for label in labels if str(label) not in lookup]
+        if missing:
+            raise ValueError(f"unknown label(s) {sorted(set(missing))}; the model knows {self.labels}")
+        return torch.tensor([lookup[str(label)] for label in labels], device=self.device)
+
+    def _need_labels(self, labels, n: int):
+        if self.inner.conditional and labels is None:
+            raise ValueError("this model is label-conditioned: give the label of each input (--label)")
+        if labels is not None and len(labels) != n:
+            raise ValueError(f"got {len(labels)} labels for {n} inputs")
+        return self.label_ids(labels) if self.inner.conditional else None
+
+    # ---------------------------------------------------------------- audio
+    def load_audio(self, path: Path) -> np.ndarray:
+        """Any file (rate, channels, length) -> the model's input waveform."""
+        return audio_io.load_normalised(path, self.codec.sample_rate, self.length, self.length_mode, 0.0)
+
+    def spectrogram(self, waves: np.ndarray) -> np.ndarray:
+        if self.codec.scaling == "per_file":
+            raise ValueError("per-file scaling has no inverse for new inputs; use features.scaling: global")
+        return self.codec.encode(waves)[0]
+
+    def to_audio(self, specs: np.ndarray) -> np.ndarray:
+        return self.codec.to_audio(specs, length=self.length)
+
+    # ---------------------------------------------------------------- model
+    @torch.no_grad()
+    def codes(self, specs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Standardised outer codes of spectrograms."""
+        out = []
+        for start in range(0, len(specs), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(specs[start:start + batch_size])).to(self.device)
+            out.append(self.outer.encode(x).float().flatten(1).cpu().numpy())
+        return ((np.concatenate(out) - self.mean) / self.std).astype(np.float32)
+
+    @torch.no_grad()
+    def latents(self, specs: np.ndarray, labels=None) -> np.ndarray:
+        y = self._need_labels(labels, len(specs))
+        mu, _ = self.inner.encode(torch.from_numpy(self.codes(specs)).to(self.device), y)
+        return mu.cpu().numpy()
+
+    @torch.no_grad()
+    def decode_codes(self, codes: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Standardised codes -> spectrograms through the outer decoder."""
+        shape = self.outer.code_shape()
+        raw = codes * self.std + self.mean
+        out = []
+        for start in range(0, len(raw), batch_size):
+            c = torch.from_numpy(raw[start:start + batch_size].astype(np.float32)).to(self.device)
+            out.append(self.outer.decode(c.reshape(len(c), *shape)).float().cpu().numpy())
+        return np.concatenate(out)
+
+    @torch.no_grad()
+    def from_latents(self, z: np.ndarray, labels=None) -> np.ndarray:
+        y = self._need_labels(labels, len(z))
+        codes = self.inner.generate(torch.from_numpy(np.asarray(z, dtype=np.float32)).to(self.device), y)
+        return self.decode_codes(codes.float().cpu().numpy())
+
+    def reconstruct(self, specs: np.ndarray, labels=None) -> np.ndarray:
+        """Spectrogram -> outer -> inner (posterior mean) -> outer decoder."""
+        return self.from_latents(self.latents(specs, labels), labels)
+
+    @torch.no_grad()
+    def reconstruct_outer(self, specs: np.ndarray) -> np.ndarray:
+        return self.decode_codes(self.codes(specs))
+
+    def sample(self, label: str, count: int, seed: int = 0, spread: float = 1.0) -> np.ndarray:
+        """Latents for ``count`` new sounds of ``label``.
+
+        Conditional model: the prior, decoded with the label. Otherwise the FSDD report's way:
+        around the label's mean latent, with ``spread`` times the label's spread of latents.
+        """
+        rng = np.random.default_rng(seed)
+        eps = rng.standard_normal((count, self.inner.latent_dim)).astype(np.float32)
+        if self.inner.conditional:
+            return eps * spread
+        c = self.label_ids([label]).item()
+        return self.class_means[c] + spread * self.class_stds[c] * eps
+
+    def generate(self, label: str, count: int, seed: int = 0, spread: float = 1.0) -> np.ndarray:
+        z = self.sample(label, count, seed, spread)
+        return self.from_latents(z, [label] * count if self.inner.conditional else None)
+
+    def interpolate(self, spec_a: np.ndarray, spec_b: np.ndarray, steps: int, labels=None) -> np.ndarray:
+        za, zb = self.latents(np.stack([spec_a, spec_b]), labels)
+        t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+        path = (1 - t) * za + t * zb
+        path_labels = [labels[0] if ti < 0.5 else labels[1] for ti in t[:, 0]] if labels else None
+        return self.from_latents(path, path_labels)
+
+    def probe(self, dim: int, steps: int, extent: float = 3.0, label: str | None = None) -> np.ndarray:
+        """Sweep one latent dimension from -extent to +extent, the others at zero (the seed's probes)."""
+        if not 0 <= dim < self.inner.latent_dim:
+            raise ValueError(f"dimension {dim} out of range 0..{self.inner.latent_dim - 1}")
+        z = np.zeros((steps, self.inner.latent_dim), dtype=np.float32)
+        z[:, dim] = np.linspace(-extent, extent, steps)
+        return self.from_latents(z, [label] * steps if self.inner.conditional else None)

@@ -1,0 +1,1 @@
+"""Model families: deterministic outer autoencoders and the inner VAE."""

@@ -1,0 +1,120 @@
+"""The inner VAE: an MLP over a flattened, standardised outer code.
+
+Options: a mixture-of-Gaussians prior (the GM-VAE the FSDD report compared; its KL is a
+one-sample Monte-Carlo estimate) and a label-conditioned mode (encoder and decoder see a
+one-hot label). The per-dimension KL under the standard prior is reported so posterior
+collapse is visible.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+ACTIVE_KL_THRESHOLD = 0.01  # nats; a dimension whose mean KL is below this carries no information
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.GELU()]
+    return nn.Sequential(*layers)
+
+
+class VAE(nn.Module):
+    def __init__(self, input_dim: int, latent_dim: int = 32, hidden: tuple[int, ...] = (512, 256),
+                 prior: str = "normal", mixture_components: int = 10, n_classes: int = 0,
+                 conditional: bool = False, reconstruction: str = "mse", **_):
+        super().__init__()
+        self.reconstruction = reconstruction
+        if prior not in ("normal", "mixture"):
+            raise ValueError(f"inner.prior must be 'normal' or 'mixture', not {prior!r}")
+        if conditional and n_classes < 2:
+            raise ValueError("inner.conditional needs at least two labels in the training data")
+        self.input_dim, self.latent_dim, self.prior = input_dim, latent_dim, prior
+        self.n_classes, self.conditional = n_classes, conditional
+        extra = n_classes if conditional else 0
+        hidden = list(hidden)
+        self.encoder = _mlp([input_dim + extra, *hidden])
+        self.fc_mu = nn.Linear(hidden[-1], latent_dim)
+        self.fc_logvar = nn.Linear(hidden[-1], latent_dim)
+        self.decoder = _mlp([latent_dim + extra, *reversed(hidden)])
+        self.out = nn.Linear(hidden[0], input_dim)
+        if prior == "mixture":
+            self.prior_means = nn.Parameter(torch.randn(mixture_components, latent_dim))
+            self.prior_logvars = nn.Parameter(torch.zeros(mixture_components, latent_dim))
+            self.prior_logits = nn.Parameter(torch.zeros(mixture_components))
+
+    def _cond(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if not self.conditional:
+            return x
+        if labels is None:
+            raise ValueError("this VAE is label-conditioned: pass labels")
+        return torch.cat([x, F.one_hot(labels, self.n_classes).to(x.dtype)], dim=-1)
+
+    def encode(self, x, labels=None):
+        h = self.encoder(self._cond(x, labels))
+        return self.fc_mu(h), self.fc_logvar(h).clamp(-12, 8)
+
+    def decode(self, z, labels=None):
+        return self.out(self.decoder(self._cond(z, labels)))
+
+    def generate(self, z, labels=None):
+        """Decoder output in the data's units (logits through a sigmoid for a BCE-trained model)."""
+        out = self.decode(z, labels)
+        return torch.sigmoid(out) if self.reconstruction == "bce" else out
+
+    def forward(self, x, labels=None):
+        mu, logvar = self.encode(x, labels)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return self.decode(z, labels), mu, logvar, z
+
+    def kl(self, mu, logvar, z) -> torch.Tensor:
+        """KL(q(z|x) || p(z)) per example (analytic for the normal prior, one-sample MC for the mixture)."""
+        if self.prior == "normal":
+            return kl_per_dim(mu, logvar).sum(-1)
+        log_q = _log_normal(z, mu, logvar).sum(-1)
+        comp = _log_normal(z.unsqueeze(1), self.prior_means, self.prior_logvars).sum(-1)
+        log_p = torch.logsumexp(comp + F.log_softmax(self.prior_logits, 0), dim=1)
+        return log_q - log_p
+
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        device = self.fc_mu.weight.device
+        eps = torch.randn(n, self.latent_dim, generator=generator, device=device)
+        if self.prior == "normal":
+            return eps
+        probs = F.softmax(self.prior_logits, 0)
+        idx = torch.multinomial(probs, n, replacement=True, generator=generator)
+        return self.prior_means[idx] + eps * torch.exp(0.5 * self.prior_logvars[idx])
+
+
+def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Analytic KL of N(mu, var) from N(0, 1), per dimension."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def _log_normal(x, mu, logvar):
+    return -0.5 * (math.log(2 * math.pi) + logvar + (x - mu).pow(2) / logvar.exp())
+
+
+def vae_loss(model: VAE, x: torch.Tensor, labels, beta: float, reconstruction: str = "mse",
+             weight: float = 1.0, reduction: str = "sum"):
+    """Returns (loss, reconstruction term, kl term), each a mean over the batch.
+
+    ``reduction`` sums or averages the reconstruction error over the code's dimensions; the
+    FSDD report's ``reconstruction_weight`` of 1e6 applies to a mean.
+    """
+    x_hat, mu, logvar, z = model(x, labels)
+    if reconstruction == "mse":
+        rec = (x_hat.float() - x).pow(2)
+    elif reconstruction == "bce":  # AudioMNIST report: targets in [0, 1]
+        rec = F.binary_cross_entropy_with_logits(x_hat.float(), x.clamp(0, 1), reduction="none")
+    else:
+        raise ValueError(f"inner.reconstruction must be 'mse' or 'bce', not {reconstruction!r}")
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"inner.reconstruction_reduction must be 'sum' or 'mean', not {reduction!r}")
+    rec = weight * (rec.sum(-1) if reduction == "sum" else rec.mean(-1))
+    kl = model.kl(mu, logvar, z)
+    return (rec + beta * kl).mean(), rec.mean(), kl.mean()

@@ -1,0 +1,181 @@
+"""MLflow tracking: one parent run per ``dvc repro`` / ``dvc exp run``, one child run per stage.
+
+The tracking URI is ``$MLFLOW_TRACKING_URI`` if set, else ``tracking.uri`` in params, else
+``sqlite:///mlflow.db`` in the project root (MLflow 3 refuses the old ``./mlruns`` store).
+Stages run as separate processes under DVC; they find their common parent run through the
+DVC process they descend from (its pid and start time key a small file in ``.audiovae/``).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+from .params import flatten, project_root
+
+log = logging.getLogger("audiovae.tracking")
+
+PARENT_ENV = "AUDIOVAE_PARENT_RUN_ID"
+STATE_DIR = ".audiovae"
+
+
+class TrackingError(RuntimeError):
+    """The tracking server cannot be reached; raised before any work starts."""
+
+
+def enabled(params: dict) -> bool:
+    return bool((params.get("tracking") or {}).get("enabled", True))
+
+
+def tracking_uri(params: dict, root: Path | None = None) -> str:
+    root = root or project_root()
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or (params.get("tracking") or {}).get("uri") or ""
+    return uri or f"sqlite:///{root / 'mlflow.db'}"
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast (before training) when an HTTP tracking server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+            response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise TrackingError(
+            f"MLflow tracking server {uri} is not reachable ({exc}). Start it, fix MLFLOW_TRACKING_URI, "
+            f"or set tracking.fallback_local: true in params.yaml to log to sqlite:///mlflow.db") from exc
+
+
+def configure(params: dict, root: Path | None = None):
+    """Point MLflow at the right store and experiment; returns the mlflow module (or None if off)."""
+    if not enabled(params):
+        return None
+    import mlflow
+
+    root = root or project_root()
+    uri = tracking_uri(params, root)
+    try:
+        check_reachable(uri)
+    except TrackingError:
+        if not (params.get("tracking") or {}).get("fallback_local", False):
+            raise
+        log.warning("tracking server %s unreachable: falling back to local sqlite:///mlflow.db", uri)
+        uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    name = (params.get("tracking") or {}).get("experiment", "audiovae")
+    if uri.startswith("sqlite:") and mlflow.get_experiment_by_name(name) is None:
+        # keep artifacts beside the local store, not in MLflow's default ./mlruns
+        mlflow.create_experiment(name, artifact_location=(root / "mlartifacts").as_uri())
+    mlflow.set_experiment(name)
+    return mlflow
+
+
+def git_state(root: Path) -> dict[str, str]:
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    commit = git("rev-parse", "HEAD")
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return {"git_commit": commit or "unknown", "git_dirty": str(dirty).lower()}
+
+
+def manifest_hash(root: Path) -> str:
+    path = root / "data" / "manifest.csv"
+    if not path.exists():
+        return "none"
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def run_tags(stage: str, root: Path) -> dict[str, str]:
+    tags = {"stage": stage, "dataset_manifest": manifest_hash(root), **git_state(root)}
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+    return tags
+
+
+def _dvc_ancestor() -> str | None:
+    """A key for the DVC process this stage runs under (pid + start time), if any."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with our pinned dependencies
+        return None
+    try:
+        proc = psutil.Process().parent()
+        while proc is not None:
+            cmd = " ".join(proc.cmdline()[:3])
+            if "dvc" in Path(cmd.split(" ")[0]).name or " dvc " in f" {cmd} " or "/dvc " in cmd:
+                return f"{proc.pid}-{int(proc.create_time())}"
+            proc = proc.parent()
+    except (psutil.Error, OSError):
+        return None
+    return None
+
+
+def parent_run_id(mlflow, root: Path, params: dict) -> str | None:
+    """The parent run shared by all stages of one ``dvc repro``; created by the first stage."""
+    if os.environ.get(PARENT_ENV):
+        return os.environ[PARENT_ENV]
+    key = _dvc_ancestor()
+    if key is None:
+        return None
+    state = root / STATE_DIR / "parent_run.json"
+    record = json.loads(state.read_text()) if state.exists() else {}
+    if record.get("key") == key and record.get("uri") == mlflow.get_tracking_uri():
+        return record["run_id"]
+    name = os.environ.get("DVC_EXP_NAME") or "repro"
+    run = mlflow.start_run(run_name=name, tags={**run_tags("pipeline", root), "kind": "pipeline"})
+    mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items() if not k.startswith("presets.")})
+    mlflow.end_run()
+    state.parent.mkdir(exist_ok=True)
+    state.write_text(json.dumps({"key": key, "run_id": run.info.run_id, "uri": mlflow.get_tracking_uri()}))
+    return run.info.run_id
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, params: dict, root: Path | None = None,
+              section_keys: tuple[str, ...] = ()) -> Iterator[Any]:
+    """Open the stage's child run; yields the ``mlflow`` module, or None when tracking is off."""
+    root = root or project_root()
+    mlflow = configure(params, root)
+    if mlflow is None:
+        yield None
+        return
+    parent = parent_run_id(mlflow, root, params)
+    tags = run_tags(stage, root)
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    with mlflow.start_run(run_name=stage, tags=tags):
+        logged = {"seed": params.get("seed"), "preset": params.get("preset", "none")}
+        for key in section_keys:
+            value = params.get(key)
+            logged.update(flatten(value, key + ".") if isinstance(value, dict) else {key: value})
+        mlflow.log_params({k: str(v)[:500] for k, v in logged.items()})
+        yield mlflow
+
+
+def log_stage(stage: str, params: dict, metrics: dict[str, float] | None = None,
+              extra_params: dict[str, Any] | None = None, section_keys: tuple[str, ...] = (),
+              artifacts: list[Path] | None = None, root: Path | None = None) -> None:
+    """One-shot logging for stages that do not stream per-epoch values."""
+    with stage_run(stage, params, root, section_keys) as mlflow:
+        if mlflow is None:
+            return
+        if extra_params:
+            mlflow.log_params({k: str(v)[:500] for k, v in extra_params.items()})
+        if metrics:
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        for path in artifacts or []:
+            if Path(path).is_file():
+                mlflow.log_artifact(str(path))
+            elif Path(path).is_dir():
+                mlflow.log_artifacts(str(path), artifact_path=Path(path).name)

@@ -1,0 +1,162 @@
+"""Stage ``train_inner``: fit the VAE on the cached, standardised outer codes only.
+
+It never loads the outer model: the codes from ``encode`` are all it reads. Writes
+``data/models/inner/model.pt`` (with each label's latent mean and spread, used to generate a
+chosen class), ``reports/inner/history.csv`` and ``reports/inner/kl_per_dim.csv``; the
+number of active latent dimensions is logged so posterior collapse is visible.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import tracking
+from .atomic import atomic_path, write_json
+from .checkpoints import save_model
+from .encode import load_encodings
+from .features import split_rows
+from .models.inner import ACTIVE_KL_THRESHOLD, VAE, kl_per_dim, vae_loss
+from .models.outer import count_params
+from .params import ParamsError, load_params, project_root, section
+from .progress import setup_logging
+from .training import FitConfig, batches_of, config_hash, fit, pick_device, seed_everything
+
+log = logging.getLogger("audiovae.train_inner")
+
+
+class Annealed:
+    """KL weight: linear warm-up from 0 to ``beta`` over ``warmup`` epochs (0: constant)."""
+
+    def __init__(self, beta: float, warmup: int):
+        self.beta, self.warmup, self.value = beta, warmup, beta if warmup <= 0 else 0.0
+
+    def __call__(self, model, epoch: int) -> None:
+        self.value = self.beta if self.warmup <= 0 else self.beta * min(1.0, (epoch + 1) / self.warmup)
+
+
+def label_codes(index: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    labels = sorted(index["label"].astype(str).unique())
+    lookup = {label: i for i, label in enumerate(labels)}
+    return labels, index["label"].astype(str).map(lookup).to_numpy()
+
+
+def build_vae(cfg: dict, input_dim: int, n_classes: int) -> VAE:
+    hyper = {"input_dim": input_dim, "latent_dim": int(cfg["latent_dim"]), "hidden": tuple(cfg["hidden"]),
+             "prior": cfg.get("prior", "normal"), "mixture_components": int(cfg.get("mixture_components", 10)),
+             "n_classes": n_classes, "conditional": bool(cfg.get("conditional", False)),
+             "reconstruction": cfg.get("reconstruction", "mse")}
+    model = VAE(**hyper)
+    if cfg.get("max_params") and count_params(model) > int(cfg["max_params"]):
+        raise ParamsError(f"inner VAE has {count_params(model):,} parameters, "
+                          f"above inner.max_params = {int(cfg['max_params']):,}")
+    model.hyper = hyper
+    return model
+
+
+def standardised(codes: np.ndarray, stats: dict, rows: np.ndarray) -> np.ndarray:
+    return ((np.asarray(codes[rows]) - stats["mean"]) / stats["std"]).astype(np.float32)
+
+
+def make_step(device, beta: Annealed, reconstruction: str, weight: float, reduction: str):
+    def step(model, batch):
+        x, y = (t.to(device) for t in batch)
+        loss, rec, kl = vae_loss(model, x, y, beta.value, reconstruction, weight, reduction)
+        return loss, {"n": x.shape[0], "reconstruction": rec.detach(), "kl": kl.detach()}
+    return step
+
+
+def tensor_loader(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None):
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+
+    def batches(epoch: int = 0):
+        rng = np.random.default_rng([seed, epoch]) if seed is not None else None
+        for chunk in batches_of(len(xt), batch_size, shuffle=rng is not None, generator=rng):
+            yield xt[chunk], yt[chunk]
+    return batches
+
+
+@torch.no_grad()
+def latent_statistics(model: VAE, x: np.ndarray, y: np.ndarray, n_classes: int, device) -> dict:
+    """Per-dimension KL on ``x`` and each class's latent mean and std (of the posterior means)."""
+    model.eval()
+    xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y.astype(np.int64)).to(device)
+    mu, logvar = model.encode(xt, yt if model.conditional else None)
+    kl = kl_per_dim(mu, logvar).mean(0).cpu().numpy()
+    mu_np = mu.cpu().numpy()
+    means = np.stack([mu_np[y == c].mean(0) if np.any(y == c) else np.zeros(mu_np.shape[1]) for c in range(n_classes)])
+    stds = np.stack([mu_np[y == c].std(0) if np.sum(y == c) > 1 else np.ones(mu_np.shape[1]) for c in range(n_classes)])
+    return {"kl_per_dim": kl, "class_means": means.astype(np.float32), "class_stds": stds.astype(np.float32),
+            "mu_mean": mu_np.mean(0), "mu_std": mu_np.std(0)}
+
+
+def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
+    root = root or project_root()
+    cfg = section(params, "inner")
+    seed = int(params.get("seed", 0))
+    seed_everything(seed)
+    codes, stats, index, manifest = load_encodings(root)
+    labels, y = label_codes(index)
+    train, val = split_rows(index, "train"), split_rows(index, "val")
+    x_train, x_val = standardised(codes, stats, train), standardised(codes, stats, val)
+    device = pick_device(cfg.get("device", "auto"))
+    model = build_vae(cfg, codes.shape[1], len(labels)).to(device)
+    beta = Annealed(float(cfg["beta"]), int(cfg.get("kl_warmup_epochs", 0)))
+    step = make_step(device, beta, cfg.get("reconstruction", "mse"), float(cfg.get("reconstruction_weight", 1.0)),
+                     cfg.get("reconstruction_reduction", "sum"))
+    fit_cfg = FitConfig.from_params(cfg["train"])
+    batch_size = int(cfg["batch_size"])
+    signature = config_hash(cfg, seed, manifest)
+    checkpoint = root / "data" / "checkpoints" / "inner.pt"
+    log.info("inner: VAE %d -> %d latent, %s parameters on %s", codes.shape[1], model.latent_dim,
+             f"{count_params(model):,}", device)
+    with tracking.stage_run("train_inner", params, root, section_keys=("inner", "encode")) as mlflow:
+        def on_epoch(record):
+            record["beta"] = beta.value
+            if mlflow is not None:
+                mlflow.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=record["epoch"])
+        history = fit(model, step, tensor_loader(x_train, y[train], batch_size, seed),
+                      tensor_loader(x_val, y[val], 1024, None),
+                      fit_cfg, device, checkpoint, signature, "train inner", on_epoch=on_epoch,
+                      epoch_hook=beta, trial_report=trial_report)
+        latent = latent_statistics(model, x_train, y[train], len(labels), device)
+        val_latent = latent_statistics(model, x_val, y[val], len(labels), device)
+        active = int(np.sum(val_latent["kl_per_dim"] > ACTIVE_KL_THRESHOLD))
+        info = {"hyper": model.hyper, "labels": labels, "params": count_params(model),
+                "train_seconds": history.seconds, "best_epoch": history.best_epoch, "stopped": history.stopped,
+                "active_dims": active, "latent_dims": model.latent_dim, "class_means": latent["class_means"],
+                "class_stds": latent["class_stds"], "outer_model_sha256": manifest["outer_model_sha256"],
+                "beta": float(cfg["beta"])}
+        out_dir = root / "data" / "models" / "inner"
+        digest = save_model(out_dir / "model.pt", model, **info)
+        summary = {k: v for k, v in info.items() if k not in ("class_means", "class_stds")}
+        write_json(out_dir / "summary.json", {**summary, "sha256": digest, "epochs_run": len(history.epochs),
+                                              "val_kl": float(val_latent["kl_per_dim"].sum())})
+        report = root / "reports" / "inner"
+        with atomic_path(report / "history.csv") as tmp:
+            pd.DataFrame(history.epochs).to_csv(tmp, index=False, float_format="%.6g")
+        with atomic_path(report / "kl_per_dim.csv") as tmp:
+            pd.DataFrame({"dim": np.arange(model.latent_dim), "kl": val_latent["kl_per_dim"],
+                          "mu_mean": val_latent["mu_mean"], "mu_std": val_latent["mu_std"]}).to_csv(
+                tmp, index=False, float_format="%.6g")
+        if active < model.latent_dim / 2:
+            log.warning("posterior collapse: only %d of %d latent dimensions are active (KL > %g nats)",
+                        active, model.latent_dim, ACTIVE_KL_THRESHOLD)
+        if mlflow is not None:
+            mlflow.log_metrics({"active_dims": active, "latent_dims": model.latent_dim, "params": info["params"],
+                                "train_seconds": history.seconds,
+                                **{f"kl_dim_{i:03d}": float(v) for i, v in enumerate(val_latent["kl_per_dim"])}})
+    checkpoint.unlink(missing_ok=True)
+    return {"history": history, "model": model, "info": info}
+
+
+def main() -> None:
+    setup_logging()
+    run(load_params())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Stage ``train_outer``: fit the deterministic outer autoencoder on the feature spectrograms.
+
+Writes ``data/models/outer/model.pt`` and ``reports/outer/history.csv`` (a DVC plot: train and
+validation loss and the over-fitting ratio per epoch). Interrupted runs resume from
+``data/checkpoints/outer.pt``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import tracking
+from .atomic import atomic_path, sha256_file, write_json
+from .checkpoints import save_model
+from .features import open_features, split_rows
+from .models.outer import build_outer, count_params
+from .params import ParamsError, load_params, project_root, section
+from .progress import setup_logging
+from .training import FitConfig, batches_of, config_hash, fit, pick_device, seed_everything
+
+log = logging.getLogger("audiovae.train_outer")
+
+
+def outer_hyper(cfg: dict) -> dict:
+    kind = cfg["model"]
+    if kind not in cfg:
+        raise ParamsError(f"outer.model is {kind!r} but params.yaml has no outer.{kind} section")
+    return dict(cfg[kind])
+
+
+def build_checked(cfg: dict, n_bins: int, n_frames: int):
+    """Build the configured outer model, refusing one above the parameter cap."""
+    model = build_outer(cfg["model"], n_bins, n_frames, **outer_hyper(cfg))
+    n = count_params(model)
+    if cfg.get("max_params") and n > int(cfg["max_params"]):
+        raise ParamsError(f"outer model has {n:,} parameters, above outer.max_params = {int(cfg['max_params']):,}")
+    return model
+
+
+def make_step(device: torch.device):
+    def step(model, batch):
+        x = batch.to(device, non_blocking=True)
+        loss = torch.mean((model(x).float() - x) ** 2)
+        return loss, {"n": x.shape[0]}
+    return step
+
+
+def loader(specs: np.ndarray, rows: np.ndarray, batch_size: int, seed: int | None):
+    """Batches of spectrograms read from the memory map; shuffled per epoch when ``seed`` is given."""
+    def batches(epoch: int = 0):
+        rng = np.random.default_rng([seed, epoch]) if seed is not None else None
+        for chunk in batches_of(len(rows), batch_size, shuffle=rng is not None, generator=rng):
+            yield torch.from_numpy(np.asarray(specs[np.sort(rows[chunk])]))
+    return batches
+
+
+def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
+    root = root or project_root()
+    cfg = section(params, "outer")
+    seed = int(params.get("seed", 0))
+    seed_everything(seed)
+    features_dir = root / "data" / "features"
+    specs, index, codec = open_features(features_dir)
+    _, n_bins, n_frames = specs.shape
+    device = pick_device(cfg.get("device", "auto"))
+    model = build_checked(cfg, n_bins, n_frames).to(device)
+    fit_cfg = FitConfig.from_params(cfg["train"])
+    train, val = split_rows(index, "train"), split_rows(index, "val")
+    if len(train) == 0 or len(val) == 0:
+        raise ParamsError("train_outer needs non-empty train and val splits")
+    batch_size = int(cfg["batch_size"])
+    eval_batch = max(batch_size, 256)
+    signature = config_hash(cfg, seed, sha256_file(features_dir / "index.csv"), specs.shape)
+    checkpoint = root / "data" / "checkpoints" / "outer.pt"
+    log.info("outer: %s with %s parameters on %s (%d train / %d val)", cfg["model"],
+             f"{count_params(model):,}", device, len(train), len(val))
+    with tracking.stage_run("train_outer", params, root, section_keys=("outer", "features")) as mlflow:
+        def on_epoch(record):
+            if mlflow is not None:
+                mlflow.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=record["epoch"])
+        started = time.monotonic()
+        history = fit(model, make_step(device), loader(specs, train, batch_size, seed),
+                      loader(specs, val, eval_batch, None),
+                      fit_cfg, device, checkpoint, signature, "train outer", on_epoch=on_epoch,
+                      trial_report=trial_report)
+        wall = time.monotonic() - started
+        out_dir = root / "data" / "models" / "outer"
+        info = {"kind": cfg["model"], "hyper": outer_hyper(cfg), "n_bins": n_bins, "n_frames": n_frames,
+                "code_shape": list(model.code_shape()), "params": count_params(model),
+                "compression": model.compression, "train_seconds": history.seconds,
+                "best_epoch": history.best_epoch, "stopped": history.stopped}
+        digest = save_model(out_dir / "model.pt", model, **info)
+        write_json(out_dir / "summary.json", {**info, "sha256": digest, "wall_seconds": wall,
+                                              "epochs_run": len(history.epochs)})
+        frame = pd.DataFrame(history.epochs)
+        with atomic_path(root / "reports" / "outer" / "history.csv") as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.6g")
+        if mlflow is not None:
+            mlflow.log_metrics({"params": info["params"], "compression": info["compression"],
+                                "train_seconds": history.seconds, "best_val_loss": min(frame["val_loss"])})
+            mlflow.set_tag("stopped", history.stopped)
+    checkpoint.unlink(missing_ok=True)
+    return {"history": history, "model": model, "info": info}
+
+
+def main() -> None:
+    setup_logging()
+    run(load_params())
+
+
+if __name__ == "__main__":
+    main()

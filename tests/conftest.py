@@ -1,0 +1,97 @@
+"""Shared fixtures: tiny archives built from the real FSDD mirror, and throw-away project roots."""
+from __future__ import annotations
+
+import copy
+import io
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+FSDD_ZIP = SHARED_DATASETS / "free-spoken-digit-dataset-1.0.10.zip"
+FSDD_ROOT = "free-spoken-digit-dataset-1.0.10/recordings/"
+
+
+def require_fsdd() -> Path:
+    if not FSDD_ZIP.exists():
+        pytest.skip(f"needs the FSDD mirror at {FSDD_ZIP} (see ../shared/datasets/README.md)")
+    return FSDD_ZIP
+
+
+def fsdd_members(speakers, digits=range(10), takes=range(8)) -> dict[str, bytes]:
+    """Real FSDD recordings (name -> WAV bytes) for a few speakers, digits and takes."""
+    out = {}
+    with zipfile.ZipFile(require_fsdd()) as zf:
+        for speaker in speakers:
+            for digit in digits:
+                for take in takes:
+                    name = f"{digit}_{speaker}_{take}.wav"
+                    out[name] = zf.read(FSDD_ROOT + name)
+    return out
+
+
+def write_zip(path: Path, members: dict[str, bytes]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_fsdd_zip(tmp_path_factory) -> Path:
+    """A small archive in FSDD's exact layout: 3 speakers x 10 digits x 8 takes of real recordings."""
+    members = {FSDD_ROOT + name: data for name, data in fsdd_members(["jackson", "nicolas", "theo"]).items()}
+    return write_zip(tmp_path_factory.mktemp("archives") / "free-spoken-digit-dataset-1.0.10.zip", members)
+
+
+def base_params() -> dict:
+    with open(REPO / "params.yaml") as fh:
+        return yaml.safe_load(fh)
+
+
+def tiny_params() -> dict:
+    """The project's params, shrunk for tests: no tracking, few epochs, small models."""
+    p = base_params()
+    p["tracking"]["enabled"] = False
+    p["outer"]["conv1d"].update(hidden=32, code_channels=8)
+    p["outer"]["train"].update(epochs=2, patience=2)
+    p["outer"]["batch_size"] = 16
+    p["inner"].update(latent_dim=4, hidden=[32, 16], batch_size=16)
+    p["inner"]["train"].update(epochs=3, patience=3)
+    p["inner"]["kl_warmup_epochs"] = 1
+    p["evaluate"].update(generated_per_class=4, tsne_perplexity=5)
+    p["evaluate"]["classifier"]["pca_components"] = 8
+    return p
+
+
+@pytest.fixture
+def project(tmp_path, tiny_fsdd_zip, monkeypatch):
+    """A project root in a temp dir whose mirror holds the tiny FSDD archive; returns (root, params)."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    shutil.copy(tiny_fsdd_zip, mirror / tiny_fsdd_zip.name)
+    monkeypatch.setenv("AUDIOVAE_DATA_MIRROR", str(mirror))
+    monkeypatch.setenv("AUDIOVAE_ROOT", str(root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = tiny_params()
+    save_params(root, params)
+    return root, params
+
+
+def save_params(root: Path, params: dict) -> None:
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def sine(seconds: float, sr: int, freq: float = 440.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    mono = 0.5 * np.sin(2 * np.pi * freq * t).astype(np.float32)
+    return np.stack([mono] * channels, axis=1) if channels > 1 else mono

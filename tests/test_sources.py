@@ -1,0 +1,150 @@
+"""Loaders: the AudioMNIST layout and its messy meta file, instrument-sample folders, splits."""
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import librosa
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from audiovae import download, sources
+from audiovae.splits import assign_splits
+from conftest import fsdd_members, sine, write_zip
+
+# The real audioMNIST_meta.txt is messy in exactly these ways (see shared/datasets/README.md).
+MESSY_META = {
+    "01": {"accent": "German", "age": 30, "gender": "male", "native speaker": "no", "origin": "Europe, Germany, Wuerzburg",
+           "recordingdate": "17-06-22-11-04-28", "recordingroom": "Kino"},
+    "02": {"accent": "german", "age": "25", "gender": "Male", "native speaker": "no", "origin": "Europe, Germany, Hamburg",
+           "recordingdate": "17-06-26-17-57-29", "recordingroom": "Kino"},
+    "03": {"accent": " Chinese ", "age": "1234", "gender": "female", "native speaker": "no", "origin": "Asia",
+           "recordingdate": "17-06-27-12-16-36", "recordingroom": "library"},
+    # speaker 04 has a folder but no entry
+}
+
+
+@pytest.fixture
+def audiomnist_fixture_zip(tmp_path):
+    """A fixture (not the real AudioMNIST): FSDD recordings resampled to 48 kHz in AudioMNIST's layout."""
+    members = {}
+    for n, (name, data) in enumerate(fsdd_members(["jackson"], digits=range(10), takes=range(2)).items()):
+        y, sr = sf.read(io.BytesIO(data), dtype="float32")
+        y48 = librosa.resample(y, orig_sr=sr, target_sr=48000)
+        digit, _, take = name[:-4].split("_")
+        speaker = n % 4 + 1
+        buf = io.BytesIO()
+        sf.write(buf, y48, 48000, subtype="PCM_16", format="WAV")
+        members[f"AudioMNIST-master/data/{speaker:02d}/{digit}_{speaker:02d}_{take}.wav"] = buf.getvalue()
+    members["AudioMNIST-master/data/audioMNIST_meta.txt"] = json.dumps(MESSY_META, indent=2).encode()
+    members["AudioMNIST-master/README.md"] = b"not audio"
+    return write_zip(tmp_path / "AudioMNIST-master.zip", members)
+
+
+def test_audiomnist_meta_parser_takes_the_file_as_it_is():
+    meta = sources.parse_audiomnist_meta(json.dumps(MESSY_META))
+    assert meta["01"]["age"] == 30.0 and meta["02"]["age"] == 25.0
+    assert math.isnan(meta["03"]["age"])  # "1234" is impossible
+    assert meta["01"]["accent"] == meta["02"]["accent"] == "german"
+    assert meta["03"]["accent"] == "chinese"
+    assert meta["02"]["native_speaker"] == "no" and meta["01"]["recording_room"] == "kino"
+    assert sources.parse_audiomnist_meta("{not json") == {}
+    assert sources.parse_audiomnist_meta('{"5": "oops", "06": {"age": null}}')["06"]["age"] != 0
+
+
+def test_audiomnist_archive_in_its_exact_layout(tmp_path, audiomnist_fixture_zip, monkeypatch):
+    monkeypatch.setenv("AUDIOVAE_DATA_MIRROR", str(audiomnist_fixture_zip.parent))
+    params = {"seed": 1, "tracking": {"enabled": False},
+              "data": {"sources": {"audiomnist": {"enabled": True, "url": "", "archive": audiomnist_fixture_zip.name}},
+                       "split": {"method": "stratified", "val_fraction": 0.1, "test_fraction": 0.1}}}
+    root = tmp_path / "proj"
+    table = download.run(params, root)
+    assert len(table) == 20 and set(table["dataset"]) == {"audiomnist"}
+    assert set(table["sample_rate"]) == {48000}
+    assert set(table["speaker"]) == {"01", "02", "03", "04"}
+    by_speaker = table.groupby("speaker").first()
+    assert by_speaker.loc["01", "accent"] == "german" and by_speaker.loc["01", "age"] == 30
+    assert pd.isna(by_speaker.loc["03", "age"])
+    assert pd.isna(by_speaker.loc["04", "gender"])  # folder without a meta entry
+    assert all((root / p).exists() for p in table["path"])
+    assert not any(p.endswith("README.md") for p in table["path"])
+
+
+def write_sample_folder(folder):
+    """Stereo, 24-bit, 22.05 kHz and 44.1 kHz files, plus non-audio files a loader must skip."""
+    (folder / "gtr").mkdir(parents=True)
+    (folder / "moog").mkdir()
+    (folder / "weird").mkdir()
+    sf.write(folder / "gtr" / "gtr01.wav", sine(0.5, 22050, 196, channels=2), 22050, subtype="PCM_24")
+    sf.write(folder / "gtr" / "gtr02.wav", sine(0.4, 44100, 220), 44100, subtype="PCM_16")
+    sf.write(folder / "moog" / "000_moog.flac", sine(0.6, 44100, 110, channels=2), 44100)
+    sf.write(folder / "weird" / "vocal_ahh.aiff", sine(0.5, 22050, 300), 22050, subtype="PCM_24", format="AIFF")
+    (folder / "gtr" / "_readme_and_license.txt").write_text("CC0")
+    (folder / "moog" / "moog.ews").write_bytes(b"\x00\x01binary")
+    (folder / ".DS_Store").write_bytes(b"junk")
+
+
+def test_samples_loader_on_a_mixed_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "samples"
+    write_sample_folder(folder)
+    params = {"seed": 0, "tracking": {"enabled": False},
+              "data": {"sources": {"samples": {
+                  "enabled": True, "path": str(folder), "include": [], "category_from": "keywords",
+                  "default_category": "No Category",
+                  "keywords": {"Vocal": ["vocal"], "Guitar": ["gtr"], "Synth": ["moog"]}}},
+                  "split": {"method": "stratified", "val_fraction": 0.0, "test_fraction": 0.0}}}
+    table = download.run(params, tmp_path / "proj").set_index("path")
+    assert sorted(table.index) == ["data/raw/samples/gtr/gtr01.wav", "data/raw/samples/gtr/gtr02.wav",
+                                   "data/raw/samples/moog/000_moog.flac", "data/raw/samples/weird/vocal_ahh.aiff"]
+    first = table.loc["data/raw/samples/gtr/gtr01.wav"]
+    assert (first["label"], first["channels"], first["sample_rate"]) == ("Guitar", 2, 22050)
+    assert first["duration"] == pytest.approx(0.5, abs=1e-3)
+    assert table.loc["data/raw/samples/weird/vocal_ahh.aiff", "label"] == "Vocal"
+    assert table.loc["data/raw/samples/moog/000_moog.flac", "label"] == "Synth"
+    params["data"]["sources"]["samples"]["category_from"] = "folder"
+    by_folder = download.run(params, tmp_path / "proj2").set_index("path")
+    assert by_folder.loc["data/raw/samples/weird/vocal_ahh.aiff", "label"] == "weird"
+
+
+def test_sample_archive_include_list():
+    names = ["Dirt-Samples-master/gtr/a.wav", "Dirt-Samples-master/bd/kick.wav",
+             "Dirt-Samples-master/gtr/_readme_and_license.txt", "Dirt-Samples-master/sax/s.WAV"]
+    cfg = {"include": ["gtr", "sax"], "_archive": True, "keywords": {"Brass": ["sax"]}}
+    entries = sources.sample_entries(names, cfg)
+    assert [e.relpath for e in entries] == ["gtr/a.wav", "sax/s.WAV"]
+    assert [e.row["label"] for e in entries] == ["No Category", "Brass"]
+
+
+def _digits_table(speakers=("a", "b", "c", "d", "e"), takes=10):
+    rows = [{"dataset": "fsdd", "label": str(d), "speaker": s, "take": t}
+            for s in speakers for d in range(10) for t in range(takes)]
+    return pd.DataFrame(rows)
+
+
+def test_official_split_takes_0_to_4_are_test_and_val_comes_from_train():
+    table = _digits_table()
+    split = assign_splits(table, {"method": "official", "val_fraction": 0.1, "test_fraction": 0.1}, seed=3)
+    assert (split[table["take"] < 5] == "test").all()
+    assert set(split[table["take"] >= 5]) == {"train", "val"}
+    assert (split == "val").sum() == 25  # 10 % of what test leaves
+    assert split.equals(assign_splits(table, {"method": "official", "val_fraction": 0.1, "test_fraction": 0.1}, seed=3))
+    assert not split.equals(assign_splits(table, {"method": "official", "val_fraction": 0.1, "test_fraction": 0.1}, seed=4))
+
+
+def test_stratified_split_is_81_9_10_per_label():
+    table = _digits_table()
+    split = assign_splits(table, {"method": "stratified", "val_fraction": 0.1, "test_fraction": 0.1}, seed=0)
+    counts = split.value_counts()
+    assert (counts["train"], counts["val"], counts["test"]) == (405, 45, 50)
+    assert (table[split == "test"]["label"].value_counts() == 5).all()
+
+
+def test_speaker_split_holds_out_whole_speakers():
+    table = _digits_table(speakers=tuple("abcdefghij"))
+    split = assign_splits(table, {"method": "speaker", "val_fraction": 0.1, "test_fraction": 0.2}, seed=0)
+    by_split = {name: set(table["speaker"][split == name]) for name in ("train", "val", "test")}
+    assert len(by_split["test"]) == 2 and len(by_split["val"]) == 1
+    assert not (by_split["train"] & by_split["test"]) and not (by_split["train"] & by_split["val"])
