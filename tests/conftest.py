@@ -1,9 +1,6 @@
 """Shared fixtures: tiny archives built from the real FSDD mirror, and throw-away project roots."""
 from __future__ import annotations
 
-import copy
-import io
-import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -95,3 +92,27 @@ def sine(seconds: float, sr: int, freq: float = 440.0, channels: int = 1) -> np.
     t = np.arange(int(seconds * sr)) / sr
     mono = 0.5 * np.sin(2 * np.pi * freq * t).astype(np.float32)
     return np.stack([mono] * channels, axis=1) if channels > 1 else mono
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, tiny_fsdd_zip):
+    """Run every stage once on 240 real FSDD recordings with tiny models; shared by the tests below."""
+    root = tmp_path_factory.mktemp("pipeline")
+    mirror = tiny_fsdd_zip.parent
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AUDIOVAE_DATA_MIRROR", str(mirror))
+    mp.setenv("AUDIOVAE_ROOT", str(root))
+    params = tiny_params()
+    save_params(root, params)
+    from audiovae import download, encode, evaluate, features, filter as filter_stage, train_inner, train_outer
+    try:
+        download.run(params, root)
+        filter_stage.run(params, root)
+        features.run(params, root)
+        outer = train_outer.run(params, root)
+        encode.run(params, root)
+        inner = train_inner.run(params, root)
+        metrics = evaluate.run(params, root)
+        yield root, params, outer, inner, metrics
+    finally:
+        mp.undo()

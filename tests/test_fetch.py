@@ -5,7 +5,6 @@ import functools
 import http.server
 import socket
 import threading
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -24,7 +24,6 @@ def make_case(root, name, writer):
 def filter_project(tmp_path):
     root = tmp_path
     rows = []
-    rng = np.random.default_rng(0)
 
     def add(name, writer, label="x"):
         rows.append({"path": make_case(root, name, writer), "dataset": "t", "label": label, "speaker": "s",

@@ -1,7 +1,7 @@
 """A label classifier on audio, trained on real training audio only, used to score what we make.
 
 Audio -> log-mel spectrogram (its own STFT settings, not our features) -> standardise ->
-PCA (whitened) -> RBF support-vector machine, all scikit-learn. The PCA projection is the
+PCA -> RBF support-vector machine, all scikit-learn. The PCA projection is the
 embedding in which the Fréchet distance between generated and real audio is measured. It
 sees waveforms only, so reconstructions and generations are judged as sound.
 """
@@ -39,7 +39,8 @@ def shifted(audio: np.ndarray, shifts: list[int]) -> np.ndarray:
 class AudioClassifier:
     def __init__(self, sample_rate: int, cfg: dict, seed: int = 0):
         self.sample_rate, self.cfg = sample_rate, cfg
-        self.pca = PCA(int(cfg["pca_components"]), whiten=True, random_state=seed)
+        # no whitening: it amplifies the low-variance directions where fine detail and noise live
+        self.pca = PCA(int(cfg["pca_components"]), whiten=bool(cfg.get("whiten", False)), random_state=seed)
         self.pipeline = make_pipeline(StandardScaler(), self.pca, SVC(C=float(cfg["svm_c"]), random_state=seed))
 
     def fit(self, audio: np.ndarray, labels) -> "AudioClassifier":
@@ -63,7 +64,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two sets of embeddings (as in FID / FAD)."""
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    covmean = linalg.sqrtm(cov_a @ cov_b)
     if not np.isfinite(covmean).all():
         offset = np.eye(cov_a.shape[0]) * 1e-6
         covmean = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -21,10 +19,11 @@ import soundfile as sf
 from . import sources
 from .atomic import atomic_path, sha256_file
 from .fetch import FetchError, locate_archive, verify_archive
-from .params import ParamsError, load_params, project_root, section
-from .progress import setup_logging, track
+from .params import ParamsError, project_root, section
+from .progress import track
 from .splits import assign_splits
 from . import tracking
+from .stage import run_stage
 
 log = logging.getLogger("audiovae.download")
 
@@ -135,12 +134,7 @@ def run(params: dict, root: Path | None = None) -> pd.DataFrame:
 
 
 def main() -> None:
-    setup_logging()
-    try:
-        run(load_params())
-    except (FetchError, ParamsError) as exc:
-        log.error("%s", exc)
-        raise SystemExit(2) from None
+    run_stage(run)
 
 
 if __name__ == "__main__":

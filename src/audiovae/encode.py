@@ -7,19 +7,22 @@ mappable, not standardised), ``stats.npz`` (the train-split mean and std used to
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from . import tracking
+from .stage import run_stage
 from .atomic import atomic_path, sha256_file, write_json
 from .checkpoints import load_outer
 from .features import open_features, split_rows
-from .params import load_params, project_root, section
-from .progress import Progress, setup_logging
+from .params import project_root, section
+from .progress import Progress
 from .training import pick_device
 
 log = logging.getLogger("audiovae.encode")
@@ -32,7 +35,7 @@ def encode_array(model, specs: np.ndarray, batch_size: int, device: torch.device
     with torch.no_grad(), Progress(n, desc, unit="file") as bar:
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            x = torch.from_numpy(np.asarray(specs[start:stop])).to(device)
+            x = torch.from_numpy(np.array(specs[start:stop])).to(device)
             code = model.encode(x).float().flatten(1).cpu().numpy()
             if out is None:
                 out = np.empty((n, code.shape[1]), dtype=np.float32)
@@ -85,12 +88,8 @@ def run(params: dict, root: Path | None = None) -> Path:
     return out_dir
 
 
-def load_encodings(root: Path) -> tuple[np.ndarray, dict, "pd.DataFrame", dict]:
+def load_encodings(root: Path) -> tuple[np.ndarray, dict, pd.DataFrame, dict]:
     """Codes (memory-mapped), standardisation stats, index and manifest of the encode stage."""
-    import json
-
-    import pandas as pd
-
     enc = root / "data" / "encodings"
     codes = np.load(enc / "codes.npy", mmap_mode="r")
     stats = dict(np.load(enc / "stats.npz"))
@@ -99,8 +98,7 @@ def load_encodings(root: Path) -> tuple[np.ndarray, dict, "pd.DataFrame", dict]:
 
 
 def main() -> None:
-    setup_logging()
-    run(load_params())
+    run_stage(run)
 
 
 if __name__ == "__main__":

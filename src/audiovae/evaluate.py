@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from . import plots, tracking
+from .stage import run_stage
 from .atomic import write_json
 from .audio import write_wav
 from .classifier import AudioClassifier, frechet_distance
@@ -23,8 +24,7 @@ from .encode import load_encodings
 from .features import open_features, split_rows
 from .inference import AudioVAE
 from .models.inner import ACTIVE_KL_THRESHOLD, kl_per_dim, vae_loss
-from .params import load_params, project_root, section
-from .progress import setup_logging
+from .params import project_root, section
 from .spectrogram import log_spectral_distance, spectral_convergence
 from .train_inner import build_vae, standardised
 from .training import batches_of, pick_device, seed_everything
@@ -53,12 +53,12 @@ def encode_once_speedup(root: Path, params: dict, model: AudioVAE, specs: np.nda
     """Time one inner-VAE training epoch on the cached codes, then the same epoch with the frozen
     outer encoder run on every batch (what training end to end on frozen features would cost)."""
     cfg = section(params, "inner")
-    codes, stats, enc_index, _ = load_encodings(root)
+    codes, stats, enc_index, manifest = load_encodings(root)
     train = split_rows(enc_index, "train")
     labels = {label: i for i, label in enumerate(model.labels)}
     y_all = torch.tensor(enc_index["label"].astype(str).map(labels).to_numpy())
     batch_size = int(cfg["batch_size"])
-    vae = build_vae(cfg, codes.shape[1], len(model.labels)).to(model.device)
+    vae = build_vae(cfg, codes.shape[1], len(model.labels), manifest["code_shape"]).to(model.device)
     reconstruction = cfg.get("reconstruction", "mse")
     weight, reduction = float(cfg.get("reconstruction_weight", 1.0)), cfg.get("reconstruction_reduction", "sum")
 
@@ -82,7 +82,7 @@ def encode_once_speedup(root: Path, params: dict, model: AudioVAE, specs: np.nda
 
     def through_outer(rows):
         with torch.no_grad():
-            spec = torch.from_numpy(np.asarray(specs[rows])).to(model.device)
+            spec = torch.from_numpy(np.array(specs[rows])).to(model.device)
             code = model.outer.encode(spec).float().flatten(1).cpu()
         return ((code - mean) / std).to(model.device)
 
@@ -234,8 +234,7 @@ def write_media(root, cfg, model, index, test, x_test, outer_test, inner_test, w
 
 
 def main() -> None:
-    setup_logging()
-    run(load_params())
+    run_stage(run)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from . import tracking
+from .stage import run_stage
 from .atomic import atomic_path, write_json
-from .params import load_params, project_root, section
-from .progress import Progress, setup_logging
+from .params import project_root, section
+from .progress import Progress
 from .spectrogram import Codec
 
 log = logging.getLogger("audiovae.features")
@@ -72,8 +73,7 @@ def run(params: dict, root: Path | None = None) -> Path:
 
 
 def main() -> None:
-    setup_logging()
-    run(load_params())
+    run_stage(run)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from . import audio, tracking
+from .stage import run_stage
 from .atomic import atomic_path, write_json
-from .params import load_params, project_root, section
-from .progress import Progress, setup_logging, track
+from .params import project_root, section
+from .progress import Progress, track
 
 log = logging.getLogger("audiovae.filter")
 REASONS = ("unreadable", "not_audio", "empty", "non_finite", "silent", "too_short", "too_long")
@@ -146,8 +147,7 @@ def run(params: dict, root: Path | None = None) -> pd.DataFrame:
 
 
 def main() -> None:
-    setup_logging()
-    run(load_params())
+    run_stage(run)
 
 
 if __name__ == "__main__":

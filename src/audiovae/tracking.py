@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
+from .atomic import write_json
 from .params import flatten, project_root
 
 log = logging.getLogger("audiovae.tracking")
@@ -104,7 +105,7 @@ def run_tags(stage: str, root: Path) -> dict[str, str]:
 
 
 def _dvc_ancestor() -> str | None:
-    """A key for the DVC process this stage runs under (pid + start time), if any."""
+    """A key for the ``dvc`` process this stage runs under (pid + start time), if any."""
     try:
         import psutil
     except ImportError:  # pragma: no cover - psutil comes with our pinned dependencies
@@ -112,8 +113,7 @@ def _dvc_ancestor() -> str | None:
     try:
         proc = psutil.Process().parent()
         while proc is not None:
-            cmd = " ".join(proc.cmdline()[:3])
-            if "dvc" in Path(cmd.split(" ")[0]).name or " dvc " in f" {cmd} " or "/dvc " in cmd:
+            if any(Path(arg).name == "dvc" for arg in proc.cmdline()[:2]):
                 return f"{proc.pid}-{int(proc.create_time())}"
             proc = proc.parent()
     except (psutil.Error, OSError):
@@ -121,8 +121,20 @@ def _dvc_ancestor() -> str | None:
     return None
 
 
+def start_pipeline_run(mlflow, root: Path, params: dict, name: str = "repro") -> str:
+    """Create the parent run of one pipeline execution; returns its id."""
+    run = mlflow.start_run(run_name=name, tags={**run_tags("pipeline", root), "kind": "pipeline"})
+    mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items() if not k.startswith("presets.")})
+    mlflow.end_run()
+    return run.info.run_id
+
+
 def parent_run_id(mlflow, root: Path, params: dict) -> str | None:
-    """The parent run shared by all stages of one ``dvc repro``; created by the first stage."""
+    """The parent run shared by all stages of one ``dvc repro``; the first stage creates it.
+
+    ``$AUDIOVAE_PARENT_RUN_ID`` wins (Prefect flows and tuning set it); otherwise the stages of
+    one DVC process share the run recorded in ``.audiovae/parent_run.json``.
+    """
     if os.environ.get(PARENT_ENV):
         return os.environ[PARENT_ENV]
     key = _dvc_ancestor()
@@ -132,13 +144,9 @@ def parent_run_id(mlflow, root: Path, params: dict) -> str | None:
     record = json.loads(state.read_text()) if state.exists() else {}
     if record.get("key") == key and record.get("uri") == mlflow.get_tracking_uri():
         return record["run_id"]
-    name = os.environ.get("DVC_EXP_NAME") or "repro"
-    run = mlflow.start_run(run_name=name, tags={**run_tags("pipeline", root), "kind": "pipeline"})
-    mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items() if not k.startswith("presets.")})
-    mlflow.end_run()
-    state.parent.mkdir(exist_ok=True)
-    state.write_text(json.dumps({"key": key, "run_id": run.info.run_id, "uri": mlflow.get_tracking_uri()}))
-    return run.info.run_id
+    run_id = start_pipeline_run(mlflow, root, params, os.environ.get("DVC_EXP_NAME") or "repro")
+    write_json(state, {"key": key, "run_id": run_id, "uri": mlflow.get_tracking_uri()})
+    return run_id
 
 
 @contextlib.contextmanager
@@ -179,3 +187,20 @@ def log_stage(stage: str, params: dict, metrics: dict[str, float] | None = None,
                 mlflow.log_artifact(str(path))
             elif Path(path).is_dir():
                 mlflow.log_artifacts(str(path), artifact_path=Path(path).name)
+
+
+def log_torch_model(mlflow, model, example, registered_name: str) -> None:
+    """Log ``model`` with ``mlflow.pytorch`` (input/output signature from ``example``) and register
+    a new version of ``registered_name``, linked to the active run."""
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    model = model.eval()
+    with torch.no_grad():
+        output = model(torch.as_tensor(example))
+    if isinstance(output, tuple):
+        output = output[0]
+    signature = infer_signature(example, output.detach().cpu().numpy())
+    mlflow.pytorch.log_model(model, name="model", signature=signature, registered_model_name=registered_name,
+                             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])

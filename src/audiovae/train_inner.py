@@ -15,14 +15,14 @@ import pandas as pd
 import torch
 
 from . import tracking
+from .stage import run_stage
 from .atomic import atomic_path, write_json
 from .checkpoints import save_model
 from .encode import load_encodings
 from .features import split_rows
 from .models.inner import ACTIVE_KL_THRESHOLD, VAE, kl_per_dim, vae_loss
 from .models.outer import count_params
-from .params import ParamsError, load_params, project_root, section
-from .progress import setup_logging
+from .params import ParamsError, project_root, section
 from .training import FitConfig, batches_of, config_hash, fit, pick_device, seed_everything
 
 log = logging.getLogger("audiovae.train_inner")
@@ -44,8 +44,9 @@ def label_codes(index: pd.DataFrame) -> tuple[list[str], np.ndarray]:
     return labels, index["label"].astype(str).map(lookup).to_numpy()
 
 
-def build_vae(cfg: dict, input_dim: int, n_classes: int) -> VAE:
-    hyper = {"input_dim": input_dim, "latent_dim": int(cfg["latent_dim"]), "hidden": tuple(cfg["hidden"]),
+def build_vae(cfg: dict, input_dim: int, n_classes: int, code_shape=()) -> VAE:
+    hyper = {"input_dim": input_dim, "architecture": cfg.get("architecture", "mlp"),
+             "code_shape": list(code_shape), "conv_filters": list(cfg.get("conv_filters", [])), "latent_dim": int(cfg["latent_dim"]), "hidden": tuple(cfg["hidden"]),
              "prior": cfg.get("prior", "normal"), "mixture_components": int(cfg.get("mixture_components", 10)),
              "n_classes": n_classes, "conditional": bool(cfg.get("conditional", False)),
              "reconstruction": cfg.get("reconstruction", "mse")}
@@ -103,7 +104,7 @@ def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
     train, val = split_rows(index, "train"), split_rows(index, "val")
     x_train, x_val = standardised(codes, stats, train), standardised(codes, stats, val)
     device = pick_device(cfg.get("device", "auto"))
-    model = build_vae(cfg, codes.shape[1], len(labels)).to(device)
+    model = build_vae(cfg, codes.shape[1], len(labels), manifest["code_shape"]).to(device)
     beta = Annealed(float(cfg["beta"]), int(cfg.get("kl_warmup_epochs", 0)))
     step = make_step(device, beta, cfg.get("reconstruction", "mse"), float(cfg.get("reconstruction_weight", 1.0)),
                      cfg.get("reconstruction_reduction", "sum"))
@@ -149,13 +150,16 @@ def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
             mlflow.log_metrics({"active_dims": active, "latent_dims": model.latent_dim, "params": info["params"],
                                 "train_seconds": history.seconds,
                                 **{f"kl_dim_{i:03d}": float(v) for i, v in enumerate(val_latent["kl_per_dim"])}})
+            mlflow.log_artifact(str(report / "history.csv"))
+            mlflow.log_artifact(str(report / "kl_per_dim.csv"))
+            if not model.conditional:  # a conditional VAE takes labels too; its signature is not one array
+                tracking.log_torch_model(mlflow, model.cpu(), x_val[:2], "audiovae-inner")
     checkpoint.unlink(missing_ok=True)
     return {"history": history, "model": model, "info": info}
 
 
 def main() -> None:
-    setup_logging()
-    run(load_params())
+    run_stage(run)
 
 
 if __name__ == "__main__":

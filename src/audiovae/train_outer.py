@@ -15,13 +15,13 @@ import pandas as pd
 import torch
 
 from . import tracking
+from .stage import run_stage
 from .atomic import atomic_path, sha256_file, write_json
 from .checkpoints import save_model
 from .features import open_features, split_rows
 from .models.outer import build_outer, count_params
-from .params import ParamsError, load_params, project_root, section
-from .progress import setup_logging
-from .training import FitConfig, batches_of, config_hash, fit, pick_device, seed_everything
+from .params import ParamsError, project_root, section
+from .training import FitConfig, History, batches_of, config_hash, fit, pick_device, seed_everything
 
 log = logging.getLogger("audiovae.train_outer")
 
@@ -55,7 +55,7 @@ def loader(specs: np.ndarray, rows: np.ndarray, batch_size: int, seed: int | Non
     def batches(epoch: int = 0):
         rng = np.random.default_rng([seed, epoch]) if seed is not None else None
         for chunk in batches_of(len(rows), batch_size, shuffle=rng is not None, generator=rng):
-            yield torch.from_numpy(np.asarray(specs[np.sort(rows[chunk])]))
+            yield torch.from_numpy(np.array(specs[np.sort(rows[chunk])]))
     return batches
 
 
@@ -84,10 +84,13 @@ def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
             if mlflow is not None:
                 mlflow.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=record["epoch"])
         started = time.monotonic()
-        history = fit(model, make_step(device), loader(specs, train, batch_size, seed),
-                      loader(specs, val, eval_batch, None),
-                      fit_cfg, device, checkpoint, signature, "train outer", on_epoch=on_epoch,
-                      trial_report=trial_report)
+        if count_params(model) == 0:  # identity: the inner VAE works on spectrograms directly
+            history = History(stopped="nothing to train")
+        else:
+            history = fit(model, make_step(device), loader(specs, train, batch_size, seed),
+                          loader(specs, val, eval_batch, None),
+                          fit_cfg, device, checkpoint, signature, "train outer", on_epoch=on_epoch,
+                          trial_report=trial_report)
         wall = time.monotonic() - started
         out_dir = root / "data" / "models" / "outer"
         info = {"kind": cfg["model"], "hyper": outer_hyper(cfg), "n_bins": n_bins, "n_frames": n_frames,
@@ -97,20 +100,23 @@ def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
         digest = save_model(out_dir / "model.pt", model, **info)
         write_json(out_dir / "summary.json", {**info, "sha256": digest, "wall_seconds": wall,
                                               "epochs_run": len(history.epochs)})
-        frame = pd.DataFrame(history.epochs)
+        frame = pd.DataFrame(history.epochs, columns=list(history.epochs[0]) if history.epochs else
+                             ["epoch", "train_loss", "val_loss", "overfit_ratio"])
         with atomic_path(root / "reports" / "outer" / "history.csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")
         if mlflow is not None:
             mlflow.log_metrics({"params": info["params"], "compression": info["compression"],
-                                "train_seconds": history.seconds, "best_val_loss": min(frame["val_loss"])})
+                                "train_seconds": history.seconds,
+                                "best_val_loss": float(frame["val_loss"].min()) if len(frame) else 0.0})
             mlflow.set_tag("stopped", history.stopped)
+            mlflow.log_artifact(str(root / "reports" / "outer" / "history.csv"))
+            tracking.log_torch_model(mlflow, model.cpu(), np.array(specs[val[:2]]), "audiovae-outer")
     checkpoint.unlink(missing_ok=True)
     return {"history": history, "model": model, "info": info}
 
 
 def main() -> None:
-    setup_logging()
-    run(load_params())
+    run_stage(run)
 
 
 if __name__ == "__main__":

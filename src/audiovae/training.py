@@ -73,6 +73,8 @@ class FitConfig:
     max_seconds: float = 0.0          # 0: no wall-clock budget
     mixed_precision: bool = True
     grad_clip: float = 0.0
+    schedule: str = "constant"        # constant | cosine (to lr * min_lr_ratio over ``epochs``)
+    min_lr_ratio: float = 0.05
 
     @classmethod
     def from_params(cls, cfg: dict) -> "FitConfig":
@@ -80,7 +82,8 @@ class FitConfig:
                    patience=int(cfg.get("patience", 5)), average_window=int(cfg.get("average_window", 3)),
                    min_delta=float(cfg.get("min_delta", 0)), max_seconds=float(cfg.get("max_seconds", 0)),
                    mixed_precision=bool(cfg.get("mixed_precision", True)),
-                   grad_clip=float(cfg.get("grad_clip", 0)))
+                   grad_clip=float(cfg.get("grad_clip", 0)), schedule=str(cfg.get("schedule", "constant")),
+                   min_lr_ratio=float(cfg.get("min_lr_ratio", 0.05)))
 
 
 StepFn = Callable[[torch.nn.Module, object], tuple[torch.Tensor, dict]]
@@ -116,6 +119,13 @@ def fit(model: torch.nn.Module, step: StepFn, train_batches: Callable[[int], Ite
         trial_report: Callable[[float, int], None] | None = None) -> History:
     """Train ``model`` in place; on return it holds the weights of the best validation epoch."""
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(cfg.epochs, 1),
+                                                               eta_min=cfg.lr * cfg.min_lr_ratio)
+    elif cfg.schedule == "constant":
+        scheduler = None
+    else:
+        raise ValueError(f"train.schedule must be 'constant' or 'cosine', not {cfg.schedule!r}")
     history = History()
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     start_epoch = 0
@@ -124,6 +134,8 @@ def fit(model: torch.nn.Module, step: StepFn, train_batches: Callable[[int], Ite
         if state.get("signature") == signature:
             model.load_state_dict(state["model"])
             optimiser.load_state_dict(state["optimiser"])
+            if scheduler is not None and state.get("scheduler"):
+                scheduler.load_state_dict(state["scheduler"])
             history = state["history"]
             best_state = state["best"]
             start_epoch = len(history.epochs)
@@ -162,6 +174,8 @@ def fit(model: torch.nn.Module, step: StepFn, train_batches: Callable[[int], Ite
             # the running mean over the epoch's batches (no second pass over the training set)
             train_m = {k: v / max(seen, 1) for k, v in sums.items()}
             val_m = evaluate_loss(model, eval_val(), step, device, amp)
+            if scheduler is not None:
+                scheduler.step()
             history.seconds += time.monotonic() - started
             record = {"epoch": epoch, "lr": optimiser.param_groups[0]["lr"], "seconds": history.seconds,
                       **{f"train_{k}": v for k, v in train_m.items()},
@@ -186,7 +200,7 @@ def fit(model: torch.nn.Module, step: StepFn, train_batches: Callable[[int], Ite
                 on_epoch(record)
             if trial_report is not None:
                 trial_report(val_m["loss"], epoch)
-            _save_checkpoint(checkpoint, signature, model, optimiser, history, best_state)
+            _save_checkpoint(checkpoint, signature, model, optimiser, scheduler, history, best_state)
             bar.update(1, train=train_m["loss"], val=val_m["loss"], ratio=record["overfit_ratio"])
     if not history.stopped:
         history.stopped = "epoch limit"
@@ -197,8 +211,9 @@ def fit(model: torch.nn.Module, step: StepFn, train_batches: Callable[[int], Ite
     return history
 
 
-def _save_checkpoint(path: Path, signature: str, model, optimiser, history: History, best_state) -> None:
+def _save_checkpoint(path: Path, signature: str, model, optimiser, scheduler, history: History, best_state) -> None:
     state = {"signature": signature, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+             "scheduler": scheduler.state_dict() if scheduler is not None else None,
              "history": history, "best": best_state, "torch_rng": torch.get_rng_state(),
              "numpy_rng": np.random.get_state(), "python_rng": random.getstate()}
     with atomic_path(path, suffix=".pt") as tmp:

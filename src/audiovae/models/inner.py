@@ -23,12 +23,51 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class ConvTrunk(nn.Module):
+    """Strided 2-D convolutions over a code laid out as (channels, height, width), for the FSDD
+    report's convolutional VAE (filters 512 ... 32); ``ConvTrunk.decoder`` mirrors it."""
+
+    def __init__(self, shape: tuple[int, int, int], filters: tuple[int, ...], extra: int = 0):
+        super().__init__()
+        c, h, w = shape
+        layers, channels = [], c
+        for f in filters:
+            layers += [nn.Conv2d(channels, f, 3, stride=2, padding=1), nn.BatchNorm2d(f), nn.LeakyReLU(0.2)]
+            channels = f
+        self.net = nn.Sequential(*layers)
+        self.shape, self.filters = shape, filters
+        with torch.no_grad():
+            self.inner_shape = tuple(self.net(torch.zeros(1, *shape)).shape[1:])
+        self.out_dim = math.prod(self.inner_shape)
+
+    def forward(self, x):
+        return self.net(x.reshape(len(x), *self.shape)).flatten(1)
+
+
+class ConvHead(nn.Module):
+    def __init__(self, trunk: ConvTrunk, latent: int):
+        super().__init__()
+        self.fc = nn.Linear(latent, trunk.out_dim)
+        self.inner_shape, self.out_shape = trunk.inner_shape, trunk.shape
+        layers, filters = [], list(reversed(trunk.filters))
+        for a, b in zip(filters, filters[1:] + [filters[-1]]):
+            layers += [nn.ConvTranspose2d(a, b, 3, stride=2, padding=1, output_padding=1), nn.BatchNorm2d(b),
+                       nn.LeakyReLU(0.2)]
+        layers += [nn.Conv2d(filters[-1], trunk.shape[0], 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        out = self.net(self.fc(z).reshape(len(z), *self.inner_shape))
+        return out[..., : self.out_shape[1], : self.out_shape[2]].flatten(1)
+
+
 class VAE(nn.Module):
     def __init__(self, input_dim: int, latent_dim: int = 32, hidden: tuple[int, ...] = (512, 256),
                  prior: str = "normal", mixture_components: int = 10, n_classes: int = 0,
-                 conditional: bool = False, reconstruction: str = "mse", **_):
+                 conditional: bool = False, reconstruction: str = "mse", architecture: str = "mlp",
+                 code_shape: tuple[int, ...] = (), conv_filters: tuple[int, ...] = (), **_):
         super().__init__()
-        self.reconstruction = reconstruction
+        self.reconstruction, self.architecture = reconstruction, architecture
         if prior not in ("normal", "mixture"):
             raise ValueError(f"inner.prior must be 'normal' or 'mixture', not {prior!r}")
         if conditional and n_classes < 2:
@@ -36,12 +75,25 @@ class VAE(nn.Module):
         self.input_dim, self.latent_dim, self.prior = input_dim, latent_dim, prior
         self.n_classes, self.conditional = n_classes, conditional
         extra = n_classes if conditional else 0
-        hidden = list(hidden)
-        self.encoder = _mlp([input_dim + extra, *hidden])
-        self.fc_mu = nn.Linear(hidden[-1], latent_dim)
-        self.fc_logvar = nn.Linear(hidden[-1], latent_dim)
-        self.decoder = _mlp([latent_dim + extra, *reversed(hidden)])
-        self.out = nn.Linear(hidden[0], input_dim)
+        if architecture == "conv2d":
+            if conditional:
+                raise ValueError("inner.architecture conv2d has no label-conditioned mode; use mlp")
+            shape = tuple(code_shape) if len(code_shape) == 3 else (1, *code_shape)
+            trunk = ConvTrunk(shape, tuple(conv_filters))
+            self.encoder = trunk
+            self.fc_mu = nn.Linear(trunk.out_dim, latent_dim)
+            self.fc_logvar = nn.Linear(trunk.out_dim, latent_dim)
+            self.decoder = ConvHead(trunk, latent_dim)
+            self.out = nn.Identity()
+        elif architecture == "mlp":
+            hidden = list(hidden)
+            self.encoder = _mlp([input_dim + extra, *hidden])
+            self.fc_mu = nn.Linear(hidden[-1], latent_dim)
+            self.fc_logvar = nn.Linear(hidden[-1], latent_dim)
+            self.decoder = _mlp([latent_dim + extra, *reversed(hidden)])
+            self.out = nn.Linear(hidden[0], input_dim)
+        else:
+            raise ValueError(f"inner.architecture must be 'mlp' or 'conv2d', not {architecture!r}")
         if prior == "mixture":
             self.prior_means = nn.Parameter(torch.randn(mixture_components, latent_dim))
             self.prior_logvars = nn.Parameter(torch.zeros(mixture_components, latent_dim))

@@ -1,0 +1,78 @@
+"""Benchmark: our default against each seed preset on the same FSDD split and the same metrics.
+
+Run after `make repro` (reuses data/raw and data/metadata.csv; everything else is rebuilt per
+configuration in a temp dir, so the workspace and DVC state are untouched):
+
+    .venv/bin/python benchmarks/presets.py [--presets none fsdd_conv_vae ...]
+
+Writes reports/presets_benchmark.md and .csv: training seconds and the quality keys of
+reports/metrics.json for each configuration, in one table.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from audiovae import encode, evaluate, features, filter as filter_stage, train_inner, train_outer
+from audiovae.atomic import atomic_path, write_text
+from audiovae.params import deep_merge
+
+KEYS = ["outer.train_seconds", "inner.train_seconds", "outer.params", "inner.params", "outer.test_rmse_db",
+        "inner.test_rmse_db", "inner.active_dims", "inner.latent_dims", "audio.test_lsd_db", "audio.oracle_lsd_db",
+        "classifier.real_test_accuracy", "classifier.recon_accuracy", "classifier.generated_accuracy",
+        "classifier.generated_frechet", "robustness.perturb_10db_rmse_db", "speed.encode_once_speedup"]
+
+
+def run_one(root: Path, raw: dict, preset: str) -> dict:
+    params = copy.deepcopy(raw)
+    if preset != "none":
+        params = deep_merge(params, raw["presets"][preset])
+    params["preset"] = preset
+    params["tracking"]["enabled"] = False
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "data").mkdir()
+        os.symlink(root / "data" / "raw", tmp / "data" / "raw")
+        os.symlink(root / "data" / "metadata.csv", tmp / "data" / "metadata.csv")
+        start = time.perf_counter()
+        for stage in (filter_stage, features, train_outer, encode, train_inner, evaluate):
+            stage.run(params, tmp)
+        wall = time.perf_counter() - start
+        metrics = json.loads((tmp / "reports" / "metrics.json").read_text())
+    flat = {f"{group}.{key}": value for group, values in metrics.items() for key, value in values.items()}
+    return {"preset": preset, "wall_seconds": wall, **{key: flat.get(key) for key in KEYS}}
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    root = Path.cwd()
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=["none", *raw["presets"]])
+    args = parser.parse_args()
+    rows = []
+    for preset in args.presets:
+        logging.info("benchmark: %s", preset)
+        rows.append(run_one(root, raw, preset))
+        table = pd.DataFrame(rows).rename(columns={"preset": "configuration"})
+        table["configuration"] = table["configuration"].replace({"none": "default"})
+        with atomic_path(root / "reports" / "presets_benchmark.csv") as tmp:
+            table.to_csv(tmp, index=False, float_format="%.4g")
+        write_text(root / "reports" / "presets_benchmark.md",
+                   "# Default vs seed presets (FSDD, official split, test metrics)\n\n"
+                   "Produced by `python benchmarks/presets.py`; epochs of the presets are reduced for CPU "
+                   "(see `presets` in params.yaml).\n\n" + table.T.to_markdown(floatfmt=".4g") + "\n")
+    print((root / "reports" / "presets_benchmark.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

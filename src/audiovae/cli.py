@@ -1,0 +1,182 @@
+"""``audiovae``: generate, reconstruct, interpolate and probe sounds with the trained model.
+
+By default every command uses the models that the last ``dvc repro`` produced in the project
+(``data/models/``); ``--root`` points at another project checkout.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+EXAMPLES = """examples:
+  audiovae generate --label 7 --count 20 --out generated/
+  audiovae reconstruct my_voice.wav other.flac --out recon/
+  audiovae interpolate a.wav b.wav --steps 8 --out morph/
+  audiovae probe --dim 3 --steps 9 --out probes/
+  audiovae tune inner --trials 30 --workers 2 --apply
+  audiovae stage train_inner          (run one pipeline stage, as dvc.yaml does)
+"""
+
+
+def _model(args):
+    from .inference import AudioVAE
+    from .training import pick_device
+
+    return AudioVAE.from_project(Path(args.root), pick_device(args.device))
+
+
+def _write(model, specs, out: Path, names: list[str]) -> list[Path]:
+    from .audio import write_wav
+    from .progress import track
+
+    out.mkdir(parents=True, exist_ok=True)
+    waves = model.to_audio(specs)
+    paths = []
+    for wave, name in track(list(zip(waves, names)), "write wav", unit="file"):
+        path = out / f"{name}.wav"
+        write_wav(path, wave, model.codec.sample_rate)
+        paths.append(path)
+    return paths
+
+
+def cmd_generate(args) -> list[Path]:
+    model = _model(args)
+    specs = model.generate(args.label, args.count, seed=args.seed, spread=args.spread)
+    return _write(model, specs, Path(args.out), [f"{args.label}_{i:03d}" for i in range(args.count)])
+
+
+def cmd_reconstruct(args) -> list[Path]:
+    import numpy as np
+
+    model = _model(args)
+    waves = np.stack([model.load_audio(Path(p)) for p in args.inputs])
+    labels = [args.label] * len(args.inputs) if args.label is not None else None
+    specs = model.reconstruct(model.spectrogram(waves), labels)
+    return _write(model, specs, Path(args.out), [Path(p).stem for p in args.inputs])
+
+
+def cmd_interpolate(args) -> list[Path]:
+    model = _model(args)
+    import numpy as np
+
+    waves = np.stack([model.load_audio(Path(args.a)), model.load_audio(Path(args.b))])
+    specs = model.spectrogram(waves)
+    labels = [args.label_a, args.label_b] if args.label_a is not None else None
+    path = model.interpolate(specs[0], specs[1], args.steps, labels)
+    stem = f"{Path(args.a).stem}_to_{Path(args.b).stem}"
+    return _write(model, path, Path(args.out), [f"{stem}_{i:02d}" for i in range(args.steps)])
+
+
+def cmd_probe(args) -> list[Path]:
+    model = _model(args)
+    dims = range(model.inner.latent_dim) if args.dim is None else [args.dim]
+    written = []
+    for dim in dims:
+        specs = model.probe(dim, args.steps, args.extent, args.label)
+        written += _write(model, specs, Path(args.out), [f"dim{dim:02d}_{i:02d}" for i in range(args.steps)])
+    return written
+
+
+def cmd_tune(args) -> None:
+    from .tune import tune
+
+    study = tune(args.target, args.trials, storage=args.storage, study_name=args.study, workers=args.workers,
+                 apply=args.apply, root=Path(args.root).resolve())
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    print(f"study {study.study_name}: {len(study.trials)} trials, {len(complete)} complete")
+    if complete:
+        print(f"best value {study.best_value:.6g} with {study.best_params}")
+        if args.apply:
+            print("params.yaml updated with the best values; `dvc params diff` shows the change")
+
+
+STAGES = ("download", "filter", "features", "train_outer", "encode", "train_inner", "evaluate")
+
+
+def cmd_stage(args) -> None:
+    import importlib
+
+    importlib.import_module(f"audiovae.{args.name}").main()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="audiovae", description=__doc__, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default=".", help="project root holding data/models (default: %(default)s)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: %(default)s)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, func, help_text, example):
+        p = sub.add_parser(name, help=help_text, description=f"{help_text}\n\nexample:\n  {example}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("generate", cmd_generate, "Generate new sounds of one label.",
+            "audiovae generate --label 7 --count 20 --out generated/ --seed 1")
+    p.add_argument("--label", required=True, help="the digit or category to generate")
+    p.add_argument("--count", type=int, default=10, help="how many files (default: %(default)s)")
+    p.add_argument("--out", required=True, help="output folder; files are LABEL_000.wav ...")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--spread", type=float, default=0.5,
+                   help="latent spread around the label's mean, in units of its std (default: %(default)s)")
+
+    p = add("reconstruct", cmd_reconstruct, "Run audio files (any rate, channels, length) through the model.",
+            "audiovae reconstruct take1.wav take2.flac --out recon/")
+    p.add_argument("inputs", nargs="+", help="audio files")
+    p.add_argument("--out", required=True, help="output folder; files are <stem>.wav")
+    p.add_argument("--label", help="the inputs' label (needed only by a label-conditioned model)")
+
+    p = add("interpolate", cmd_interpolate, "Morph between two sounds through the latent space.",
+            "audiovae interpolate one.wav two.wav --steps 8 --out morph/")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--steps", type=int, default=8, help="points on the path, ends included (default: %(default)s)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--label-a", help="label of A (label-conditioned model only)")
+    p.add_argument("--label-b", help="label of B (label-conditioned model only)")
+
+    p = add("probe", cmd_probe, "Sweep latent dimensions one at a time, the rest at zero.",
+            "audiovae probe --dim 3 --steps 9 --out probes/")
+    p.add_argument("--dim", type=int, help="one dimension (default: every dimension)")
+    p.add_argument("--steps", type=int, default=9, help="(default: %(default)s)")
+    p.add_argument("--extent", type=float, default=3.0, help="sweep from -extent to +extent (default: %(default)s)")
+    p.add_argument("--label", help="label for a label-conditioned model")
+    p.add_argument("--out", required=True)
+
+    p = add("tune", cmd_tune, "Tune the outer autoencoder or the inner VAE with Optuna (spaces in params.yaml).",
+            "audiovae tune inner --trials 30 --workers 2 --apply")
+    p.add_argument("target", choices=("outer", "inner"), help="outer first; inner trains on the cached encodings")
+    p.add_argument("--trials", type=int, default=20, help="trials to run now (default: %(default)s)")
+    p.add_argument("--storage", help="SQLAlchemy URL or journal:PATH (default: tune.storage, else sqlite:///optuna.db)")
+    p.add_argument("--study", help="study name; an existing study resumes (default: <target>-default)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the storage (default: %(default)s)")
+    p.add_argument("--apply", action="store_true", help="write the best values into params.yaml")
+
+    p = add("stage", cmd_stage, "Run one pipeline stage with params.yaml (what dvc.yaml calls).",
+            "audiovae stage evaluate")
+    p.add_argument("name", choices=STAGES)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .progress import setup_logging
+
+    args = build_parser().parse_args(argv)
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        result = args.func(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"audiovae {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(result, list):
+        print(f"wrote {len(result)} file(s) to {result[0].parent if result else args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

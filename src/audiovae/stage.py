@@ -1,0 +1,24 @@
+"""What every stage's ``main()`` does around its ``run(params)``: logging, a tracking pre-flight
+check (an unreachable MLflow server fails before any work starts), and clear errors."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from . import tracking
+from .fetch import FetchError
+from .params import ParamsError, load_params
+from .progress import setup_logging
+
+log = logging.getLogger("audiovae")
+
+
+def run_stage(run: Callable[[dict], object]) -> None:
+    setup_logging()
+    try:
+        params = load_params()
+        tracking.configure(params)
+        run(params)
+    except (FetchError, ParamsError, tracking.TrackingError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None

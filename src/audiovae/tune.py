@@ -1,0 +1,310 @@
+"""Optuna tuning, the incremental way: tune the outer autoencoder first, then the inner VAE on the
+cached encodings (each inner trial never touches the outer model, so it is cheap).
+
+Search spaces live in ``params.yaml`` under ``tune.<outer|inner>.space`` as dotted keys::
+
+    inner.beta: {type: float, low: 0.25, high: 4.0, log: true}
+    inner.latent_dim: {type: categorical, choices: [8, 16, 32]}
+
+Every trial is a nested MLflow run under the study's parent run (its params, per-epoch
+validation loss and final state). ``--apply`` writes the best values back into params.yaml
+(only the tuned keys; comments and order preserved), so the next ``dvc repro`` uses them.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from . import tracking
+from .params import ParamsError, load_params, project_root, section
+
+log = logging.getLogger("audiovae.tune")
+DATA_FOR = {"outer": ["data/features"], "inner": ["data/encodings"]}
+
+
+class RatioPruner(optuna.pruners.BasePruner):
+    """The sample-generator seed's rule: stop a trial that is ``ratio`` times worse than the best
+    completed trial at the same epoch."""
+
+    def __init__(self, ratio: float = 3.0, warmup_steps: int = 0):
+        self.ratio, self.warmup_steps = ratio, warmup_steps
+
+    def prune(self, study, trial) -> bool:
+        step = trial.last_step
+        if step is None or step < self.warmup_steps:
+            return False
+        value = trial.intermediate_values[step]
+        best = [t.intermediate_values[step] for t in study.get_trials(deepcopy=False,
+                                                                      states=(optuna.trial.TrialState.COMPLETE,))
+                if step in t.intermediate_values]
+        return bool(best) and value > self.ratio * min(best)
+
+
+def make_storage(url: str | None, root: Path):
+    """SQLite (default, with a busy timeout for several processes), any SQLAlchemy URL, or
+    ``journal:PATH`` for an Optuna journal file."""
+    url = url or f"sqlite:///{root / 'optuna.db'}"
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        return JournalStorage(JournalFileBackend(url[len("journal:"):]))
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+def make_sampler(cfg: dict, space: dict, seed: int):
+    name = cfg.get("sampler", "tpe")
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(cfg.get("n_startup_trials", 5)))
+    if name == "grid":
+        grid = {}
+        for key, spec in space.items():
+            if spec["type"] == "categorical":
+                grid[key] = list(spec["choices"])
+            elif "grid" in spec:
+                grid[key] = list(spec["grid"])
+            else:
+                raise ParamsError(f"grid sampler: give tune space {key} a 'grid' list or make it categorical")
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ParamsError(f"tune.sampler must be tpe, grid or random, not {name!r}")
+
+
+def make_pruner(cfg: dict):
+    name = cfg.get("pruner", "median")
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=int(cfg.get("pruner_startup_trials", 2)),
+                                           n_warmup_steps=int(cfg.get("pruner_warmup_epochs", 1)))
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1)
+    if name == "ratio":
+        return RatioPruner(float(cfg.get("pruner_ratio", 3.0)), int(cfg.get("pruner_warmup_epochs", 0)))
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ParamsError(f"tune.pruner must be median, hyperband, ratio or none, not {name!r}")
+
+
+def suggest(trial: optuna.Trial, key: str, spec: dict) -> Any:
+    kind = spec["type"]
+    if kind == "float":
+        return trial.suggest_float(key, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log", False)))
+    if kind == "int":
+        return trial.suggest_int(key, int(spec["low"]), int(spec["high"]), step=int(spec.get("step", 1)),
+                                 log=bool(spec.get("log", False)))
+    if kind == "categorical":
+        return trial.suggest_categorical(key, list(spec["choices"]))
+    raise ParamsError(f"tune space {key}: type must be float, int or categorical, not {kind!r}")
+
+
+def set_dotted(params: dict, key: str, value: Any) -> None:
+    node = params
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def _trial_root(root: Path, target: str) -> tempfile.TemporaryDirectory:
+    """A scratch project root whose inputs link to the real ones; trial outputs stay out of data/."""
+    tmp = tempfile.TemporaryDirectory(prefix=f"audiovae-trial-{target}-")
+    for rel in DATA_FOR[target]:
+        link = Path(tmp.name) / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not (root / rel).exists():
+            raise FileNotFoundError(f"tune {target} needs {rel}: run `dvc repro {'features' if target == 'outer' else 'encode'}` first")
+        os.symlink(root / rel, link)
+    return tmp
+
+
+def objective_for(target: str, params: dict, root: Path, parent_run: str | None):
+    from . import train_inner, train_outer
+
+    cfg = section(params, f"tune.{target}")
+    space = cfg["space"]
+
+    def objective(trial: optuna.Trial) -> float:
+        trial_params = copy.deepcopy(params)
+        trial_params["tracking"]["enabled"] = False  # the trial logs its own nested run below
+        for key, spec in space.items():
+            set_dotted(trial_params, key, suggest(trial, key, spec))
+        set_dotted(trial_params, f"{target}.train.epochs", int(cfg["epochs"]))
+        mlflow = tracking.configure(params, root)
+        run = None
+        if mlflow is not None:
+            run = mlflow.start_run(run_name=f"trial-{trial.number}", tags={
+                "mlflow.parentRunId": parent_run, "stage": f"tune_{target}", "optuna.trial": str(trial.number),
+                "optuna.study": trial.study.study_name, **tracking.git_state(root)})
+            mlflow.log_params({k: v for k, v in trial.params.items()})
+
+        def report(value: float, epoch: int) -> None:
+            if mlflow is not None:
+                mlflow.log_metric("val_loss", value, step=epoch)
+            trial.report(value, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch} (val {value:.5g})")
+
+        state = "FAIL"
+        try:
+            with _trial_root(root, target) as scratch:
+                module = train_outer if target == "outer" else train_inner
+                result = module.run(trial_params, Path(scratch), trial_report=report)
+            history = result["history"]
+            value = min(e["val_loss"] for e in history.epochs)
+            trial.set_user_attr("params", int(result["info"]["params"]))
+            trial.set_user_attr("train_seconds", float(history.seconds))
+            state = "COMPLETE"
+            if mlflow is not None:
+                mlflow.log_metrics({"best_val_loss": value, "params": result["info"]["params"]})
+            return value
+        except optuna.TrialPruned:
+            state = "PRUNED"
+            raise
+        except ParamsError as exc:  # the parameter cap: a constraint, not a crash
+            state = "PRUNED"
+            trial.set_user_attr("rejected", str(exc))
+            raise optuna.TrialPruned(str(exc)) from None
+        finally:
+            if mlflow is not None:
+                mlflow.set_tag("optuna.state", state)
+                mlflow.end_run(status="FINISHED" if state in ("COMPLETE", "PRUNED") else "FAILED")
+    return objective
+
+
+def _worker(target: str, params: dict, root: str, storage_url: str | None, study_name: str, n_trials: int,
+            parent_run: str | None, seed: int) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    root_path = Path(root)
+    cfg = section(params, "tune")
+    study = optuna.load_study(study_name=study_name, storage=make_storage(storage_url, root_path),
+                              sampler=make_sampler(cfg, cfg[target]["space"], seed), pruner=make_pruner(cfg))
+    study.optimize(objective_for(target, params, root_path, parent_run), n_trials=n_trials)
+
+
+def tune(target: str, trials: int, storage: str | None = None, study_name: str | None = None, workers: int = 1,
+         apply: bool = False, root: Path | None = None, params: dict | None = None) -> optuna.Study:
+    """Run (or resume) a study of ``trials`` more trials split over ``workers`` processes."""
+    if target not in ("outer", "inner"):
+        raise ParamsError(f"tune target must be outer or inner, not {target!r}")
+    root = root or project_root()
+    params = params or load_params(root / "params.yaml")
+    cfg = section(params, "tune")
+    space = section(params, f"tune.{target}.space")
+    seed = int(params.get("seed", 0))
+    storage = storage or cfg.get("storage") or None
+    study_name = study_name or f"{target}-{cfg.get('study_suffix', 'default')}"
+    study = optuna.create_study(storage=make_storage(storage, root), study_name=study_name, direction="minimize",
+                                load_if_exists=True, sampler=make_sampler(cfg, space, seed), pruner=make_pruner(cfg))
+    before = len(study.trials)
+    mlflow = tracking.configure(params, root)
+    parent = None
+    if mlflow is not None:
+        run = mlflow.start_run(run_name=f"tune-{study_name}", tags={
+            "kind": "study", "stage": f"tune_{target}", "optuna.study": study_name, **tracking.git_state(root)})
+        parent = run.info.run_id
+        mlflow.log_params({"target": target, "trials": trials, "workers": workers, "sampler": cfg.get("sampler", "tpe"),
+                           "pruner": cfg.get("pruner", "median"), "epochs_per_trial": cfg[target]["epochs"]})
+        mlflow.end_run()
+    started = time.monotonic()
+    shares = [trials // workers + (1 if i < trials % workers else 0) for i in range(workers)]
+    if workers == 1:
+        _worker(target, params, str(root), storage, study_name, trials, parent, seed)
+    else:
+        ctx = mp.get_context("spawn")
+        procs = [ctx.Process(target=_worker, args=(target, params, str(root), storage, study_name, n, parent,
+                                                   seed + i)) for i, n in enumerate(shares) if n]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+        failed = [p.exitcode for p in procs if p.exitcode]
+        if failed:
+            raise RuntimeError(f"{len(failed)} tuning worker(s) failed (exit codes {failed})")
+    minutes = (time.monotonic() - started) / 60
+    study = optuna.load_study(study_name=study_name, storage=make_storage(storage, root))
+    done = len(study.trials) - before
+    rate = done / max(minutes, 1e-9)
+    log.info("tune %s: %d trials in %.1f min (%.2f trials/min)", target, done, minutes, rate)
+    out_dir = root / "reports" / "tuning" / study_name
+    summary = save_study_report(study, out_dir, rate)
+    if mlflow is not None and parent:
+        with mlflow.start_run(run_id=parent):
+            mlflow.log_metrics({"trials_per_minute": rate, "trials": done,
+                                **({"best_value": study.best_value} if summary.get("best_value") is not None else {})})
+            mlflow.log_artifacts(str(out_dir), artifact_path="tuning")
+    if apply:
+        if summary.get("best_value") is None:
+            raise ParamsError("no completed trial to apply")
+        apply_params(root / "params.yaml", study.best_params)
+    return study
+
+
+def save_study_report(study: optuna.Study, out_dir: Path, rate: float) -> dict:
+    """Optimisation history, parameter importances and parallel coordinates as PNG, plus a summary."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as vis
+
+    from .atomic import atomic_path, write_json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    states = {}
+    for t in study.trials:
+        states[t.state.name] = states.get(t.state.name, 0) + 1
+    summary = {"study": study.study_name, "trials": len(study.trials), "states": states,
+               "trials_per_minute_last_run": rate,
+               "best_value": study.best_value if complete else None,
+               "best_params": study.best_params if complete else None}
+    write_json(out_dir / "summary.json", summary)
+    plots = {"optimization_history": vis.plot_optimization_history, "parallel_coordinate": vis.plot_parallel_coordinate}
+    if len(complete) >= 2 and len(study.best_params) > 0:
+        plots["param_importances"] = vis.plot_param_importances
+    for name, func in plots.items():
+        if not complete:
+            break
+        try:
+            ax = func(study)
+        except (ValueError, RuntimeError) as exc:  # e.g. importances need variation in the values
+            log.warning("tuning plot %s skipped: %s", name, exc)
+            continue
+        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        fig.set_size_inches(8, 5)
+        with atomic_path(out_dir / f"{name}.png", suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
+        plt.close(fig)
+    return summary
+
+
+def apply_params(path: Path, best: dict[str, Any]) -> None:
+    """Write ``best`` (dotted keys) into params.yaml, changing nothing else (ruamel round trip)."""
+    from ruamel.yaml import YAML
+
+    from .atomic import atomic_path
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    with open(path) as fh:
+        doc = yaml.load(fh)
+    for key, value in best.items():
+        node = doc
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if part not in node:
+                raise ParamsError(f"--apply: params.yaml has no section {part!r} for tuned key {key}")
+            node = node[part]
+        if parts[-1] not in node:
+            raise ParamsError(f"--apply: params.yaml has no key {key}")
+        node[parts[-1]] = value
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        yaml.dump(doc, fh)

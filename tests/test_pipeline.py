@@ -1,0 +1,160 @@
+"""The incremental scheme end to end on tiny data: every stage writes what the next one reads."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from audiovae import cli, download, encode, evaluate, features, filter as filter_stage, train_inner, train_outer
+from conftest import FSDD_ROOT, save_params, tiny_params
+
+
+def test_stages_hand_over_their_outputs(trained):
+    root, params, outer, inner, metrics = trained
+    specs = np.load(root / "data" / "features" / "spectrograms.npy", mmap_mode="r")
+    codes = np.load(root / "data" / "encodings" / "codes.npy", mmap_mode="r")
+    manifest = json.loads((root / "data" / "encodings" / "manifest.json").read_text())
+    assert codes.shape == (specs.shape[0], math.prod(manifest["code_shape"]))
+    from audiovae.atomic import sha256_file
+    assert manifest["outer_model_sha256"] == sha256_file(root / "data" / "models" / "outer" / "model.pt")
+    stats = np.load(root / "data" / "encodings" / "stats.npz")
+    train = np.flatnonzero(pd.read_csv(root / "data" / "encodings" / "index.csv")["split"] == "train")
+    z = (np.asarray(codes[train]) - stats["mean"]) / stats["std"]
+    assert np.allclose(z.mean(0), 0, atol=1e-3) and np.allclose(z.std(0)[stats["std"] > 1e-3], 1, atol=1e-2)
+    history = pd.read_csv(root / "reports" / "outer" / "history.csv")
+    assert list(history["epoch"]) == [0, 1] and (history["overfit_ratio"] > 0).all()
+    kl = pd.read_csv(root / "reports" / "inner" / "kl_per_dim.csv")
+    assert len(kl) == params["inner"]["latent_dim"]
+
+
+def test_metrics_have_every_documented_key(trained):
+    root, *_ = trained
+    metrics = json.loads((root / "reports" / "metrics.json").read_text())
+    expected = {
+        "outer": ["test_rmse_db", "test_stdev_pct", "overfit_ratio", "compression", "params", "train_seconds"],
+        "inner": ["test_rmse_db", "kl", "active_dims", "latent_dims", "params", "train_seconds"],
+        "audio": ["test_lsd_db", "oracle_lsd_db", "test_spectral_convergence"],
+        "classifier": ["real_test_accuracy", "recon_accuracy", "generated_accuracy", "generated_frechet"],
+        "robustness": ["perturb_10db_rmse_db"], "speed": ["encode_once_speedup"]}
+    for group, keys in expected.items():
+        for key in keys:
+            assert math.isfinite(metrics[group][key]), f"{group}.{key}"
+    assert metrics["inner"]["latent_dims"] == 4 and 0 <= metrics["inner"]["active_dims"] <= 4
+    assert metrics["outer"]["compression"] > 1
+    # the oracle (Griffin-Lim of the true magnitude) bounds what any model can reach
+    assert metrics["audio"]["oracle_lsd_db"] < metrics["audio"]["test_lsd_db"]
+    assert metrics["speed"]["encode_once_speedup"] > 1
+    for name in ("loss_curves", "reconstructions", "latent_pca", "latent_tsne", "latent_stats", "generated"):
+        assert (root / "reports" / "plots" / f"{name}.png").stat().st_size > 1000
+    wavs = list((root / "reports" / "audio").glob("*.wav"))
+    assert any(w.name.startswith("generated_7_") for w in wavs) and any("_oracle" in w.name for w in wavs)
+
+
+def test_train_inner_never_needs_the_outer_model(trained, monkeypatch):
+    root, params, *_ = trained
+    outer_model = root / "data" / "models" / "outer" / "model.pt"
+    hidden = outer_model.with_suffix(".hidden")
+    outer_model.rename(hidden)
+    try:
+        import audiovae.checkpoints as checkpoints
+        monkeypatch.setattr(checkpoints, "load_outer", lambda *a, **k: pytest.fail("train_inner loaded the outer model"))
+        result = train_inner.run(params, root)
+        assert len(result["history"].epochs) == params["inner"]["train"]["epochs"]
+    finally:
+        hidden.rename(outer_model)
+
+
+def test_interrupted_train_outer_resumes_where_it_stopped(trained):
+    root, params, *_ = trained
+    p = json.loads(json.dumps(params))
+    p["outer"]["train"].update(epochs=3, patience=10)
+    reference = train_outer.run(p, root)["model"].state_dict()
+
+    class Interrupted(Exception):
+        pass
+
+    def crash_after_first(loss, epoch):
+        if epoch == 1:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train_outer.run(p, root, trial_report=crash_after_first)
+    assert (root / "data" / "checkpoints" / "outer.pt").exists()
+    seen = []
+    resumed = train_outer.run(p, root, trial_report=lambda loss, epoch: seen.append(epoch))
+    assert seen == [1, 2]  # epoch 0 came from the checkpoint
+    assert len(resumed["history"].epochs) == 3
+    for key, value in reference.items():
+        assert torch.allclose(value, resumed["model"].state_dict()[key], atol=1e-6), key
+    assert not (root / "data" / "checkpoints" / "outer.pt").exists()
+    train_outer.run(params, root)  # put the fixture's 2-epoch model back for the other tests
+
+
+def test_parameter_cap_is_enforced(trained):
+    root, params, *_ = trained
+    p = json.loads(json.dumps(params))
+    p["outer"]["max_params"] = 100
+    from audiovae.params import ParamsError
+    with pytest.raises(ParamsError, match="max_params"):
+        train_outer.run(p, root)
+
+
+def stereo_44k(path, tiny_fsdd_zip):
+    import io
+    import zipfile
+
+    import librosa
+    with zipfile.ZipFile(tiny_fsdd_zip) as zf:
+        y, sr = sf.read(io.BytesIO(zf.read(FSDD_ROOT + "5_theo_1.wav")), dtype="float32")
+    y44 = librosa.resample(y, orig_sr=sr, target_sr=44100)
+    sf.write(path, np.stack([y44, 0.5 * y44], axis=1), 44100, subtype="PCM_24")
+    return path
+
+
+def check_wav(path, sample_rate=8000, length=6080):
+    data, sr = sf.read(path)
+    assert sr == sample_rate and data.ndim == 1 and len(data) == length
+    assert np.isfinite(data).all() and 0.5 < np.abs(data).max() <= 1.0
+
+
+def test_cli_commands_on_a_stereo_44k_input(trained, tmp_path, tiny_fsdd_zip, capsys):
+    root, *_ = trained
+    src = stereo_44k(tmp_path / "voice.wav", tiny_fsdd_zip)
+    base = ["--root", str(root)]
+    assert cli.main(base + ["reconstruct", str(src), "--out", str(tmp_path / "rec")]) == 0
+    check_wav(tmp_path / "rec" / "voice.wav")
+    assert cli.main(base + ["generate", "--label", "7", "--count", "3", "--out", str(tmp_path / "gen")]) == 0
+    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == ["7_000.wav", "7_001.wav", "7_002.wav"]
+    for p in (tmp_path / "gen").iterdir():
+        check_wav(p)
+    other = tmp_path / "other.wav"
+    sf.write(other, np.sin(np.linspace(0, 900, 20000)).astype(np.float32), 16000)
+    assert cli.main(base + ["interpolate", str(src), str(other), "--steps", "4", "--out", str(tmp_path / "mix")]) == 0
+    assert len(list((tmp_path / "mix").glob("voice_to_other_*.wav"))) == 4
+    assert cli.main(base + ["probe", "--dim", "1", "--steps", "3", "--out", str(tmp_path / "probe")]) == 0
+    assert len(list((tmp_path / "probe").glob("dim01_*.wav"))) == 3
+    # same seed, same sounds; another seed, other sounds
+    cli.main(base + ["generate", "--label", "7", "--count", "3", "--out", str(tmp_path / "gen2")])
+    assert (tmp_path / "gen" / "7_001.wav").read_bytes() == (tmp_path / "gen2" / "7_001.wav").read_bytes()
+
+
+def test_cli_errors_are_clear(trained, tmp_path, capsys):
+    root, *_ = trained
+    assert cli.main(["--root", str(root), "generate", "--label", "banana", "--out", str(tmp_path)]) == 2
+    assert "unknown label" in capsys.readouterr().err
+    assert cli.main(["--root", str(tmp_path), "generate", "--label", "1", "--out", str(tmp_path)]) == 2
+    assert "dvc repro" in capsys.readouterr().err
+    assert cli.main(["--root", str(root), "reconstruct", str(tmp_path / "missing.wav"), "--out", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_help_has_examples(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["generate", "--help"])
+    out = capsys.readouterr().out
+    assert "example" in out and "--count" in out and "default: 10" in out

@@ -1,0 +1,101 @@
+"""MLflow tracking against a real `mlflow server` over HTTP, and a clear error when it is down."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from audiovae import download, features, filter as filter_stage, tracking, train_outer
+from audiovae.tracking import TrackingError
+
+MLFLOW = Path(sys.executable).with_name("mlflow")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real MLflow tracking server: SQLite backend and artifacts in a temp dir, on 127.0.0.1."""
+    if not MLFLOW.exists():
+        pytest.skip("mlflow is not installed next to this Python (run `make test`)")
+    port = free_port()
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen(
+        [str(MLFLOW), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start:\n{(tmp_path / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:  # stopped even when the test fails
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def test_tiny_pipeline_logs_to_a_real_server(project, mlflow_server, monkeypatch):
+    root, params = project
+    params["tracking"]["enabled"] = True
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    import mlflow
+    mlflow.set_tracking_uri(mlflow_server)
+    mlflow.set_experiment("audiovae")
+    parent = tracking.start_pipeline_run(mlflow, root, params, "test-pipeline")
+    monkeypatch.setenv(tracking.PARENT_ENV, parent)
+    download.run(params, root)
+    filter_stage.run(params, root)
+    features.run(params, root)
+    train_outer.run(params, root)
+
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(tracking_uri=mlflow_server)
+    experiment = client.get_experiment_by_name("audiovae")
+    runs = client.search_runs([experiment.experiment_id])
+    children = {r.data.tags["stage"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent}
+    assert set(children) == {"download", "filter", "features", "train_outer"}
+    outer = children["train_outer"]
+    history = client.get_metric_history(outer.info.run_id, "val_loss")
+    assert [m.step for m in history] == list(range(params["outer"]["train"]["epochs"]))
+    assert outer.data.params["outer.model"] == "conv1d" and "overfit_ratio" in outer.data.metrics
+    versions = client.search_model_versions("name='audiovae-outer'")
+    assert len(versions) == 1 and versions[0].run_id == outer.info.run_id
+    artifacts = [a.path for a in client.list_artifacts(outer.info.run_id)]
+    assert "history.csv" in artifacts
+
+
+def test_unreachable_server_fails_before_any_training(project, monkeypatch):
+    root, params = project
+    params["tracking"]["enabled"] = True
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(TrackingError, match="not reachable.*fallback_local"):
+        tracking.configure(params, root)
+    params["tracking"]["fallback_local"] = True
+    mlflow = tracking.configure(params, root)
+    assert mlflow.get_tracking_uri() == f"sqlite:///{root / 'mlflow.db'}"
