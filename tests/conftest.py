@@ -1,7 +1,10 @@
 """Shared fixtures: tiny archives built from the real FSDD mirror, and throw-away project roots."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -13,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 FSDD_ZIP = SHARED_DATASETS / "free-spoken-digit-dataset-1.0.10.zip"
 FSDD_ROOT = "free-spoken-digit-dataset-1.0.10/recordings/"
+DVC = Path(sys.executable).with_name("dvc")
 
 
 def require_fsdd() -> Path:
@@ -116,3 +120,32 @@ def trained(tmp_path_factory, tiny_fsdd_zip):
         yield root, params, outer, inner, metrics
     finally:
         mp.undo()
+
+
+def sh(cmd, cwd, env):
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture
+def dvc_project(tmp_path, tiny_fsdd_zip):
+    if not DVC.exists():
+        pytest.skip("dvc is not installed next to this Python (run `make test`)")
+    root = tmp_path / "repo"
+    root.mkdir()
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    params = tiny_params()
+    params["tracking"]["enabled"] = True  # the stages log to a SQLite store in the temp repo
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "AUDIOVAE_DATA_MIRROR": str(tiny_fsdd_zip.parent), "AUDIOVAE_ROOT": str(root),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    sh(["git", "init", "-q"], root, env)
+    sh([str(DVC), "init", "-q"], root, env)
+    sh([str(DVC), "config", "core.analytics", "false"], root, env)
+    return root, env
+
+

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiovae import cli, download, encode, evaluate, features, filter as filter_stage, train_inner, train_outer
-from conftest import FSDD_ROOT, save_params, tiny_params
+from audiovae import cli, train_inner, train_outer
+from conftest import FSDD_ROOT
 
 
 def test_stages_hand_over_their_outputs(trained):

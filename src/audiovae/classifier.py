@@ -31,22 +31,29 @@ def log_mel(audio: np.ndarray, sample_rate: int, cfg: dict) -> np.ndarray:
     return db.reshape(len(audio), -1).astype(np.float32)
 
 
-def shifted(audio: np.ndarray, shifts: list[int]) -> np.ndarray:
-    """Copies of ``audio`` circularly shifted in time (training augmentation)."""
-    return np.concatenate([np.roll(audio, s, axis=-1) for s in shifts])
+def augmented(audio: np.ndarray, noise_snr_db: list[float], seed: int) -> np.ndarray:
+    """The clean audio plus one copy per SNR with white noise added (the usual robustness
+    augmentation: without it the classifier keys on the digital silence of the padding)."""
+    rng = np.random.default_rng(seed)
+    power = np.mean(audio ** 2, axis=-1, keepdims=True)
+    copies = [audio]
+    for snr in noise_snr_db:
+        noise = rng.standard_normal(audio.shape).astype(np.float32)
+        copies.append(audio + noise * np.sqrt(power / 10 ** (float(snr) / 10)))
+    return np.concatenate(copies)
 
 
 class AudioClassifier:
     def __init__(self, sample_rate: int, cfg: dict, seed: int = 0):
-        self.sample_rate, self.cfg = sample_rate, cfg
+        self.sample_rate, self.cfg, self.seed = sample_rate, cfg, seed
         # no whitening: it amplifies the low-variance directions where fine detail and noise live
         self.pca = PCA(int(cfg["pca_components"]), whiten=bool(cfg.get("whiten", False)), random_state=seed)
         self.pipeline = make_pipeline(StandardScaler(), self.pca, SVC(C=float(cfg["svm_c"]), random_state=seed))
 
     def fit(self, audio: np.ndarray, labels) -> "AudioClassifier":
-        shifts = [int(s) for s in self.cfg.get("shift_samples", [0])] or [0]
-        x = log_mel(shifted(np.asarray(audio), shifts), self.sample_rate, self.cfg)
-        y = np.tile(np.asarray(labels).astype(str), len(shifts))
+        snrs = list(self.cfg.get("noise_snr_db", []))
+        x = log_mel(augmented(np.asarray(audio, dtype=np.float32), snrs, self.seed), self.sample_rate, self.cfg)
+        y = np.tile(np.asarray(labels).astype(str), 1 + len(snrs))
         self.pipeline.fit(x, y)
         return self
 

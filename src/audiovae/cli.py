@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   audiovae interpolate a.wav b.wav --steps 8 --out morph/
   audiovae probe --dim 3 --steps 9 --out probes/
   audiovae tune inner --trials 30 --workers 2 --apply
+  audiovae report --open
   audiovae stage train_inner          (run one pipeline stage, as dvc.yaml does)
 """
 
@@ -82,7 +83,11 @@ def cmd_probe(args) -> list[Path]:
 def cmd_tune(args) -> None:
     from .tune import tune
 
-    study = tune(args.target, args.trials, storage=args.storage, study_name=args.study, workers=args.workers,
+    trials = args.trials
+    if trials is None:
+        from .params import load_params, section
+        trials = int(section(load_params(Path(args.root).resolve() / "params.yaml"), f"tune.{args.target}.trials"))
+    study = tune(args.target, trials, storage=args.storage, study_name=args.study, workers=args.workers,
                  apply=args.apply, root=Path(args.root).resolve())
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     print(f"study {study.study_name}: {len(study.trials)} trials, {len(complete)} complete")
@@ -90,6 +95,20 @@ def cmd_tune(args) -> None:
         print(f"best value {study.best_value:.6g} with {study.best_params}")
         if args.apply:
             print("params.yaml updated with the best values; `dvc params diff` shows the change")
+
+
+def cmd_report(args) -> None:
+    from .params import load_params
+    from .report import build
+
+    root = Path(args.root).resolve()
+    if not (root / "reports" / "metrics.json").exists():
+        raise FileNotFoundError(f"{root / 'reports' / 'metrics.json'} does not exist: run `dvc repro` first")
+    page = build(root, load_params(root / "params.yaml"))
+    print(f"wrote {page}")
+    if args.open:
+        import webbrowser
+        webbrowser.open(page.as_uri())
 
 
 STAGES = ("download", "filter", "features", "train_outer", "encode", "train_inner", "evaluate")
@@ -151,11 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("tune", cmd_tune, "Tune the outer autoencoder or the inner VAE with Optuna (spaces in params.yaml).",
             "audiovae tune inner --trials 30 --workers 2 --apply")
     p.add_argument("target", choices=("outer", "inner"), help="outer first; inner trains on the cached encodings")
-    p.add_argument("--trials", type=int, default=20, help="trials to run now (default: %(default)s)")
+    p.add_argument("--trials", type=int, help="trials to run now (default: tune.<target>.trials in params.yaml)")
     p.add_argument("--storage", help="SQLAlchemy URL or journal:PATH (default: tune.storage, else sqlite:///optuna.db)")
     p.add_argument("--study", help="study name; an existing study resumes (default: <target>-default)")
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing the storage (default: %(default)s)")
     p.add_argument("--apply", action="store_true", help="write the best values into params.yaml")
+
+    p = add("report", cmd_report, "Rebuild reports/index.html from the existing outputs (no retraining).",
+            "audiovae report --open")
+    p.add_argument("--open", action="store_true", help="open the page in a web browser")
 
     p = add("stage", cmd_stage, "Run one pipeline stage with params.yaml (what dvc.yaml calls).",
             "audiovae stage evaluate")

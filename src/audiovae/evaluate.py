@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import plots, tracking
+from . import plots, report, tracking
 from .stage import run_stage
 from .atomic import write_json
 from .audio import write_wav
@@ -23,7 +23,7 @@ from .classifier import AudioClassifier, frechet_distance
 from .encode import load_encodings
 from .features import open_features, split_rows
 from .inference import AudioVAE
-from .models.inner import ACTIVE_KL_THRESHOLD, kl_per_dim, vae_loss
+from .models.inner import ACTIVE_KL_THRESHOLD, vae_loss
 from .params import project_root, section
 from .spectrogram import log_spectral_distance, spectral_convergence
 from .train_inner import build_vae, standardised
@@ -126,9 +126,10 @@ def run(params: dict, root: Path | None = None) -> dict:
     # -- inner VAE (full path)
     inner_test = model.reconstruct(x_test, conditional_labels)
     with torch.no_grad():
-        y_ids = model.label_ids(conditional_labels) if model.inner.conditional else None
-        mu, logvar = model.inner.encode(torch.from_numpy(model.codes(x_test)).to(device), y_ids)
-        kl_dims = kl_per_dim(mu, logvar).mean(0).cpu().numpy()
+        y_ids = model.label_ids(list(y_test))
+        mu, logvar = model.inner.encode(torch.from_numpy(model.codes(x_test)).to(device),
+                                        y_ids if model.inner.conditional else None)
+        kl_dims = model.inner.kl_dims(mu, logvar, y_ids).mean(0).cpu().numpy()
     latent_test = mu.cpu().numpy()
     metrics["inner"] = {"test_rmse_db": rmse_db(model, inner_test, x_test),
                         "test_stdev_pct": 100 * np.sqrt(mse(inner_test, x_test)), "kl": float(kl_dims.sum()),
@@ -181,13 +182,16 @@ def run(params: dict, root: Path | None = None) -> dict:
 
     write_media(root, cfg, model, index, test, x_test, outer_test, inner_test, wav_test, audio_oracle,
                 audio_recon, gen_specs, audio_gen, gen_labels, latent_test, y_test, kl_dims, seed)
+    page = report.build(root, params)
     with tracking.stage_run("evaluate", params, root, section_keys=("evaluate",)) as mlflow:
         if mlflow is not None:
             mlflow.log_metrics({f"{group}.{key}": float(value) for group, values in metrics.items()
                                 for key, value in values.items()})
             mlflow.log_artifact(str(root / "reports" / "metrics.json"))
-            mlflow.log_artifacts(str(root / "reports" / "plots"), artifact_path="plots")
-            mlflow.log_artifacts(str(root / "reports" / "audio"), artifact_path="audio")
+            # the page and its assets keep their relative layout, so it opens in the MLflow UI
+            mlflow.log_artifact(str(page), artifact_path="report")
+            mlflow.log_artifacts(str(root / "reports" / "plots"), artifact_path="report/plots")
+            mlflow.log_artifacts(str(root / "reports" / "audio"), artifact_path="report/audio")
     return metrics
 
 
@@ -220,6 +224,28 @@ def write_media(root, cfg, model, index, test, x_test, outer_test, inner_test, w
     for label in model.labels:
         for k, j in enumerate(np.flatnonzero(gen_labels == label)[: int(cfg["wav_generated_per_class"])]):
             write_wav(audio_dir / f"generated_{label}_{k:02d}.wav", audio_gen[j], sr)
+
+    # per-example spectrograms for the report: original, Griffin-Lim ceiling is audio-only, model output
+    for i, stem in zip(picks, stems):
+        plots.spectrogram_grid({stem: np.stack([x_test[i], inner_test[i]])}, ["original", "reconstruction"],
+                               plot_dir / "examples" / f"{stem}.png")
+    # an interpolation strip between the first two labels, and probes of the two most active dimensions
+    if len(model.labels) >= 2:
+        a, b = (int(np.flatnonzero(y_test == label)[0]) for label in model.labels[:2])
+        steps = int(cfg["interpolation_steps"])
+        labels_ab = [model.labels[0], model.labels[1]] if model.inner.conditional else None
+        strip = model.interpolate(x_test[a], x_test[b], steps, labels_ab)
+        plots.spectrogram_grid({"interpolation": strip}, [f"{t:.2f}" for t in np.linspace(0, 1, steps)],
+                               plot_dir / "interpolation.png")
+        for k, wave in enumerate(model.to_audio(strip)):
+            write_wav(audio_dir / f"interpolation_{k:02d}.wav", wave, sr)
+    probe_label = model.labels[0] if model.inner.conditional else None
+    for dim in np.argsort(kl_dims)[::-1][: int(cfg["probe_dims"])]:
+        sweep = model.probe(int(dim), int(cfg["probe_steps"]), 2.0, probe_label)
+        plots.spectrogram_grid({f"dim {dim}": sweep}, [f"{v:+.1f}" for v in np.linspace(-2, 2, len(sweep))],
+                               plot_dir / f"probe_dim{int(dim):02d}.png")
+        for k, wave in enumerate(model.to_audio(sweep)):
+            write_wav(audio_dir / f"probe_dim{int(dim):02d}_{k:02d}.wav", wave, sr)
 
     pca = PCA(2, random_state=seed).fit_transform(latent_test)
     plots.scatter(pca, y_test, "latent space (PCA), test split", plot_dir / "latent_pca.png")

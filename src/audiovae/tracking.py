@@ -202,5 +202,7 @@ def log_torch_model(mlflow, model, example, registered_name: str) -> None:
     if isinstance(output, tuple):
         output = output[0]
     signature = infer_signature(example, output.detach().cpu().numpy())
+    # pickle format: loading needs the audiovae package installed, which is how it is served anyway
     mlflow.pytorch.log_model(model, name="model", signature=signature, registered_model_name=registered_name,
-                             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+                             serialization_format="pickle",
+                             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "audiovae"])

@@ -20,7 +20,7 @@ from .atomic import atomic_path, write_json
 from .checkpoints import save_model
 from .encode import load_encodings
 from .features import split_rows
-from .models.inner import ACTIVE_KL_THRESHOLD, VAE, kl_per_dim, vae_loss
+from .models.inner import ACTIVE_KL_THRESHOLD, VAE, vae_loss
 from .models.outer import count_params
 from .params import ParamsError, project_root, section
 from .training import FitConfig, batches_of, config_hash, fit, pick_device, seed_everything
@@ -86,10 +86,16 @@ def latent_statistics(model: VAE, x: np.ndarray, y: np.ndarray, n_classes: int, 
     model.eval()
     xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y.astype(np.int64)).to(device)
     mu, logvar = model.encode(xt, yt if model.conditional else None)
-    kl = kl_per_dim(mu, logvar).mean(0).cpu().numpy()
+    kl = model.kl_dims(mu, logvar, yt).mean(0).cpu().numpy()
     mu_np = mu.cpu().numpy()
-    means = np.stack([mu_np[y == c].mean(0) if np.any(y == c) else np.zeros(mu_np.shape[1]) for c in range(n_classes)])
-    stds = np.stack([mu_np[y == c].std(0) if np.sum(y == c) > 1 else np.ones(mu_np.shape[1]) for c in range(n_classes)])
+    if model.prior == "class_mixture":  # generate from the label's own prior component
+        means = model.prior_means.detach().cpu().numpy()
+        stds = np.ones_like(means)
+    else:  # the FSDD report's way: around the label's mean posterior latent, with its spread
+        means = np.stack([mu_np[y == c].mean(0) if np.any(y == c) else np.zeros(mu_np.shape[1])
+                          for c in range(n_classes)])
+        stds = np.stack([mu_np[y == c].std(0) if np.sum(y == c) > 1 else np.ones(mu_np.shape[1])
+                         for c in range(n_classes)])
     return {"kl_per_dim": kl, "class_means": means.astype(np.float32), "class_stds": stds.astype(np.float32),
             "mu_mean": mu_np.mean(0), "mu_std": mu_np.std(0)}
 

@@ -137,9 +137,8 @@ def objective_for(target: str, params: dict, root: Path, parent_run: str | None)
             set_dotted(trial_params, key, suggest(trial, key, spec))
         set_dotted(trial_params, f"{target}.train.epochs", int(cfg["epochs"]))
         mlflow = tracking.configure(params, root)
-        run = None
         if mlflow is not None:
-            run = mlflow.start_run(run_name=f"trial-{trial.number}", tags={
+            mlflow.start_run(run_name=f"trial-{trial.number}", tags={
                 "mlflow.parentRunId": parent_run, "stage": f"tune_{target}", "optuna.trial": str(trial.number),
                 "optuna.study": trial.study.study_name, **tracking.git_state(root)})
             mlflow.log_params({k: v for k, v in trial.params.items()})
@@ -189,9 +188,9 @@ def _worker(target: str, params: dict, root: str, storage_url: str | None, study
     study.optimize(objective_for(target, params, root_path, parent_run), n_trials=n_trials)
 
 
-def tune(target: str, trials: int, storage: str | None = None, study_name: str | None = None, workers: int = 1,
-         apply: bool = False, root: Path | None = None, params: dict | None = None) -> optuna.Study:
-    """Run (or resume) a study of ``trials`` more trials split over ``workers`` processes."""
+def prepare(target: str, trials: int, storage: str | None = None, study_name: str | None = None,
+            workers: int = 1, root: Path | None = None, params: dict | None = None) -> dict:
+    """Create (or load) the study and its MLflow parent run; returns what each worker needs."""
     if target not in ("outer", "inner"):
         raise ParamsError(f"tune target must be outer or inner, not {target!r}")
     root = root or project_root()
@@ -203,7 +202,6 @@ def tune(target: str, trials: int, storage: str | None = None, study_name: str |
     study_name = study_name or f"{target}-{cfg.get('study_suffix', 'default')}"
     study = optuna.create_study(storage=make_storage(storage, root), study_name=study_name, direction="minimize",
                                 load_if_exists=True, sampler=make_sampler(cfg, space, seed), pruner=make_pruner(cfg))
-    before = len(study.trials)
     mlflow = tracking.configure(params, root)
     parent = None
     if mlflow is not None:
@@ -213,30 +211,31 @@ def tune(target: str, trials: int, storage: str | None = None, study_name: str |
         mlflow.log_params({"target": target, "trials": trials, "workers": workers, "sampler": cfg.get("sampler", "tpe"),
                            "pruner": cfg.get("pruner", "median"), "epochs_per_trial": cfg[target]["epochs"]})
         mlflow.end_run()
-    started = time.monotonic()
     shares = [trials // workers + (1 if i < trials % workers else 0) for i in range(workers)]
-    if workers == 1:
-        _worker(target, params, str(root), storage, study_name, trials, parent, seed)
-    else:
-        ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=_worker, args=(target, params, str(root), storage, study_name, n, parent,
-                                                   seed + i)) for i, n in enumerate(shares) if n]
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join()
-        failed = [p.exitcode for p in procs if p.exitcode]
-        if failed:
-            raise RuntimeError(f"{len(failed)} tuning worker(s) failed (exit codes {failed})")
-    minutes = (time.monotonic() - started) / 60
-    study = optuna.load_study(study_name=study_name, storage=make_storage(storage, root))
-    done = len(study.trials) - before
+    return {"target": target, "params": params, "root": str(root), "storage": storage, "study_name": study_name,
+            "parent_run": parent, "seed": seed, "shares": [n for n in shares if n], "before": len(study.trials),
+            "started": time.monotonic()}
+
+
+def run_worker(plan: dict, index: int) -> None:
+    """One worker's share of the trials (a process, a thread or a Prefect task)."""
+    _worker(plan["target"], plan["params"], plan["root"], plan["storage"], plan["study_name"],
+            plan["shares"][index], plan["parent_run"], plan["seed"] + index)
+
+
+def finish(plan: dict, apply: bool = False) -> optuna.Study:
+    """Report the study (plots, trials per minute, MLflow) and optionally apply the best values."""
+    root, params = Path(plan["root"]), plan["params"]
+    minutes = (time.monotonic() - plan["started"]) / 60
+    study = optuna.load_study(study_name=plan["study_name"], storage=make_storage(plan["storage"], root))
+    done = len(study.trials) - plan["before"]
     rate = done / max(minutes, 1e-9)
-    log.info("tune %s: %d trials in %.1f min (%.2f trials/min)", target, done, minutes, rate)
-    out_dir = root / "reports" / "tuning" / study_name
+    log.info("tune %s: %d trials in %.1f min (%.2f trials/min)", plan["target"], done, minutes, rate)
+    out_dir = root / "reports" / "tuning" / plan["study_name"]
     summary = save_study_report(study, out_dir, rate)
-    if mlflow is not None and parent:
-        with mlflow.start_run(run_id=parent):
+    mlflow = tracking.configure(params, root)
+    if mlflow is not None and plan["parent_run"]:
+        with mlflow.start_run(run_id=plan["parent_run"]):
             mlflow.log_metrics({"trials_per_minute": rate, "trials": done,
                                 **({"best_value": study.best_value} if summary.get("best_value") is not None else {})})
             mlflow.log_artifacts(str(out_dir), artifact_path="tuning")
@@ -245,6 +244,25 @@ def tune(target: str, trials: int, storage: str | None = None, study_name: str |
             raise ParamsError("no completed trial to apply")
         apply_params(root / "params.yaml", study.best_params)
     return study
+
+
+def tune(target: str, trials: int, storage: str | None = None, study_name: str | None = None, workers: int = 1,
+         apply: bool = False, root: Path | None = None, params: dict | None = None) -> optuna.Study:
+    """Run (or resume) a study of ``trials`` more trials split over ``workers`` processes."""
+    plan = prepare(target, trials, storage, study_name, workers, root, params)
+    if len(plan["shares"]) == 1:
+        run_worker(plan, 0)
+    else:
+        ctx = mp.get_context("spawn")
+        procs = [ctx.Process(target=run_worker, args=(plan, i)) for i in range(len(plan["shares"]))]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+        failed = [p.exitcode for p in procs if p.exitcode]
+        if failed:
+            raise RuntimeError(f"{len(failed)} tuning worker(s) failed (exit codes {failed})")
+    return finish(plan, apply)
 
 
 def save_study_report(study: optuna.Study, out_dir: Path, rate: float) -> dict:

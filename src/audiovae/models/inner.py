@@ -68,8 +68,10 @@ class VAE(nn.Module):
                  code_shape: tuple[int, ...] = (), conv_filters: tuple[int, ...] = (), **_):
         super().__init__()
         self.reconstruction, self.architecture = reconstruction, architecture
-        if prior not in ("normal", "mixture"):
-            raise ValueError(f"inner.prior must be 'normal' or 'mixture', not {prior!r}")
+        if prior not in ("normal", "mixture", "class_mixture"):
+            raise ValueError(f"inner.prior must be 'normal', 'mixture' or 'class_mixture', not {prior!r}")
+        if prior == "class_mixture" and n_classes < 2:
+            raise ValueError("inner.prior class_mixture needs at least two labels in the training data")
         if conditional and n_classes < 2:
             raise ValueError("inner.conditional needs at least two labels in the training data")
         self.input_dim, self.latent_dim, self.prior = input_dim, latent_dim, prior
@@ -98,6 +100,9 @@ class VAE(nn.Module):
             self.prior_means = nn.Parameter(torch.randn(mixture_components, latent_dim))
             self.prior_logvars = nn.Parameter(torch.zeros(mixture_components, latent_dim))
             self.prior_logits = nn.Parameter(torch.zeros(mixture_components))
+        elif prior == "class_mixture":
+            # one unit-variance Gaussian per label, its mean learnt: p(z | y) = N(m_y, I)
+            self.prior_means = nn.Parameter(torch.randn(n_classes, latent_dim))
 
     def _cond(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         if not self.conditional:
@@ -123,10 +128,20 @@ class VAE(nn.Module):
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
         return self.decode(z, labels), mu, logvar, z
 
-    def kl(self, mu, logvar, z) -> torch.Tensor:
-        """KL(q(z|x) || p(z)) per example (analytic for the normal prior, one-sample MC for the mixture)."""
-        if self.prior == "normal":
-            return kl_per_dim(mu, logvar).sum(-1)
+    def kl_dims(self, mu, logvar, labels=None) -> torch.Tensor:
+        """Per-dimension KL from the prior (the label's component for ``class_mixture``; N(0, I) otherwise,
+        where the mixture has no per-dimension form): the measure of active dimensions."""
+        if self.prior == "class_mixture":
+            if labels is None:
+                raise ValueError("the class_mixture prior needs labels")
+            return kl_per_dim(mu - self.prior_means[labels], logvar)
+        return kl_per_dim(mu, logvar)
+
+    def kl(self, mu, logvar, z, labels=None) -> torch.Tensor:
+        """KL(q(z|x) || p(z)) per example (analytic for the normal and class priors, one-sample MC for
+        the mixture)."""
+        if self.prior in ("normal", "class_mixture"):
+            return self.kl_dims(mu, logvar, labels).sum(-1)
         log_q = _log_normal(z, mu, logvar).sum(-1)
         comp = _log_normal(z.unsqueeze(1), self.prior_means, self.prior_logvars).sum(-1)
         log_p = torch.logsumexp(comp + F.log_softmax(self.prior_logits, 0), dim=1)
@@ -168,5 +183,5 @@ def vae_loss(model: VAE, x: torch.Tensor, labels, beta: float, reconstruction: s
     if reduction not in ("sum", "mean"):
         raise ValueError(f"inner.reconstruction_reduction must be 'sum' or 'mean', not {reduction!r}")
     rec = weight * (rec.sum(-1) if reduction == "sum" else rec.mean(-1))
-    kl = model.kl(mu, logvar, z)
+    kl = model.kl(mu, logvar, z, labels)
     return (rec + beta * kl).mean(), rec.mean(), kl.mean()

@@ -1,0 +1,1 @@
+"""Orchestration: Prefect flows over the DVC stages (repro, tune, retrain)."""

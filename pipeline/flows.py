@@ -1,0 +1,201 @@
+"""Prefect 3 flows over the same stages: ``repro``, ``tune`` and ``retrain``.
+
+They call DVC and the audiovae library; none repeats a stage's logic. Locally they run in
+Prefect's ephemeral mode with ``PREFECT_HOME`` in the project (``.prefect/``); scaled out they
+are deployed to the ``gpu`` process work pool (``prefect.yaml``).
+
+    python -m pipeline.flows repro                 # dvc repro, one stage per task
+    python -m pipeline.flows tune inner --trials 20 --workers 2
+    python -m pipeline.flows retrain               # the CI entry point
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+import yaml  # noqa: E402
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+
+GPU_TAG = "gpu"
+
+
+def _dvc() -> str:
+    beside = Path(sys.executable).with_name("dvc")
+    return str(beside) if beside.exists() else (shutil.which("dvc") or "dvc")
+
+
+def _run(cmd: list[str], cwd: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command, streaming its output into the Prefect log line by line."""
+    logger = get_run_logger()
+    logger.info("$ %s", " ".join(cmd))
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        logger.info(line.rstrip())
+    proc.wait()
+    result = subprocess.CompletedProcess(cmd, proc.returncode, "".join(lines), "")
+    if check and proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
+    return result
+
+
+def stage_names(root: str) -> list[str]:
+    """The stages of dvc.yaml in their written (dependency) order."""
+    return list(yaml.safe_load((Path(root) / "dvc.yaml").read_text())["stages"])
+
+
+@task(retries=2, retry_delay_seconds=10, task_run_name="dvc-{stage}")
+def run_stage(stage: str, root: str) -> None:
+    """One DVC stage (skipped by DVC when nothing it depends on changed)."""
+    _run([_dvc(), "repro", "--single-item", stage], root)
+
+
+@task(retries=1, retry_delay_seconds=10)
+def run_experiment(overrides: dict, root: str) -> None:
+    args = [item for key, value in overrides.items() for item in ("-S", f"{key}={value}")]
+    _run([_dvc(), "exp", "run", *args], root)
+
+
+@flow(name="repro")
+def repro_flow(root: str = str(ROOT), overrides: dict | None = None) -> list[str]:
+    """``dvc repro`` (or ``dvc exp run -S ...`` with overrides), one stage at a time: DVC holds a
+    repository lock, so stages never run side by side."""
+    if overrides:
+        run_experiment(overrides, root)
+        return ["exp run"]
+    stages = stage_names(root)
+    for stage in stages:
+        run_stage(stage, root)
+    return stages
+
+
+@task(tags=[GPU_TAG], task_run_name="tune-worker-{index}")
+def tune_worker(plan: dict, index: int) -> int:
+    from audiovae import tune
+
+    tune.run_worker(plan, index)
+    return plan["shares"][index]
+
+
+@flow(name="tune", task_runner=ThreadPoolTaskRunner(max_workers=8))
+def tune_flow(target: str = "inner", trials: int = 20, workers: int = 2, storage: str | None = None,
+              study: str | None = None, root: str = str(ROOT), params: dict | None = None) -> dict:
+    """K Optuna workers against one study storage, each a task tagged ``gpu``: with a concurrency
+    limit on that tag equal to the GPUs in the pool, trials queue instead of sharing a card."""
+    from audiovae import tune
+
+    plan = tune.prepare(target, trials, storage, study, workers, Path(root), params)
+    futures = [tune_worker.submit(plan, i) for i in range(len(plan["shares"]))]
+    ran = sum(f.result() for f in futures)
+    result = tune.finish(plan)
+    complete = [t for t in result.trials if t.state.name == "COMPLETE"]
+    return {"study": result.study_name, "trials": len(result.trials), "ran": ran,
+            "best_value": result.best_value if complete else None}
+
+
+@task
+def dvc_pull(root: str) -> bool:
+    """Fetch data and cache; an empty or unreachable remote is not an error (we rebuild)."""
+    result = _run([_dvc(), "pull", "--allow-missing"], root, check=False)
+    if result.returncode:
+        get_run_logger().warning("dvc pull failed (exit %d); continuing and rebuilding what is missing",
+                                 result.returncode)
+    return result.returncode == 0
+
+
+@task
+def read_metrics(root: str) -> dict | None:
+    path = Path(root) / "reports" / "metrics.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+@flow(name="retrain")
+def retrain_flow(root: str = str(ROOT), push: bool = False) -> dict:
+    """The CI entry point: pull, reproduce, evaluate, register as challenger, promote only if better."""
+    from mlflow.tracking import MlflowClient
+
+    from audiovae import registry, tracking
+    from audiovae.atomic import write_text
+    from audiovae.params import load_params, section
+    from audiovae.promotion import decide, flat_metrics
+
+    logger = get_run_logger()
+    params = load_params(Path(root) / "params.yaml")
+    cfg = section(params, "retrain")
+    dvc_pull(root)
+    failed = None
+    try:
+        repro_flow(root)
+    except Exception as exc:  # noqa: BLE001 - a failed run is recorded and never promoted
+        failed = str(exc)
+        logger.error("pipeline failed: %s", exc)
+    metrics = None if failed else read_metrics(root)
+    flat = flat_metrics(metrics) if metrics else None
+    client = MlflowClient(tracking_uri=tracking.tracking_uri(params, Path(root)))
+    champion = registry.champion_metrics(client)
+    decision = decide(flat, champion, cfg["primary_metric"], cfg["mode"], float(cfg["min_margin"]),
+                      tuple(cfg.get("required_metrics", [])))
+    versions = registry.mark_challenger(client, flat) if flat else {}
+    if decision.promote and versions:
+        registry.promote(client, versions)
+    logger.info("champion gate: %s (%s)", "PROMOTE" if decision.promote else "keep champion", decision.reason)
+    diff = _run([_dvc(), "metrics", "diff", "--md"], root, check=False).stdout if not failed else ""
+    lines = ["# Retraining report", "",
+             f"**Decision:** {'promoted to champion' if decision.promote else 'champion kept'} — {decision.reason}", "",
+             f"Primary metric `{cfg['primary_metric']}` ({cfg['mode']}, margin {cfg['min_margin']}): "
+             f"challenger {decision.challenger}, champion {decision.champion}", ""]
+    if failed:
+        lines += ["Pipeline failed:", "", "```", failed, "```"]
+    if flat:
+        lines += ["| metric | challenger | champion |", "|---|---|---|"]
+        lines += [f"| {k} | {v:.4g} | {champion.get(k, float('nan')) if champion else float('nan'):.4g} |"
+                  for k, v in sorted(flat.items())]
+    lines += ["", "## dvc metrics diff", "", diff or "(nothing to compare)"]
+    report = Path(root) / "reports" / "retrain.md"
+    write_text(report, "\n".join(lines) + "\n")
+    if push and not failed:
+        _run([_dvc(), "push"], root, check=False)
+    return {"promote": decision.promote, "reason": decision.reason, "versions": versions, "report": str(report)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.flows", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="flow", required=True)
+    p = sub.add_parser("repro", help="dvc repro as Prefect tasks")
+    p.add_argument("-S", "--set", action="append", default=[], help="override key=value (dvc exp run -S)")
+    p = sub.add_parser("tune", help="Optuna workers as Prefect tasks tagged gpu")
+    p.add_argument("target", choices=("outer", "inner"))
+    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--storage")
+    p.add_argument("--study")
+    p = sub.add_parser("retrain", help="pull, reproduce, evaluate, champion gate, report")
+    p.add_argument("--push", action="store_true", help="dvc push the outputs afterwards")
+    args = parser.parse_args(argv)
+    if args.flow == "repro":
+        overrides = dict(item.split("=", 1) for item in args.set)
+        print(repro_flow(overrides=overrides or None))
+    elif args.flow == "tune":
+        print(tune_flow(args.target, args.trials, args.workers, args.storage, args.study))
+    else:
+        result = retrain_flow(push=args.push)
+        print(Path(result["report"]).read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""A real Prefect server, a `gpu` process work pool with a concurrency limit, one worker, the
+`repro` flow deployed and run on a tiny project; everything started is stopped, even on failure."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+PREFECT = Path(sys.executable).with_name("prefect")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_http(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    pytest.fail(f"{url} did not come up:\n{log.read_text()[-3000:]}")
+
+
+def test_repro_deployment_runs_on_a_gpu_pool_worker(dvc_project, tmp_path, monkeypatch):
+    if not PREFECT.exists():
+        pytest.skip("prefect is not installed next to this Python (run `make test`)")
+    root, env = dvc_project
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**env, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
+           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port),
+           "PREFECT_API_URL": api, "PYTHONPATH": str(REPO)}
+    for key in ("PREFECT_HOME", "PREFECT_API_URL", "PREFECT_API_DATABASE_CONNECTION_URL",
+                "PREFECT_SERVER_ANALYTICS_ENABLED"):
+        monkeypatch.setenv(key, env[key])
+    started: list[subprocess.Popen] = []
+    try:
+        server_log = tmp_path / "server.log"
+        server = subprocess.Popen([str(PREFECT), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                  env=env, stdout=open(server_log, "w"), stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        started.append(server)
+        wait_http(f"{api}/health", server, server_log)
+
+        def cli(*args):
+            result = subprocess.run([str(PREFECT), *args], env=env, capture_output=True, text=True, timeout=120)
+            assert result.returncode == 0, result.stdout + result.stderr
+            return result.stdout
+
+        cli("work-pool", "create", "gpu", "--type", "process")
+        cli("concurrency-limit", "create", "gpu", "1")
+
+        deploy = subprocess.run([sys.executable, "-c", (
+            "from pipeline.flows import repro_flow\n"
+            f"repro_flow.from_source(source={str(REPO)!r}, entrypoint='pipeline/flows.py:repro_flow')"
+            ".deploy(name='repro-test', work_pool_name='gpu', print_next_steps=False)\n")],
+            env=env, cwd=str(REPO), capture_output=True, text=True, timeout=180)
+        assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+
+        worker_log = tmp_path / "worker.log"
+        worker = subprocess.Popen([str(PREFECT), "worker", "start", "--pool", "gpu"], env=env,
+                                  stdout=open(worker_log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        started.append(worker)
+
+        from prefect.deployments import run_deployment
+        flow_run = run_deployment("repro/repro-test", parameters={"root": str(root)}, timeout=0)
+
+        import asyncio
+
+        from prefect.client.orchestration import get_client
+
+        async def state():
+            async with get_client() as client:
+                return (await client.read_flow_run(flow_run.id)).state
+
+        async def gpu_limit():
+            async with get_client() as client:
+                return (await client.read_concurrency_limit_by_tag("gpu")).concurrency_limit
+        assert asyncio.run(gpu_limit()) == 1
+        deadline = time.monotonic() + 420
+        current = asyncio.run(state())
+        while not current.is_final() and time.monotonic() < deadline:
+            time.sleep(3)
+            current = asyncio.run(state())
+        assert current.is_completed(), f"{current.type}: {current.message}\n{worker_log.read_text()[-4000:]}"
+        assert (root / "data" / "features" / "spectrograms.npy").exists()
+        assert (root / "data" / "models" / "inner" / "model.pt").exists()
+        assert (root / "reports" / "metrics.json").exists()
+    finally:
+        for proc in reversed(started):
+            stop(proc)
