@@ -49,19 +49,17 @@ def wait_http(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120)
     pytest.fail(f"{url} did not come up:\n{log.read_text()[-3000:]}")
 
 
-def test_repro_deployment_runs_on_a_gpu_pool_worker(dvc_project, tmp_path, monkeypatch):
+def test_repro_deployment_runs_on_a_gpu_pool_worker(dvc_project, tmp_path):
     if not PREFECT.exists():
         pytest.skip("prefect is not installed next to this Python (run `make test`)")
     root, env = dvc_project
+    env = {**env, "COLUMNS": "200"}
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {**env, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
            "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port),
            "PREFECT_API_URL": api, "PYTHONPATH": str(REPO)}
-    for key in ("PREFECT_HOME", "PREFECT_API_URL", "PREFECT_API_DATABASE_CONNECTION_URL",
-                "PREFECT_SERVER_ANALYTICS_ENABLED"):
-        monkeypatch.setenv(key, env[key])
     started: list[subprocess.Popen] = []
     try:
         server_log = tmp_path / "server.log"
@@ -91,27 +89,24 @@ def test_repro_deployment_runs_on_a_gpu_pool_worker(dvc_project, tmp_path, monke
                                   stdout=open(worker_log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
         started.append(worker)
 
-        from prefect.deployments import run_deployment
-        flow_run = run_deployment("repro/repro-test", parameters={"root": str(root)}, timeout=0)
+        # everything below talks to the server over its REST API or CLI (never this process's Prefect
+        # settings, which an earlier test may have pointed at an ephemeral server)
+        import json
+        import re
 
-        import asyncio
-
-        from prefect.client.orchestration import get_client
-
-        async def state():
-            async with get_client() as client:
-                return (await client.read_flow_run(flow_run.id)).state
-
-        async def gpu_limit():
-            async with get_client() as client:
-                return (await client.read_concurrency_limit_by_tag("gpu")).concurrency_limit
-        assert asyncio.run(gpu_limit()) == 1
+        def get(path):
+            with urllib.request.urlopen(f"{api}{path}", timeout=10) as response:
+                return json.loads(response.read())
+        assert get("/concurrency_limits/tag/gpu")["concurrency_limit"] == 1
+        out = cli("deployment", "run", "repro/repro-test", "--param", f"root={root}")
+        run_id = re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", out).group(0)
         deadline = time.monotonic() + 420
-        current = asyncio.run(state())
-        while not current.is_final() and time.monotonic() < deadline:
+        state = get(f"/flow_runs/{run_id}")["state"]
+        while state["type"] not in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") and time.monotonic() < deadline:
             time.sleep(3)
-            current = asyncio.run(state())
-        assert current.is_completed(), f"{current.type}: {current.message}\n{worker_log.read_text()[-4000:]}"
+            state = get(f"/flow_runs/{run_id}")["state"]
+        assert state["type"] == "COMPLETED", f"{state}\n{worker_log.read_text()[-4000:]}"
+        assert get(f"/flow_runs/{run_id}")["work_pool_name"] == "gpu"
         assert (root / "data" / "features" / "spectrograms.npy").exists()
         assert (root / "data" / "models" / "inner" / "model.pt").exists()
         assert (root / "reports" / "metrics.json").exists()

@@ -22,7 +22,7 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1150px;color:#222;padding:0 1rem}
 h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.3rem;margin-top:2.2rem}
 table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ddd;padding:.25rem .6rem;text-align:left;vertical-align:top}
-th{background:#f5f5f5} .num{text-align:right;font-variant-numeric:tabular-nums} .up{color:#1e7d32} .down{color:#b71c1c}
+th{background:#f5f5f5} .num{text-align:right;font-variant-numeric:tabular-nums} .up{color:#1e7d32} .down{color:#b71c1c} /* better / worse than before */
 img{max-width:100%} .muted{color:#777;font-size:.9rem} audio{width:210px;height:32px}
 .grid{display:flex;flex-wrap:wrap;gap:1rem} .card{border:1px solid #e3e3e3;border-radius:6px;padding:.5rem}
 """
@@ -52,15 +52,30 @@ def _fmt(value) -> str:
     return str(value)
 
 
+LOWER_IS_BETTER = ("rmse", "lsd", "stdev", "frechet", "overfit", "seconds", "perturb", "convergence")
+HIGHER_IS_BETTER = ("accuracy", "active_dims", "speedup")
+
+
+def _direction(key: str) -> int:
+    """+1 when a larger value is better, -1 when smaller is, 0 when neither (sizes, counts)."""
+    if any(word in key for word in HIGHER_IS_BETTER):
+        return 1
+    if any(word in key for word in LOWER_IS_BETTER):
+        return -1
+    return 0
+
+
 def metrics_table(metrics: dict, previous: dict) -> str:
-    rows = ["<table><tr><th>metric</th><th>this run</th><th>previous (HEAD)</th><th>change</th></tr>"]
+    rows = ["<table><tr><th>metric</th><th>this run</th><th>previous (HEAD)</th><th>change (green: better)</th></tr>"]
     for group in [g for g in GROUP_ORDER if g in metrics] + [g for g in metrics if g not in GROUP_ORDER]:
         for key, value in metrics[group].items():
             old = previous.get(group, {}).get(key)
             change = ""
             if isinstance(value, (int, float)) and isinstance(old, (int, float)) and value != old:
                 delta = value - old
-                change = f'<span class="{"up" if delta > 0 else "down"}">{delta:+.4g}</span>'
+                better = _direction(key) * delta
+                css = "up" if better > 0 else "down" if better < 0 else "muted"
+                change = f'<span class="{css}">{delta:+.4g}</span>'
             rows.append(f'<tr><td>{group}.{key}</td><td class="num">{_fmt(value)}</td>'
                         f'<td class="num">{_fmt(old)}</td><td class="num">{change}</td></tr>')
     rows.append("</table>")
