@@ -77,14 +77,21 @@ class Codec:
             linear = np.clip(magnitude / self.ref, 0.0, 1.0)
             linear = np.where(linear < 10 ** (self.db_floor / 20), 0.0, linear)
             return (np.log1p(self.mu * linear) / np.log1p(self.mu)).astype(np.float32), None
+        if self.scaling == "global":  # the hot path of the features stage: float32, in place
+            x = np.array(magnitude, dtype=np.float32)
+            np.maximum(x, self.ref * 10 ** (self.db_floor / 20), out=x)
+            np.log10(x, out=x)
+            span = self.db_ceiling - self.db_floor
+            x *= 20.0 / span
+            x -= (20 * np.log10(self.ref) + self.db_floor) / span
+            return np.clip(x, 0.0, 1.0, out=x), None
         db = 20 * np.log10(np.maximum(magnitude / self.ref, 10 ** (self.db_floor / 20)))
         if self.scaling == "per_file":
             lo = db.min(axis=(-2, -1), keepdims=True)
             hi = np.maximum(db.max(axis=(-2, -1), keepdims=True), lo + 1e-6)
             scaled = (db - lo) / (hi - lo)
             return scaled.astype(np.float32), np.stack([lo[..., 0, 0], hi[..., 0, 0]], axis=-1)
-        scaled = (np.clip(db, self.db_floor, self.db_ceiling) - self.db_floor) / (self.db_ceiling - self.db_floor)
-        return scaled.astype(np.float32), None
+        raise AssertionError("unreachable: scaling is validated in __post_init__")
 
     def encode(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         return self.scale(self.magnitude(audio))
