@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import socket
 import threading
 
 import pandas as pd
@@ -11,7 +10,7 @@ import pytest
 
 from audiovae import download, fetch
 from audiovae.atomic import sha256_file
-from conftest import save_params
+from conftest import free_port, save_params
 
 
 @pytest.fixture
@@ -31,10 +30,7 @@ def http_server(tmp_path):
 
 
 def closed_port_url(name: str) -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/{name}"
+    return f"http://127.0.0.1:{free_port()}/{name}"
 
 
 def test_download_over_http_when_no_mirror_has_it(project, tiny_fsdd_zip, http_server, monkeypatch, tmp_path):

@@ -2,9 +2,6 @@
 `repro` flow deployed and run on a tiny project; everything started is stopped, even on failure."""
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,40 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, free_port, stop_process, wait_http
 
 PREFECT = Path(sys.executable).with_name("prefect")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def wait_http(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.5)
-    pytest.fail(f"{url} did not come up:\n{log.read_text()[-3000:]}")
 
 
 def test_repro_deployment_runs_on_a_gpu_pool_worker(dvc_project, tmp_path):
@@ -112,4 +78,4 @@ def test_repro_deployment_runs_on_a_gpu_pool_worker(dvc_project, tmp_path):
         assert (root / "reports" / "metrics.json").exists()
     finally:
         for proc in reversed(started):
-            stop(proc)
+            stop_process(proc)

@@ -17,6 +17,7 @@ from .checkpoints import load_inner, load_outer
 from .features import load_codec
 from .models.inner import VAE
 from .models.outer import OuterAE
+from .progress import Progress
 from .spectrogram import Codec
 
 
@@ -74,8 +75,15 @@ class AudioVAE:
             raise ValueError("per-file scaling has no inverse for new inputs; use features.scaling: global")
         return self.codec.encode(waves)[0]
 
-    def to_audio(self, specs: np.ndarray) -> np.ndarray:
-        return self.codec.to_audio(specs, length=self.length)
+    def to_audio(self, specs: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Griffin-Lim in batches, with progress (it is the slow part of evaluation)."""
+        out = np.empty((len(specs), self.length), dtype=np.float32)
+        with Progress(len(specs), "Griffin-Lim", unit="file") as bar:
+            for start in range(0, len(specs), batch_size):
+                chunk = specs[start:start + batch_size]
+                out[start:start + len(chunk)] = self.codec.to_audio(chunk, length=self.length)
+                bar.update(len(chunk))
+        return out
 
     # ---------------------------------------------------------------- model
     @torch.no_grad()

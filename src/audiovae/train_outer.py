@@ -28,6 +28,8 @@ log = logging.getLogger("audiovae.train_outer")
 
 def outer_hyper(cfg: dict) -> dict:
     kind = cfg["model"]
+    if kind == "identity":
+        return {}
     if kind not in cfg:
         raise ParamsError(f"outer.model is {kind!r} but params.yaml has no outer.{kind} section")
     return dict(cfg[kind])

@@ -185,7 +185,10 @@ def _worker(target: str, params: dict, root: str, storage_url: str | None, study
     cfg = section(params, "tune")
     study = optuna.load_study(study_name=study_name, storage=make_storage(storage_url, root_path),
                               sampler=make_sampler(cfg, cfg[target]["space"], seed), pruner=make_pruner(cfg))
-    study.optimize(objective_for(target, params, root_path, parent_run), n_trials=n_trials)
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:  # one plain line per trial
+        log.info("%s trial %d %s%s", study.study_name, trial.number, trial.state.name,
+                 f" value={trial.value:.5g}" if trial.value is not None else "")
+    study.optimize(objective_for(target, params, root_path, parent_run), n_trials=n_trials, callbacks=[report])
 
 
 def prepare(target: str, trials: int, storage: str | None = None, study_name: str | None = None,
