@@ -57,7 +57,9 @@ def main() -> None:
     root = Path.cwd()
     raw = yaml.safe_load((root / "params.yaml").read_text())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", nargs="+", default=["none", *raw["presets"]])
+    # the heaviest preset last: the table is written after each configuration
+    order = sorted(raw["presets"], key=lambda name: name == "fsdd_conv_vae")
+    parser.add_argument("--presets", nargs="+", default=["none", *order])
     args = parser.parse_args()
     rows = []
     for preset in args.presets:

@@ -122,7 +122,7 @@ def cmd_stage(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="audiovae", description=__doc__, epilog=EXAMPLES,
+        prog="audiovae", description=__doc__.replace("``", ""), epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=".", help="project root holding data/models (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: %(default)s)")

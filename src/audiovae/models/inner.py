@@ -49,11 +49,14 @@ class ConvHead(nn.Module):
         super().__init__()
         self.fc = nn.Linear(latent, trunk.out_dim)
         self.inner_shape, self.out_shape = trunk.inner_shape, trunk.shape
-        layers, filters = [], list(reversed(trunk.filters))
-        for a, b in zip(filters, filters[1:] + [filters[-1]]):
-            layers += [nn.ConvTranspose2d(a, b, 3, stride=2, padding=1, output_padding=1), nn.BatchNorm2d(b),
-                       nn.LeakyReLU(0.2)]
-        layers += [nn.Conv2d(filters[-1], trunk.shape[0], 3, padding=1)]
+        # the report's decoder: transposed convolutions with the encoder's filters reversed, less the
+        # first (widest) one; the last layer goes straight to the output channels at full resolution
+        layers, channels = [], trunk.filters[-1]
+        for f in reversed(trunk.filters[1:]):
+            layers += [nn.ConvTranspose2d(channels, f, 3, stride=2, padding=1, output_padding=1),
+                       nn.BatchNorm2d(f), nn.LeakyReLU(0.2)]
+            channels = f
+        layers += [nn.ConvTranspose2d(channels, trunk.shape[0], 3, stride=2, padding=1, output_padding=1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z):
