@@ -61,7 +61,14 @@ def main() -> None:
     order = sorted(raw["presets"], key=lambda name: name == "fsdd_conv_vae")
     parser.add_argument("--presets", nargs="+", default=["none", *order])
     args = parser.parse_args()
+    csv_path = root / "reports" / "presets_benchmark.csv"
     rows = []
+    if csv_path.exists():  # keep the rows of configurations not re-run now
+        rows = [r for r in pd.read_csv(csv_path).to_dict("records")
+                if r["configuration"] not in {("default" if p == "none" else p) for p in args.presets}]
+        for r in rows:
+            name = r.pop("configuration")
+            r["preset"] = "none" if name == "default" else name
     for preset in args.presets:
         logging.info("benchmark: %s", preset)
         rows.append(run_one(root, raw, preset))

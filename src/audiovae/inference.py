@@ -96,10 +96,21 @@ class AudioVAE:
         return ((np.concatenate(out) - self.mean) / self.std).astype(np.float32)
 
     @torch.no_grad()
-    def latents(self, specs: np.ndarray, labels=None) -> np.ndarray:
+    def latents(self, specs: np.ndarray, labels=None, batch_size: int = 256) -> np.ndarray:
+        return self.posterior(specs, labels, batch_size)[0]
+
+    @torch.no_grad()
+    def posterior(self, specs: np.ndarray, labels=None, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior means and log-variances, in batches."""
         y = self._need_labels(labels, len(specs))
-        mu, _ = self.inner.encode(torch.from_numpy(self.codes(specs)).to(self.device), y)
-        return mu.cpu().numpy()
+        codes = self.codes(specs)
+        mus, logvars = [], []
+        for start in range(0, len(codes), batch_size):
+            mu, logvar = self.inner.encode(torch.from_numpy(codes[start:start + batch_size]).to(self.device),
+                                           None if y is None else y[start:start + batch_size])
+            mus.append(mu.cpu().numpy())
+            logvars.append(logvar.cpu().numpy())
+        return np.concatenate(mus), np.concatenate(logvars)
 
     @torch.no_grad()
     def decode_codes(self, codes: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -113,10 +124,13 @@ class AudioVAE:
         return np.concatenate(out)
 
     @torch.no_grad()
-    def from_latents(self, z: np.ndarray, labels=None) -> np.ndarray:
+    def from_latents(self, z: np.ndarray, labels=None, batch_size: int = 256) -> np.ndarray:
         y = self._need_labels(labels, len(z))
-        codes = self.inner.generate(torch.from_numpy(np.asarray(z, dtype=np.float32)).to(self.device), y)
-        return self.decode_codes(codes.float().cpu().numpy())
+        z = np.asarray(z, dtype=np.float32)
+        codes = [self.inner.generate(torch.from_numpy(z[start:start + batch_size]).to(self.device),
+                                     None if y is None else y[start:start + batch_size]).float().cpu().numpy()
+                 for start in range(0, len(z), batch_size)]
+        return self.decode_codes(np.concatenate(codes))
 
     def reconstruct(self, specs: np.ndarray, labels=None) -> np.ndarray:
         """Spectrogram -> outer -> inner (posterior mean) -> outer decoder."""

@@ -26,6 +26,7 @@ from .params import ParamsError, project_root, section
 from .training import FitConfig, batches_of, config_hash, fit, pick_device, seed_everything
 
 log = logging.getLogger("audiovae.train_inner")
+LATENT_BATCH = 256
 
 
 class Annealed:
@@ -84,10 +85,15 @@ def tensor_loader(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | Non
 def latent_statistics(model: VAE, x: np.ndarray, y: np.ndarray, n_classes: int, device) -> dict:
     """Per-dimension KL on ``x`` and each class's latent mean and std (of the posterior means)."""
     model.eval()
-    xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y.astype(np.int64)).to(device)
-    mu, logvar = model.encode(xt, yt if model.conditional else None)
-    kl = model.kl_dims(mu, logvar, yt).mean(0).cpu().numpy()
-    mu_np = mu.cpu().numpy()
+    mus, kls = [], []
+    for start in range(0, len(x), LATENT_BATCH):  # in batches: a convolutional VAE's activations are large
+        xt = torch.from_numpy(x[start:start + LATENT_BATCH]).to(device)
+        yt = torch.from_numpy(y[start:start + LATENT_BATCH].astype(np.int64)).to(device)
+        mu, logvar = model.encode(xt, yt if model.conditional else None)
+        mus.append(mu.cpu().numpy())
+        kls.append(model.kl_dims(mu, logvar, yt).cpu().numpy())
+    kl = np.concatenate(kls).mean(0)
+    mu_np = np.concatenate(mus)
     if model.prior == "class_mixture":  # generate from the label's own prior component
         means = model.prior_means.detach().cpu().numpy()
         stds = np.ones_like(means)
