@@ -12,8 +12,6 @@ stages: decode/resample/trim per file (filter), then one batched STFT over a mem
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import pandas as pd
 
 from audiovae import features, filter as filter_stage
 from audiovae.audio import fit_length
+from audiovae.scratch import scratch_root
 from audiovae.params import load_params
 
 
@@ -48,11 +47,7 @@ def main() -> None:
     # so that neither side is charged for it
     librosa.amplitude_to_db(np.abs(librosa.stft(np.zeros(4096, dtype=np.float32), n_fft=256)))
     librosa.resample(np.zeros(4096, dtype=np.float32), orig_sr=16000, target_sr=8000)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "data").mkdir()
-        os.symlink(root / "data" / "raw", tmp / "data" / "raw")
-        os.symlink(root / "data" / "metadata.csv", tmp / "data" / "metadata.csv")
+    with scratch_root(root, ["data/raw", "data/metadata.csv"]) as tmp:
         start = time.perf_counter()
         kept = filter_stage.run(params, tmp)
         t_filter = time.perf_counter() - start

@@ -14,8 +14,6 @@ import argparse
 import copy
 import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import yaml
 
 from audiovae import encode, evaluate, features, filter as filter_stage, train_inner, train_outer
 from audiovae.atomic import atomic_path, write_text
+from audiovae.scratch import scratch_root
 from audiovae.params import deep_merge
 
 KEYS = ["outer.train_seconds", "inner.train_seconds", "outer.params", "inner.params", "outer.test_rmse_db",
@@ -38,11 +37,7 @@ def run_one(root: Path, raw: dict, preset: str) -> dict:
         params = deep_merge(params, raw["presets"][preset])
     params["preset"] = preset
     params["tracking"]["enabled"] = False
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "data").mkdir()
-        os.symlink(root / "data" / "raw", tmp / "data" / "raw")
-        os.symlink(root / "data" / "metadata.csv", tmp / "data" / "metadata.csv")
+    with scratch_root(root, ["data/raw", "data/metadata.csv"]) as tmp:
         start = time.perf_counter()
         for stage in (filter_stage, features, train_outer, encode, train_inner, evaluate):
             stage.run(params, tmp)

@@ -76,3 +76,16 @@ def test_grid_sampler_needs_discrete_spaces():
         tune.make_sampler({"sampler": "grid"}, {"x.y": {"type": "float", "low": 0, "high": 1}}, 0)
     sampler = tune.make_sampler({"sampler": "grid"}, {"x.y": {"type": "categorical", "choices": [1, 2]}}, 0)
     assert isinstance(sampler, optuna.samplers.GridSampler)
+
+
+def test_scratch_root_links_inputs_and_names_what_is_missing(tmp_path):
+    from audiovae.scratch import scratch_root
+    (tmp_path / "data" / "encodings").mkdir(parents=True)
+    (tmp_path / "data" / "encodings" / "codes.npy").write_bytes(b"x")
+    with scratch_root(tmp_path, ["data/encodings"]) as scratch:
+        assert (scratch / "data" / "encodings" / "codes.npy").read_bytes() == b"x"
+        assert (scratch / "data" / "encodings").is_symlink()
+    assert not scratch.exists()
+    with pytest.raises(FileNotFoundError, match="data/features missing"):
+        with scratch_root(tmp_path, ["data/features"]):
+            pass

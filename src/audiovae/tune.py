@@ -15,8 +15,6 @@ from __future__ import annotations
 import copy
 import logging
 import multiprocessing as mp
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ import optuna
 
 from . import tracking
 from .params import ParamsError, load_params, project_root, section
+from .scratch import scratch_root
 
 log = logging.getLogger("audiovae.tune")
 DATA_FOR = {"outer": ["data/features"], "inner": ["data/encodings"]}
@@ -112,18 +111,6 @@ def set_dotted(params: dict, key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _trial_root(root: Path, target: str) -> tempfile.TemporaryDirectory:
-    """A scratch project root whose inputs link to the real ones; trial outputs stay out of data/."""
-    tmp = tempfile.TemporaryDirectory(prefix=f"audiovae-trial-{target}-")
-    for rel in DATA_FOR[target]:
-        link = Path(tmp.name) / rel
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if not (root / rel).exists():
-            raise FileNotFoundError(f"tune {target} needs {rel}: run `dvc repro {'features' if target == 'outer' else 'encode'}` first")
-        os.symlink(root / rel, link)
-    return tmp
-
-
 def objective_for(target: str, params: dict, root: Path, parent_run: str | None):
     from . import train_inner, train_outer
 
@@ -152,9 +139,9 @@ def objective_for(target: str, params: dict, root: Path, parent_run: str | None)
 
         state = "FAIL"
         try:
-            with _trial_root(root, target) as scratch:
+            with scratch_root(root, DATA_FOR[target], prefix=f"audiovae-trial-{target}-") as scratch:
                 module = train_outer if target == "outer" else train_inner
-                result = module.run(trial_params, Path(scratch), trial_report=report)
+                result = module.run(trial_params, scratch, trial_report=report)
             history = result["history"]
             value = min(e["val_loss"] for e in history.epochs)
             trial.set_user_attr("params", int(result["info"]["params"]))
