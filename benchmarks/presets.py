@@ -28,7 +28,8 @@ from audiovae.params import deep_merge
 KEYS = ["outer.train_seconds", "inner.train_seconds", "outer.params", "inner.params", "outer.test_rmse_db",
         "inner.test_rmse_db", "inner.active_dims", "inner.latent_dims", "audio.test_lsd_db", "audio.oracle_lsd_db",
         "classifier.real_test_accuracy", "classifier.recon_accuracy", "classifier.generated_accuracy",
-        "classifier.generated_frechet", "robustness.perturb_10db_rmse_db", "speed.encode_once_speedup"]
+        "classifier.generated_frechet", "classifier.check_recon_accuracy", "classifier.check_generated_accuracy",
+        "robustness.perturb_10db_rmse_db", "speed.encode_once_speedup"]
 
 
 def run_one(root: Path, raw: dict, preset: str) -> dict:

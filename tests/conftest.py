@@ -64,7 +64,7 @@ def tiny_params() -> dict:
     p["outer"]["conv1d"].update(hidden=32, code_channels=8)
     p["outer"]["train"].update(epochs=2, patience=2)
     p["outer"]["batch_size"] = 16
-    p["inner"].update(latent_dim=4, hidden=[32, 16], batch_size=16)
+    p["inner"].update(latent_dim=4, hidden=[32, 16], conv_filters=[16, 16], batch_size=16)
     p["inner"]["train"].update(epochs=3, patience=3)
     p["inner"]["kl_warmup_epochs"] = 1
     p["evaluate"].update(generated_per_class=4, tsne_perplexity=5)

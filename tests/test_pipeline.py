@@ -39,7 +39,8 @@ def test_metrics_have_every_documented_key(trained):
         "outer": ["test_rmse_db", "test_stdev_pct", "overfit_ratio", "compression", "params", "train_seconds"],
         "inner": ["test_rmse_db", "kl", "active_dims", "latent_dims", "params", "train_seconds"],
         "audio": ["test_lsd_db", "oracle_lsd_db", "test_spectral_convergence"],
-        "classifier": ["real_test_accuracy", "recon_accuracy", "generated_accuracy", "generated_frechet"],
+        "classifier": ["real_test_accuracy", "recon_accuracy", "generated_accuracy", "generated_frechet",
+                       "check_real_test_accuracy", "check_recon_accuracy", "check_generated_accuracy"],
         "robustness": ["perturb_10db_rmse_db"], "speed": ["encode_once_speedup"]}
     for group, keys in expected.items():
         for key in keys:

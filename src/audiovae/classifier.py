@@ -1,9 +1,12 @@
-"""A label classifier on audio, trained on real training audio only, used to score what we make.
+"""Label classifiers on audio, trained on real training audio only, used to score what we make.
 
-Audio -> log-mel spectrogram (its own STFT settings, not our features) -> standardise ->
-PCA -> RBF support-vector machine, all scikit-learn. The PCA projection is the
-embedding in which the Fréchet distance between generated and real audio is measured. It
-sees waveforms only, so reconstructions and generations are judged as sound.
+``AudioClassifier``: audio -> log-mel spectrogram (its own STFT settings, not our features) ->
+standardise -> PCA -> RBF support-vector machine, all scikit-learn. The PCA projection is the
+embedding in which the Fréchet distance between generated and real audio is measured.
+
+``CheckClassifier``: a second opinion of another family (MFCCs and their deltas pooled over a
+few time segments -> logistic regression), so a model that merely fools the first classifier
+shows up as a gap between the two. Both see waveforms only: sounds are judged as sound.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import librosa
 import numpy as np
 from scipy import linalg
 from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -65,6 +69,36 @@ class AudioClassifier:
 
     def accuracy(self, audio: np.ndarray, labels) -> float:
         return float(np.mean(self.predict(audio) == np.asarray(labels).astype(str)))
+
+
+def mfcc_segments(audio: np.ndarray, sample_rate: int, cfg: dict) -> np.ndarray:
+    """(n, samples) -> MFCCs and deltas averaged over ``segments`` equal stretches of time (the
+    coarse order of the phonemes survives; the exact alignment does not matter)."""
+    audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    audio = audio / np.maximum(np.abs(audio).max(axis=-1, keepdims=True), 1e-9)
+    mfcc = librosa.feature.mfcc(y=audio, sr=sample_rate, n_mfcc=int(cfg["n_mfcc"]), n_fft=int(cfg["n_fft"]),
+                                hop_length=int(cfg["hop_length"]))
+    feats = np.concatenate([mfcc, librosa.feature.delta(mfcc)], axis=-2)
+    pooled = [part.mean(-1) for part in np.array_split(feats, int(cfg["segments"]), axis=-1)]
+    return np.concatenate(pooled, axis=-1).astype(np.float32)
+
+
+class CheckClassifier:
+    """The independent second opinion: MFCC segments -> standardise -> logistic regression."""
+
+    def __init__(self, sample_rate: int, cfg: dict, seed: int = 0):
+        self.sample_rate, self.cfg, self.seed = sample_rate, cfg, seed
+        self.pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=float(cfg["c"]), max_iter=2000))
+
+    def fit(self, audio: np.ndarray, labels) -> "CheckClassifier":
+        snrs = list(self.cfg.get("noise_snr_db", []))
+        x = mfcc_segments(augmented(np.asarray(audio, dtype=np.float32), snrs, self.seed), self.sample_rate, self.cfg)
+        self.pipeline.fit(x, np.tile(np.asarray(labels).astype(str), 1 + len(snrs)))
+        return self
+
+    def accuracy(self, audio: np.ndarray, labels) -> float:
+        predicted = self.pipeline.predict(mfcc_segments(audio, self.sample_rate, self.cfg))
+        return float(np.mean(predicted == np.asarray(labels).astype(str)))
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

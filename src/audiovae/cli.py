@@ -44,7 +44,11 @@ def _write(model, specs, out: Path, names: list[str]) -> list[Path]:
 
 def cmd_generate(args) -> list[Path]:
     model = _model(args)
-    specs = model.generate(args.label, args.count, seed=args.seed, spread=args.spread)
+    spread = args.spread
+    if spread is None:  # the spread the evaluate stage scored the model's generations with
+        from .params import load_params, section
+        spread = float(section(load_params(Path(args.root).resolve() / "params.yaml"), "evaluate.generate_spread"))
+    specs = model.generate(args.label, args.count, seed=args.seed, spread=spread)
     return _write(model, specs, Path(args.out), [f"{args.label}_{i:03d}" for i in range(args.count)])
 
 
@@ -141,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=10, help="how many files (default: %(default)s)")
     p.add_argument("--out", required=True, help="output folder; files are LABEL_000.wav ...")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--spread", type=float, default=0.5,
-                   help="latent spread around the label's mean, in units of its std (default: %(default)s)")
+    p.add_argument("--spread", type=float,
+                   help="latent spread around the label's mean, in units of its std "
+                        "(default: evaluate.generate_spread in params.yaml, the value the metrics were measured at)")
 
     p = add("reconstruct", cmd_reconstruct, "Run audio files (any rate, channels, length) through the model.",
             "audiovae reconstruct take1.wav take2.flac --out recon/")

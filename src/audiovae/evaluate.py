@@ -19,7 +19,7 @@ from . import plots, report, tracking
 from .stage import run_stage
 from .atomic import write_json
 from .audio import write_wav
-from .classifier import AudioClassifier, frechet_distance
+from .classifier import AudioClassifier, CheckClassifier, frechet_distance
 from .encode import load_encodings
 from .features import open_features, split_rows
 from .inference import AudioVAE
@@ -173,6 +173,11 @@ def run(params: dict, root: Path | None = None) -> dict:
         "generated_accuracy": classifier.accuracy(audio_gen, gen_labels),
         "generated_frechet": frechet_distance(classifier.embed(audio_gen), classifier.embed(wav_test)),
         "recon_frechet": frechet_distance(classifier.embed(audio_recon), classifier.embed(wav_test))}
+    # a second opinion of another family: a gap to the first means the sounds fool one classifier only
+    check = CheckClassifier(codec.sample_rate, cfg["check_classifier"], seed).fit(wav_train, y_train)
+    metrics["classifier"].update({"check_real_test_accuracy": check.accuracy(wav_test, y_test),
+                                  "check_recon_accuracy": check.accuracy(audio_recon, y_test),
+                                  "check_generated_accuracy": check.accuracy(audio_gen, gen_labels)})
 
     # -- robustness: how far the output moves when the input moves by up to ±N dB
     noisy = perturb(model, x_test, float(cfg["perturb_db"]), seed)

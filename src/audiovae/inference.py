@@ -21,6 +21,14 @@ from .progress import Progress
 from .spectrogram import Codec
 
 
+def _scales(info: dict) -> np.ndarray:
+    """Per-label scale matrices; a model saved with per-dimension stds gets diagonal ones."""
+    if "class_scales" in info:
+        return np.asarray(info["class_scales"], dtype=np.float32)
+    stds = np.asarray(info["class_stds"], dtype=np.float32)
+    return np.stack([np.diag(s) for s in stds])
+
+
 @dataclass
 class AudioVAE:
     outer: OuterAE
@@ -32,7 +40,7 @@ class AudioVAE:
     length_mode: str
     labels: list[str]
     class_means: np.ndarray
-    class_stds: np.ndarray
+    class_scales: np.ndarray  # (labels, latent, latent): new latents are centre + spread * L @ eps
     device: torch.device
 
     @classmethod
@@ -46,7 +54,7 @@ class AudioVAE:
         audio_meta = json.loads((root / "data" / "filtered" / "audio.json").read_text())
         return cls(outer, inner, stats["mean"], stats["std"], load_codec(root / "data" / "features"),
                    int(audio_meta["length"]), audio_meta["length_mode"], list(info["labels"]),
-                   np.asarray(info["class_means"]), np.asarray(info["class_stds"]), device)
+                   np.asarray(info["class_means"]), _scales(info), device)
 
     # ---------------------------------------------------------------- helpers
     def label_ids(self, labels) -> torch.Tensor | None:
@@ -143,15 +151,17 @@ class AudioVAE:
     def sample(self, label: str, count: int, seed: int = 0, spread: float = 1.0) -> np.ndarray:
         """Latents for ``count`` new sounds of ``label``.
 
-        Conditional model: the prior, decoded with the label. Otherwise the FSDD report's way:
-        around the label's mean latent, with ``spread`` times the label's spread of latents.
+        Conditional model: the prior, decoded with the label. Otherwise around the label's latent
+        centre, along its scale matrix (``inner.class_sampling``: the full covariance of the label's
+        latents by default), ``spread`` times as wide: 1 follows the label's own spread, less stays
+        nearer its typical sound.
         """
         rng = np.random.default_rng(seed)
         eps = rng.standard_normal((count, self.inner.latent_dim)).astype(np.float32)
         if self.inner.conditional:
             return eps * spread
         c = self.label_ids([label]).item()
-        return self.class_means[c] + spread * self.class_stds[c] * eps
+        return self.class_means[c] + spread * eps @ self.class_scales[c].T
 
     def generate(self, label: str, count: int, seed: int = 0, spread: float = 1.0) -> np.ndarray:
         z = self.sample(label, count, seed, spread)

@@ -81,9 +81,48 @@ def tensor_loader(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | Non
     return batches
 
 
+CLASS_SAMPLING = ("full", "diagonal", "prior")
+COVARIANCE_RIDGE = 1e-4  # keeps a class's covariance positive definite when it has few examples
+
+
+def check_class_sampling(how: str, model: VAE) -> None:
+    if how not in CLASS_SAMPLING:
+        raise ParamsError(f"inner.class_sampling must be one of {', '.join(CLASS_SAMPLING)}, not {how!r}")
+    if how == "prior" and model.prior != "class_mixture":
+        raise ParamsError("inner.class_sampling prior needs inner.prior class_mixture")
+
+
+def class_scales(mu: np.ndarray, y: np.ndarray, n_classes: int, how: str, model: VAE) -> tuple[np.ndarray, np.ndarray]:
+    """Each label's latent centre and a scale matrix ``L`` (new latents: centre + spread * L @ eps).
+
+    ``full``: mean and Cholesky factor of the covariance of the label's posterior means (ex-post
+    density estimation: samples follow the directions the label really varies in); ``diagonal``:
+    the FSDD report's mean and per-dimension std; ``prior``: the class-mixture prior's own
+    component N(m_y, I)."""
+    check_class_sampling(how, model)
+    d = mu.shape[1]
+    if how == "prior":
+        means = model.prior_means.detach().cpu().numpy()
+        return means.astype(np.float32), np.broadcast_to(np.eye(d), (n_classes, d, d)).astype(np.float32)
+    means, scales = np.zeros((n_classes, d)), np.broadcast_to(np.eye(d), (n_classes, d, d)).copy()
+    for c in range(n_classes):
+        rows = mu[y == c]
+        if len(rows) == 0:
+            continue
+        means[c] = rows.mean(0)
+        if len(rows) < 2:
+            continue
+        if how == "full":
+            scales[c] = np.linalg.cholesky(np.cov(rows, rowvar=False) + COVARIANCE_RIDGE * np.eye(d))
+        else:
+            scales[c] = np.diag(rows.std(0))
+    return means.astype(np.float32), scales.astype(np.float32)
+
+
 @torch.no_grad()
-def latent_statistics(model: VAE, x: np.ndarray, y: np.ndarray, n_classes: int, device) -> dict:
-    """Per-dimension KL on ``x`` and each class's latent mean and std (of the posterior means)."""
+def latent_statistics(model: VAE, x: np.ndarray, y: np.ndarray, n_classes: int, device,
+                      class_sampling: str = "full") -> dict:
+    """Per-dimension KL on ``x`` and each class's latent centre and scale (from the posterior means)."""
     model.eval()
     mus, kls = [], []
     for start in range(0, len(x), LATENT_BATCH):  # in batches: a convolutional VAE's activations are large
@@ -94,15 +133,8 @@ def latent_statistics(model: VAE, x: np.ndarray, y: np.ndarray, n_classes: int, 
         kls.append(model.kl_dims(mu, logvar, yt).cpu().numpy())
     kl = np.concatenate(kls).mean(0)
     mu_np = np.concatenate(mus)
-    if model.prior == "class_mixture":  # generate from the label's own prior component
-        means = model.prior_means.detach().cpu().numpy()
-        stds = np.ones_like(means)
-    else:  # the FSDD report's way: around the label's mean posterior latent, with its spread
-        means = np.stack([mu_np[y == c].mean(0) if np.any(y == c) else np.zeros(mu_np.shape[1])
-                          for c in range(n_classes)])
-        stds = np.stack([mu_np[y == c].std(0) if np.sum(y == c) > 1 else np.ones(mu_np.shape[1])
-                         for c in range(n_classes)])
-    return {"kl_per_dim": kl, "class_means": means.astype(np.float32), "class_stds": stds.astype(np.float32),
+    means, scales = class_scales(mu_np.astype(np.float64), y, n_classes, class_sampling, model)
+    return {"kl_per_dim": kl, "class_means": means, "class_scales": scales,
             "mu_mean": mu_np.mean(0), "mu_std": mu_np.std(0)}
 
 
@@ -117,6 +149,8 @@ def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
     x_train, x_val = standardised(codes, stats, train), standardised(codes, stats, val)
     device = pick_device(cfg.get("device", "auto"))
     model = build_vae(cfg, codes.shape[1], len(labels), manifest["code_shape"]).to(device)
+    sampling = cfg.get("class_sampling", "full")
+    check_class_sampling(sampling, model)  # before training, not after it
     beta = Annealed(float(cfg["beta"]), int(cfg.get("kl_warmup_epochs", 0)))
     step = make_step(device, beta, cfg.get("reconstruction", "mse"), float(cfg.get("reconstruction_weight", 1.0)),
                      cfg.get("reconstruction_reduction", "sum"))
@@ -135,17 +169,17 @@ def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
                       tensor_loader(x_val, y[val], 1024, None),
                       fit_cfg, device, checkpoint, signature, "train inner", on_epoch=on_epoch,
                       epoch_hook=beta, trial_report=trial_report)
-        latent = latent_statistics(model, x_train, y[train], len(labels), device)
+        latent = latent_statistics(model, x_train, y[train], len(labels), device, sampling)
         val_latent = latent_statistics(model, x_val, y[val], len(labels), device)
         active = int(np.sum(val_latent["kl_per_dim"] > ACTIVE_KL_THRESHOLD))
         info = {"hyper": model.hyper, "labels": labels, "params": count_params(model),
                 "train_seconds": history.seconds, "best_epoch": history.best_epoch, "stopped": history.stopped,
                 "active_dims": active, "latent_dims": model.latent_dim, "class_means": latent["class_means"],
-                "class_stds": latent["class_stds"], "outer_model_sha256": manifest["outer_model_sha256"],
+                "class_scales": latent["class_scales"], "class_sampling": sampling, "outer_model_sha256": manifest["outer_model_sha256"],
                 "beta": float(cfg["beta"])}
         out_dir = root / "data" / "models" / "inner"
         digest = save_model(out_dir / "model.pt", model, **info)
-        summary = {k: v for k, v in info.items() if k not in ("class_means", "class_stds")}
+        summary = {k: v for k, v in info.items() if k not in ("class_means", "class_scales")}
         write_json(out_dir / "summary.json", {**summary, "sha256": digest, "epochs_run": len(history.epochs),
                                               "val_kl": float(val_latent["kl_per_dim"].sum())})
         report = root / "reports" / "inner"

@@ -64,6 +64,46 @@ class ConvHead(nn.Module):
         return out[..., : self.out_shape[1], : self.out_shape[2]].flatten(1)
 
 
+class Conv1dTrunk(nn.Module):
+    """Strided 1-D convolutions along the code's time axis (its channels are the outer code's
+    channels): shift-tolerant where an MLP over the flattened code must learn every position."""
+
+    def __init__(self, shape: tuple[int, int], channels: tuple[int, ...], extra: int = 0):
+        super().__init__()
+        c, t = shape
+        layers, width = [], c + extra
+        for f in channels:
+            layers += [nn.Conv1d(width, f, 4, stride=2, padding=1), nn.GELU()]
+            width = f
+        self.net = nn.Sequential(*layers)
+        self.shape, self.channels, self.extra = (c, t), tuple(channels), extra
+        with torch.no_grad():
+            self.inner_shape = tuple(self.net(torch.zeros(1, c + extra, t)).shape[1:])
+        self.out_dim = math.prod(self.inner_shape)
+
+    def forward(self, x):
+        return self.net(x.reshape(len(x), -1, self.shape[1])).flatten(1)
+
+
+class Conv1dHead(nn.Module):
+    """The mirror of ``Conv1dTrunk``: a linear layer to the trunk's output, transposed convolutions back."""
+
+    def __init__(self, trunk: Conv1dTrunk, latent: int):
+        super().__init__()
+        self.fc = nn.Linear(latent, trunk.out_dim)
+        self.inner_shape, self.out_shape = trunk.inner_shape, trunk.shape
+        layers, width = [nn.GELU()], trunk.channels[-1]
+        for f in reversed(trunk.channels[:-1]):
+            layers += [nn.ConvTranspose1d(width, f, 4, stride=2, padding=1), nn.GELU()]
+            width = f
+        layers += [nn.ConvTranspose1d(width, trunk.shape[0], 4, stride=2, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        out = self.net(self.fc(z).reshape(len(z), *self.inner_shape))
+        return out[..., : self.out_shape[1]].flatten(1)
+
+
 class VAE(nn.Module):
     def __init__(self, input_dim: int, latent_dim: int = 32, hidden: tuple[int, ...] = (512, 256),
                  prior: str = "normal", mixture_components: int = 10, n_classes: int = 0,
@@ -90,6 +130,17 @@ class VAE(nn.Module):
             self.fc_logvar = nn.Linear(trunk.out_dim, latent_dim)
             self.decoder = ConvHead(trunk, latent_dim)
             self.out = nn.Identity()
+        elif architecture == "conv1d":
+            if conditional:
+                raise ValueError("inner.architecture conv1d has no label-conditioned mode; use mlp")
+            if len(code_shape) != 2:
+                raise ValueError(f"inner.architecture conv1d needs a (channels, frames) code, not {list(code_shape)}")
+            trunk = Conv1dTrunk(tuple(code_shape), tuple(conv_filters))
+            self.encoder = trunk
+            self.fc_mu = nn.Linear(trunk.out_dim, latent_dim)
+            self.fc_logvar = nn.Linear(trunk.out_dim, latent_dim)
+            self.decoder = Conv1dHead(trunk, latent_dim)
+            self.out = nn.Identity()
         elif architecture == "mlp":
             hidden = list(hidden)
             self.encoder = _mlp([input_dim + extra, *hidden])
@@ -98,7 +149,7 @@ class VAE(nn.Module):
             self.decoder = _mlp([latent_dim + extra, *reversed(hidden)])
             self.out = nn.Linear(hidden[0], input_dim)
         else:
-            raise ValueError(f"inner.architecture must be 'mlp' or 'conv2d', not {architecture!r}")
+            raise ValueError(f"inner.architecture must be 'mlp', 'conv1d' or 'conv2d', not {architecture!r}")
         if prior == "mixture":
             self.prior_means = nn.Parameter(torch.randn(mixture_components, latent_dim))
             self.prior_logvars = nn.Parameter(torch.zeros(mixture_components, latent_dim))
