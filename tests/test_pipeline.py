@@ -127,7 +127,7 @@ def check_wav(path, sample_rate=8000, length=6080):
 
 
 def test_cli_commands_on_a_stereo_44k_input(trained, tmp_path, tiny_fsdd_zip, capsys):
-    root, *_ = trained
+    root, params, *_ = trained
     src = stereo_44k(tmp_path / "voice.wav", tiny_fsdd_zip)
     base = ["--root", str(root)]
     assert cli.main(base + ["reconstruct", str(src), "--out", str(tmp_path / "rec")]) == 0
@@ -145,6 +145,14 @@ def test_cli_commands_on_a_stereo_44k_input(trained, tmp_path, tiny_fsdd_zip, ca
     # same seed, same sounds; another seed, other sounds
     cli.main(base + ["generate", "--label", "7", "--count", "3", "--out", str(tmp_path / "gen2")])
     assert (tmp_path / "gen" / "7_001.wav").read_bytes() == (tmp_path / "gen2" / "7_001.wav").read_bytes()
+    cli.main(base + ["generate", "--label", "7", "--count", "3", "--seed", "5", "--out", str(tmp_path / "gen3")])
+    assert (tmp_path / "gen" / "7_001.wav").read_bytes() != (tmp_path / "gen3" / "7_001.wav").read_bytes()
+    # the default spread is the one the metrics were measured at: evaluate.generate_spread
+    spread = str(params["evaluate"]["generate_spread"])
+    for value, same in ((spread, True), ("0", False)):
+        out = tmp_path / f"spread_{value}"
+        cli.main(base + ["generate", "--label", "7", "--count", "3", "--spread", value, "--out", str(out)])
+        assert ((tmp_path / "gen" / "7_001.wav").read_bytes() == (out / "7_001.wav").read_bytes()) is same
 
 
 def test_cli_errors_are_clear(trained, tmp_path, capsys):

@@ -101,6 +101,7 @@ def build(root: Path, params: dict) -> Path:
     summary = {"preset": params.get("preset", "none"), "dataset": ", ".join(sources),
                "split": params.get("data", {}).get("split", {}).get("method"),
                "outer model": params.get("outer", {}).get("model"),
+               "inner model": params.get("inner", {}).get("architecture", "mlp"),
                "inner latent": params.get("inner", {}).get("latent_dim"),
                "inner beta": params.get("inner", {}).get("beta"),
                "conditional": params.get("inner", {}).get("conditional"),
