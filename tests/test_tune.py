@@ -89,3 +89,23 @@ def test_scratch_root_links_inputs_and_names_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="data/features missing"):
         with scratch_root(tmp_path, ["data/features"]):
             pass
+
+
+def test_a_killed_run_leaves_no_scratch_folder(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "data").mkdir()
+    code = ("import sys, time; from pathlib import Path; from audiovae.scratch import scratch_root\n"
+            "with scratch_root(Path(sys.argv[1]), ['data']) as s:\n"
+            "    print(s, flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        scratch = Path(proc.stdout.readline().strip())
+        assert scratch.is_dir()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+    assert not scratch.exists()
