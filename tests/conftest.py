@@ -1,6 +1,7 @@
 """Shared fixtures: tiny archives built from the real FSDD mirror, and throw-away project roots."""
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -17,6 +18,12 @@ SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 FSDD_ZIP = SHARED_DATASETS / "free-spoken-digit-dataset-1.0.10.zip"
 FSDD_ROOT = "free-spoken-digit-dataset-1.0.10/recordings/"
 DVC = Path(sys.executable).with_name("dvc")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Prefect stops its ephemeral test server at interpreter exit and logs that to a stream pytest has
+    already closed; that message is noise, not a failure, so it is not printed as a logging error."""
+    logging.raiseExceptions = False
 
 
 def require_fsdd() -> Path:
