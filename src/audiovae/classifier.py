@@ -24,15 +24,28 @@ from sklearn.svm import SVC
 log = logging.getLogger("audiovae.classifier")
 
 
+def _peak_normalised(audio: np.ndarray) -> np.ndarray:
+    audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    return audio / np.maximum(np.abs(audio).max(axis=-1, keepdims=True), 1e-9)
+
+
 def log_mel(audio: np.ndarray, sample_rate: int, cfg: dict) -> np.ndarray:
     """(n, samples) -> (n, mels * frames): log-mel of peak-normalised audio, floored 80 dB below its peak."""
-    audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
-    audio = audio / np.maximum(np.abs(audio).max(axis=-1, keepdims=True), 1e-9)
-    mel = librosa.feature.melspectrogram(y=audio, sr=sample_rate, n_fft=int(cfg["n_fft"]),
+    mel = librosa.feature.melspectrogram(y=_peak_normalised(audio), sr=sample_rate, n_fft=int(cfg["n_fft"]),
                                          hop_length=int(cfg["hop_length"]), n_mels=int(cfg["n_mels"]))
     db = librosa.power_to_db(mel, ref=1.0, top_db=None)
     db = np.maximum(db, db.max(axis=(-2, -1), keepdims=True) - 80.0)
-    return db.reshape(len(audio), -1).astype(np.float32)
+    return db.reshape(len(mel), -1).astype(np.float32)
+
+
+def mfcc_segments(audio: np.ndarray, sample_rate: int, cfg: dict) -> np.ndarray:
+    """(n, samples) -> MFCCs and deltas averaged over ``segments`` equal stretches of time (the
+    coarse order of the phonemes survives; the exact alignment does not matter)."""
+    mfcc = librosa.feature.mfcc(y=_peak_normalised(audio), sr=sample_rate, n_mfcc=int(cfg["n_mfcc"]),
+                                n_fft=int(cfg["n_fft"]), hop_length=int(cfg["hop_length"]))
+    feats = np.concatenate([mfcc, librosa.feature.delta(mfcc)], axis=-2)
+    pooled = [part.mean(-1) for part in np.array_split(feats, int(cfg["segments"]), axis=-1)]
+    return np.concatenate(pooled, axis=-1).astype(np.float32)
 
 
 def augmented(audio: np.ndarray, noise_snr_db: list[float], seed: int) -> np.ndarray:
@@ -47,58 +60,49 @@ def augmented(audio: np.ndarray, noise_snr_db: list[float], seed: int) -> np.nda
     return np.concatenate(copies)
 
 
-class AudioClassifier:
-    def __init__(self, sample_rate: int, cfg: dict, seed: int = 0):
-        self.sample_rate, self.cfg, self.seed = sample_rate, cfg, seed
-        # no whitening: it amplifies the low-variance directions where fine detail and noise live
-        self.pca = PCA(int(cfg["pca_components"]), whiten=bool(cfg.get("whiten", False)), random_state=seed)
-        self.pipeline = make_pipeline(StandardScaler(), self.pca, SVC(C=float(cfg["svm_c"]), random_state=seed))
+class _WaveformClassifier:
+    """Features of the waveform (``features``, set by each subclass) -> a scikit-learn pipeline,
+    fitted on clean plus noisy copies."""
 
-    def fit(self, audio: np.ndarray, labels) -> "AudioClassifier":
+    def __init__(self, sample_rate: int, cfg: dict, seed: int, pipeline):
+        self.sample_rate, self.cfg, self.seed, self.pipeline = sample_rate, cfg, seed, pipeline
+
+    def fit(self, audio: np.ndarray, labels):
         snrs = list(self.cfg.get("noise_snr_db", []))
-        x = log_mel(augmented(np.asarray(audio, dtype=np.float32), snrs, self.seed), self.sample_rate, self.cfg)
-        y = np.tile(np.asarray(labels).astype(str), 1 + len(snrs))
-        self.pipeline.fit(x, y)
+        x = self.features(augmented(np.asarray(audio, dtype=np.float32), snrs, self.seed), self.sample_rate, self.cfg)
+        self.pipeline.fit(x, np.tile(np.asarray(labels).astype(str), 1 + len(snrs)))
         return self
 
     def predict(self, audio: np.ndarray) -> np.ndarray:
-        return self.pipeline.predict(log_mel(audio, self.sample_rate, self.cfg))
-
-    def embed(self, audio: np.ndarray) -> np.ndarray:
-        return self.pipeline[:-1].transform(log_mel(audio, self.sample_rate, self.cfg))
+        return self.pipeline.predict(self.features(audio, self.sample_rate, self.cfg))
 
     def accuracy(self, audio: np.ndarray, labels) -> float:
         return float(np.mean(self.predict(audio) == np.asarray(labels).astype(str)))
 
 
-def mfcc_segments(audio: np.ndarray, sample_rate: int, cfg: dict) -> np.ndarray:
-    """(n, samples) -> MFCCs and deltas averaged over ``segments`` equal stretches of time (the
-    coarse order of the phonemes survives; the exact alignment does not matter)."""
-    audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
-    audio = audio / np.maximum(np.abs(audio).max(axis=-1, keepdims=True), 1e-9)
-    mfcc = librosa.feature.mfcc(y=audio, sr=sample_rate, n_mfcc=int(cfg["n_mfcc"]), n_fft=int(cfg["n_fft"]),
-                                hop_length=int(cfg["hop_length"]))
-    feats = np.concatenate([mfcc, librosa.feature.delta(mfcc)], axis=-2)
-    pooled = [part.mean(-1) for part in np.array_split(feats, int(cfg["segments"]), axis=-1)]
-    return np.concatenate(pooled, axis=-1).astype(np.float32)
+class AudioClassifier(_WaveformClassifier):
+    """Log-mel -> standardise -> PCA -> RBF SVM; the PCA projection is the Fréchet embedding."""
 
-
-class CheckClassifier:
-    """The independent second opinion: MFCC segments -> standardise -> logistic regression."""
+    features = staticmethod(log_mel)
 
     def __init__(self, sample_rate: int, cfg: dict, seed: int = 0):
-        self.sample_rate, self.cfg, self.seed = sample_rate, cfg, seed
-        self.pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=float(cfg["c"]), max_iter=2000))
+        # no whitening: it amplifies the low-variance directions where fine detail and noise live
+        self.pca = PCA(int(cfg["pca_components"]), whiten=bool(cfg.get("whiten", False)), random_state=seed)
+        super().__init__(sample_rate, cfg, seed,
+                         make_pipeline(StandardScaler(), self.pca, SVC(C=float(cfg["svm_c"]), random_state=seed)))
 
-    def fit(self, audio: np.ndarray, labels) -> "CheckClassifier":
-        snrs = list(self.cfg.get("noise_snr_db", []))
-        x = mfcc_segments(augmented(np.asarray(audio, dtype=np.float32), snrs, self.seed), self.sample_rate, self.cfg)
-        self.pipeline.fit(x, np.tile(np.asarray(labels).astype(str), 1 + len(snrs)))
-        return self
+    def embed(self, audio: np.ndarray) -> np.ndarray:
+        return self.pipeline[:-1].transform(self.features(audio, self.sample_rate, self.cfg))
 
-    def accuracy(self, audio: np.ndarray, labels) -> float:
-        predicted = self.pipeline.predict(mfcc_segments(audio, self.sample_rate, self.cfg))
-        return float(np.mean(predicted == np.asarray(labels).astype(str)))
+
+class CheckClassifier(_WaveformClassifier):
+    """The independent second opinion: MFCC segments -> standardise -> logistic regression."""
+
+    features = staticmethod(mfcc_segments)
+
+    def __init__(self, sample_rate: int, cfg: dict, seed: int = 0):
+        super().__init__(sample_rate, cfg, seed,
+                         make_pipeline(StandardScaler(), LogisticRegression(C=float(cfg["c"]), max_iter=2000)))
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

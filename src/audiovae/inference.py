@@ -21,14 +21,6 @@ from .progress import Progress
 from .spectrogram import Codec
 
 
-def _scales(info: dict) -> np.ndarray:
-    """Per-label scale matrices; a model saved with per-dimension stds gets diagonal ones."""
-    if "class_scales" in info:
-        return np.asarray(info["class_scales"], dtype=np.float32)
-    stds = np.asarray(info["class_stds"], dtype=np.float32)
-    return np.stack([np.diag(s) for s in stds])
-
-
 @dataclass
 class AudioVAE:
     outer: OuterAE
@@ -54,7 +46,7 @@ class AudioVAE:
         audio_meta = json.loads((root / "data" / "filtered" / "audio.json").read_text())
         return cls(outer, inner, stats["mean"], stats["std"], load_codec(root / "data" / "features"),
                    int(audio_meta["length"]), audio_meta["length_mode"], list(info["labels"]),
-                   np.asarray(info["class_means"]), _scales(info), device)
+                   np.asarray(info["class_means"]), np.asarray(info["class_scales"]), device)
 
     # ---------------------------------------------------------------- helpers
     def label_ids(self, labels) -> torch.Tensor | None:

@@ -121,8 +121,9 @@ def class_scales(mu: np.ndarray, y: np.ndarray, n_classes: int, how: str, model:
 
 @torch.no_grad()
 def latent_statistics(model: VAE, x: np.ndarray, y: np.ndarray, n_classes: int, device,
-                      class_sampling: str = "full") -> dict:
-    """Per-dimension KL on ``x`` and each class's latent centre and scale (from the posterior means)."""
+                      class_sampling: str | None = None) -> dict:
+    """Per-dimension KL on ``x``; with ``class_sampling``, also each class's latent centre and scale
+    (from the posterior means)."""
     model.eval()
     mus, kls = [], []
     for start in range(0, len(x), LATENT_BATCH):  # in batches: a convolutional VAE's activations are large
@@ -133,9 +134,11 @@ def latent_statistics(model: VAE, x: np.ndarray, y: np.ndarray, n_classes: int, 
         kls.append(model.kl_dims(mu, logvar, yt).cpu().numpy())
     kl = np.concatenate(kls).mean(0)
     mu_np = np.concatenate(mus)
-    means, scales = class_scales(mu_np.astype(np.float64), y, n_classes, class_sampling, model)
-    return {"kl_per_dim": kl, "class_means": means, "class_scales": scales,
-            "mu_mean": mu_np.mean(0), "mu_std": mu_np.std(0)}
+    stats = {"kl_per_dim": kl, "mu_mean": mu_np.mean(0), "mu_std": mu_np.std(0)}
+    if class_sampling is not None:
+        stats["class_means"], stats["class_scales"] = class_scales(mu_np.astype(np.float64), y, n_classes,
+                                                                   class_sampling, model)
+    return stats
 
 
 def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
