@@ -38,6 +38,8 @@ def test_report_links_are_relative_and_complete(trained):
     for link in links:
         assert (page.parent / link).exists(), link
     assert "classifier.recon_accuracy" in text and "<audio" in text and "Griffin-Lim" in text
+    assert "classifier.check_generated_accuracy" in text  # the second opinion is shown too
+    assert re.search(r"inner model: <b>" + params["inner"]["architecture"] + "</b>", text)
 
 
 def test_report_cli_rebuilds_without_retraining(trained, capsys):
