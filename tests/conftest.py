@@ -64,6 +64,13 @@ def base_params() -> dict:
         return yaml.safe_load(fh)
 
 
+def params_with(overrides: dict) -> dict:
+    """The project's params with ``overrides`` merged in (every key the schema needs stays present)."""
+    from audiovae.params import deep_merge
+
+    return deep_merge(base_params(), overrides)
+
+
 def tiny_params() -> dict:
     """The project's params, shrunk for tests: no tracking, few epochs, small models."""
     p = base_params()

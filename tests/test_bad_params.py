@@ -40,7 +40,7 @@ def test_unknown_split_method():
     table = pd.DataFrame({"dataset": ["fsdd"] * 4, "label": ["1", "2", "1", "2"], "speaker": ["a"] * 4,
                           "take": [0, 1, 2, 3]})
     with pytest.raises(ParamsError, match="official, speaker or stratified"):
-        assign_splits(table, {"method": "random"}, seed=0)
+        assign_splits(table, {**base_params()["data"]["split"], "method": "random"}, seed=0)
 
 
 def test_codec_rejects_bad_settings():
@@ -50,3 +50,42 @@ def test_codec_rejects_bad_settings():
         Codec(8000, representation="mel")
     with pytest.raises(ValueError, match="db_ceiling"):
         Codec(8000, db_floor=0, db_ceiling=-10)
+
+
+def write(tmp_path, params) -> str:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return str(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p["outer"]["conv1d"].update(hiden=64), r"outer\.conv1d\.hiden: unknown key"),
+    (lambda p: p["inner"]["train"].update(epochs="many"), r"inner\.train\.epochs: .*integer"),
+    (lambda p: p["outer"].update(model="transformer"), r"outer\.model: .*'conv1d'"),
+    (lambda p: p["filter"].pop("seconds"), r"filter\.seconds: missing"),
+    (lambda p: p.update(sede=1), r"sede: unknown key"),
+    (lambda p: p["presets"]["sample_generator"]["outer"].update(bach_size=4),
+     r"presets\.sample_generator\).*outer\.bach_size: unknown key"),
+    (lambda p: p["tune"]["inner"]["space"].update({"inner.latent": {"type": "int", "low": 2, "high": 8}}),
+     r"tune\.inner\.space\.inner\.latent: not a parameter"),
+])
+def test_schema_refuses_bad_keys_and_types_with_their_path(tmp_path, change, message):
+    params = base_params()
+    change(params)
+    with pytest.raises(ParamsError, match=message):
+        load_params(write(tmp_path, params))
+
+
+def test_a_stage_refuses_a_misspelt_key_before_any_work(tmp_path):
+    """The stage entry point exits with code 2 and has written nothing."""
+    import subprocess
+    import sys
+
+    params = base_params()
+    params["filter"]["trim_dB"] = 30
+    write(tmp_path, params)
+    done = subprocess.run([sys.executable, "-m", "audiovae.download"], cwd=tmp_path, capture_output=True,
+                          text=True, env={**__import__("os").environ, "AUDIOVAE_ROOT": str(tmp_path)})
+    assert done.returncode == 2
+    assert "filter.trim_dB: unknown key" in done.stderr
+    assert not (tmp_path / "data").exists()

@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from audiovae import audio, features, filter as filter_stage
+from audiovae.artifacts import open_features
 from audiovae.spectrogram import Codec, log_spectral_distance
 from conftest import fsdd_members, sine
 
@@ -141,7 +142,7 @@ def test_features_stage_writes_a_memmap_index_and_codec(filter_project):
                           "db_ceiling": 0, "batch_size": 7, "output_peak": 0.9,
                           "griffin_lim": {"iterations": 8, "momentum": 0.99, "seed": 0}}
     features.run(params, root)
-    specs, index, codec = features.open_features(root / "data" / "features")
+    specs, index, codec = open_features(root / "data" / "features")
     assert isinstance(specs, np.memmap) and specs.shape == (31, 128, 1 + 4000 // 64)
     waves = np.load(root / "data" / "filtered" / "audio.npy")
     assert np.allclose(specs[30], codec.encode(waves[30])[0], atol=1e-6)  # last, partial batch

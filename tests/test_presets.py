@@ -8,8 +8,7 @@ import torch
 
 from audiovae.params import deep_merge
 from audiovae.spectrogram import Codec
-from audiovae.train_inner import build_vae
-from audiovae.train_outer import build_checked
+from audiovae.models.build import build_checked, build_vae
 from conftest import base_params
 
 PRESETS = sorted(base_params()["presets"])

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from audiovae import download, sources
+from audiovae import download, filter as filter_stage, sources
+from audiovae.fetch import FetchError
 from audiovae.splits import assign_splits
-from conftest import fsdd_members, sine, write_zip
+from conftest import fsdd_members, params_with, sine, write_zip
 
 # The real audioMNIST_meta.txt is messy in exactly these ways (see shared/datasets/README.md).
 MESSY_META = {
@@ -56,9 +57,10 @@ def test_audiomnist_meta_parser_takes_the_file_as_it_is():
 
 def test_audiomnist_archive_in_its_exact_layout(tmp_path, audiomnist_fixture_zip, monkeypatch):
     monkeypatch.setenv("AUDIOVAE_DATA_MIRROR", str(audiomnist_fixture_zip.parent))
-    params = {"seed": 1, "tracking": {"enabled": False},
-              "data": {"sources": {"audiomnist": {"enabled": True, "url": "", "archive": audiomnist_fixture_zip.name}},
-                       "split": {"method": "stratified", "val_fraction": 0.1, "test_fraction": 0.1}}}
+    params = params_with({"seed": 1, "tracking": {"enabled": False},
+                          "data": {"sources": {"fsdd": {"enabled": False}, "audiomnist": {
+                              "enabled": True, "url": "", "archive": audiomnist_fixture_zip.name}},
+                              "split": {"method": "stratified", "val_fraction": 0.1, "test_fraction": 0.1}}})
     root = tmp_path / "proj"
     table = download.run(params, root)
     assert len(table) == 20 and set(table["dataset"]) == {"audiomnist"}
@@ -89,12 +91,12 @@ def write_sample_folder(folder):
 def test_samples_loader_on_a_mixed_folder(tmp_path, monkeypatch):
     folder = tmp_path / "samples"
     write_sample_folder(folder)
-    params = {"seed": 0, "tracking": {"enabled": False},
-              "data": {"sources": {"samples": {
-                  "enabled": True, "path": str(folder), "include": [], "category_from": "keywords",
-                  "default_category": "No Category",
-                  "keywords": {"Vocal": ["vocal"], "Guitar": ["gtr"], "Synth": ["moog"]}}},
-                  "split": {"method": "stratified", "val_fraction": 0.0, "test_fraction": 0.0}}}
+    params = params_with({"seed": 0, "tracking": {"enabled": False},
+                          "data": {"sources": {"fsdd": {"enabled": False}, "samples": {
+                              "enabled": True, "path": str(folder), "category_from": "keywords",
+                              "default_category": "No Category"}},
+                              "split": {"method": "stratified", "val_fraction": 0.0, "test_fraction": 0.0}}})
+    params["data"]["sources"]["samples"]["keywords"] = {"Vocal": ["vocal"], "Guitar": ["gtr"], "Synth": ["moog"]}
     table = download.run(params, tmp_path / "proj").set_index("path")
     assert sorted(table.index) == ["data/raw/samples/gtr/gtr01.wav", "data/raw/samples/gtr/gtr02.wav",
                                    "data/raw/samples/moog/000_moog.flac", "data/raw/samples/weird/vocal_ahh.aiff"]
@@ -117,6 +119,9 @@ def test_sample_archive_include_list():
     assert [e.row["label"] for e in entries] == ["No Category", "Brass"]
 
 
+OFFICIAL = {"method": "official", "val_fraction": 0.1, "test_fraction": 0.1, "official_test_takes": 5}
+
+
 def _digits_table(speakers=("a", "b", "c", "d", "e"), takes=10):
     rows = [{"dataset": "fsdd", "label": str(d), "speaker": s, "take": t}
             for s in speakers for d in range(10) for t in range(takes)]
@@ -125,17 +130,17 @@ def _digits_table(speakers=("a", "b", "c", "d", "e"), takes=10):
 
 def test_official_split_takes_0_to_4_are_test_and_val_comes_from_train():
     table = _digits_table()
-    split = assign_splits(table, {"method": "official", "val_fraction": 0.1, "test_fraction": 0.1}, seed=3)
+    split = assign_splits(table, OFFICIAL, seed=3)
     assert (split[table["take"] < 5] == "test").all()
     assert set(split[table["take"] >= 5]) == {"train", "val"}
     assert (split == "val").sum() == 25  # 10 % of what test leaves
-    assert split.equals(assign_splits(table, {"method": "official", "val_fraction": 0.1, "test_fraction": 0.1}, seed=3))
-    assert not split.equals(assign_splits(table, {"method": "official", "val_fraction": 0.1, "test_fraction": 0.1}, seed=4))
+    assert split.equals(assign_splits(table, OFFICIAL, seed=3))
+    assert not split.equals(assign_splits(table, OFFICIAL, seed=4))
 
 
 def test_stratified_split_is_81_9_10_per_label():
     table = _digits_table()
-    split = assign_splits(table, {"method": "stratified", "val_fraction": 0.1, "test_fraction": 0.1}, seed=0)
+    split = assign_splits(table, {**OFFICIAL, "method": "stratified"}, seed=0)
     counts = split.value_counts()
     assert (counts["train"], counts["val"], counts["test"]) == (405, 45, 50)
     assert (table[split == "test"]["label"].value_counts() == 5).all()
@@ -143,7 +148,47 @@ def test_stratified_split_is_81_9_10_per_label():
 
 def test_speaker_split_holds_out_whole_speakers():
     table = _digits_table(speakers=tuple("abcdefghij"))
-    split = assign_splits(table, {"method": "speaker", "val_fraction": 0.1, "test_fraction": 0.2}, seed=0)
+    split = assign_splits(table, {**OFFICIAL, "method": "speaker", "test_fraction": 0.2}, seed=0)
     by_split = {name: set(table["speaker"][split == name]) for name in ("train", "val", "test")}
     assert len(by_split["test"]) == 2 and len(by_split["val"]) == 1
     assert not (by_split["train"] & by_split["test"]) and not (by_split["train"] & by_split["val"])
+
+
+def test_own_folder_is_taken_whole_recursively_and_skips_are_reported(tmp_path):
+    """A user's library: nested folders, names outside the Dirt-Samples include-list, hidden and
+    non-audio files. Every audio file is taken; every other file is in the filter report with its reason."""
+    folder = tmp_path / "my library"
+    write_sample_folder(folder)
+    (folder / "kits" / "acoustic" / "snares").mkdir(parents=True)
+    sf.write(folder / "kits" / "acoustic" / "snares" / "snare 1.wav", sine(0.3, 48000, 180), 48000)
+    (folder / "kits" / ".hidden_take.wav").write_bytes(b"RIFF")
+    params = params_with({"seed": 0, "tracking": {"enabled": False},
+                          "data": {"sources": {"fsdd": {"enabled": False},
+                                               "samples": {"enabled": True, "path": str(folder)}},
+                                   "split": {"method": "stratified", "val_fraction": 0.0, "test_fraction": 0.0}},
+                          "filter": {"lower_percentile": 0, "upper_percentile": 100, "sample_rate": 22050}})
+    assert "weird" not in params["data"]["sources"]["samples"]["include"]  # the archive's list is not applied
+    root = tmp_path / "proj"
+    table = download.run(params, root)
+    assert "data/raw/samples/kits/acoustic/snares/snare 1.wav" in set(table["path"])
+    assert "data/raw/samples/weird/vocal_ahh.aiff" in set(table["path"]) and len(table) == 5
+    filter_stage.run(params, root)
+    rejections = pd.read_csv(root / "reports" / "filter" / "rejections.csv")
+    reasons = dict(zip(rejections["path"], rejections["reason"]))
+    assert reasons["gtr/_readme_and_license.txt"] == "skipped_extension"
+    assert reasons["moog/moog.ews"] == "skipped_extension"
+    assert reasons[".DS_Store"] == reasons["kits/.hidden_take.wav"] == "skipped_hidden"
+    summary = json.loads((root / "reports" / "filter" / "summary.json").read_text())
+    assert summary["skipped_by_reason"] == {"extension": 2, "hidden": 2} and summary["kept"] == 5
+
+
+def test_a_folder_without_audio_is_a_clear_error_naming_it(tmp_path):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "readme.txt").write_text("no sounds here")
+    params = params_with({"tracking": {"enabled": False},
+                          "data": {"sources": {"fsdd": {"enabled": False},
+                                               "samples": {"enabled": True, "path": str(folder)}}}})
+    with pytest.raises(FetchError, match=rf"folder {folder} holds no audio files.*skipped 1 other files"):
+        download.run(params, tmp_path / "proj")
+    assert not (tmp_path / "proj" / "data" / "raw").exists()

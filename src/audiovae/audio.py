@@ -55,6 +55,17 @@ def resample(signal: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     return librosa.resample(signal, orig_sr=sr, target_sr=target_sr).astype(np.float32)
 
 
+def trim_silence(signal: np.ndarray, top_db: float) -> np.ndarray:
+    """Drop leading and trailing audio quieter than ``top_db`` below the peak (0: keep all).
+
+    Real recordings have room noise around the sound; trimming first means length fitting keeps
+    the sound itself, not the silence before it."""
+    if top_db <= 0:
+        return signal
+    trimmed, _ = librosa.effects.trim(signal, top_db=float(top_db))
+    return trimmed if trimmed.shape[-1] else signal
+
+
 def peak_normalise(signal: np.ndarray, peak: float = 1.0) -> np.ndarray:
     top = float(np.max(np.abs(signal))) if signal.size else 0.0
     return signal if top == 0 else (signal * (peak / top)).astype(np.float32)
@@ -78,13 +89,18 @@ def fit_length(signal: np.ndarray, length: int, mode: str) -> np.ndarray:
     return signal
 
 
-def load_normalised(path: str | Path, sample_rate: int, length: int, mode: str,
-                    silence_peak: float = 1e-4) -> np.ndarray:
-    """Read any audio file and bring it to the model's input form: mono, rate, peak 1, length."""
+def load_mono(path: str | Path, sample_rate: int, silence_peak: float = 1e-4, trim_db: float = 0.0) -> np.ndarray:
+    """Read any audio file as mono at ``sample_rate``, silence trimmed (``trim_db``), peak 1; any length."""
     signal, sr = read(path)
     check(signal, silence_peak)
-    mono = resample(to_mono(signal), sr, sample_rate)
-    return fit_length(peak_normalise(mono), length, mode).astype(np.float32)
+    mono = trim_silence(to_mono(signal), trim_db)  # at the file's own rate: less to resample
+    return peak_normalise(resample(mono, sr, sample_rate))
+
+
+def load_normalised(path: str | Path, sample_rate: int, length: int, mode: str,
+                    silence_peak: float = 1e-4, trim_db: float = 0.0) -> np.ndarray:
+    """Read any audio file and bring it to the model's input form: mono, rate, trimmed, peak 1, length."""
+    return fit_length(load_mono(path, sample_rate, silence_peak, trim_db), length, mode).astype(np.float32)
 
 
 def write_wav(path: str | Path, signal: np.ndarray, sample_rate: int, peak: float | None = None) -> None:

@@ -68,7 +68,7 @@ class _WaveformClassifier:
         self.sample_rate, self.cfg, self.seed, self.pipeline = sample_rate, cfg, seed, pipeline
 
     def fit(self, audio: np.ndarray, labels):
-        snrs = list(self.cfg.get("noise_snr_db", []))
+        snrs = list(self.cfg["noise_snr_db"])
         x = self.features(augmented(np.asarray(audio, dtype=np.float32), snrs, self.seed), self.sample_rate, self.cfg)
         self.pipeline.fit(x, np.tile(np.asarray(labels).astype(str), 1 + len(snrs)))
         return self
@@ -87,7 +87,7 @@ class AudioClassifier(_WaveformClassifier):
 
     def __init__(self, sample_rate: int, cfg: dict, seed: int = 0):
         # no whitening: it amplifies the low-variance directions where fine detail and noise live
-        self.pca = PCA(int(cfg["pca_components"]), whiten=bool(cfg.get("whiten", False)), random_state=seed)
+        self.pca = PCA(int(cfg["pca_components"]), whiten=bool(cfg["whiten"]), random_state=seed)
         super().__init__(sample_rate, cfg, seed,
                          make_pipeline(StandardScaler(), self.pca, SVC(C=float(cfg["svm_c"]), random_state=seed)))
 

@@ -27,32 +27,45 @@ from .stage import run_stage
 
 log = logging.getLogger("audiovae.download")
 
+SKIPPED_FILE = "skipped.csv"  # under data/raw: files of a source that were not taken as audio, and why
 METADATA_COLUMNS = ["path", "dataset", "label", "speaker", "take", "sample_rate", "channels",
                     "duration", "split", *sources.AUDIOMNIST_META_COLUMNS]
 
 
-def _entries_from_archive(name: str, cfg: dict, archive: Path) -> tuple[list[sources.Entry], str | None]:
+def _entries(name: str, cfg: dict, names: list[str], skipped: list[dict]) -> list[sources.Entry]:
+    if name == "samples":
+        return sources.sample_entries(names, cfg, skipped)
+    return sources.SOURCES[name](names, cfg)
+
+
+def _entries_from_archive(name: str, cfg: dict, archive: Path,
+                          skipped: list[dict]) -> tuple[list[sources.Entry], str | None]:
     with zipfile.ZipFile(archive) as zf:
-        names = zf.namelist()
+        names = [info.filename for info in zf.infolist() if not info.is_dir()]
         meta_text = None
         if name == "audiomnist":
             meta_names = [n for n in names if n.endswith("audioMNIST_meta.txt")]
             if meta_names:
                 meta_text = zf.read(meta_names[0]).decode("utf-8", errors="replace")
-    entries = sources.SOURCES[name](names, {**cfg, "_archive": True})
-    return entries, meta_text
+    return _entries(name, cfg, names, skipped), meta_text
 
 
-def fetch_source(name: str, cfg: dict, root: Path, staging: Path, cache_dir: Path) -> list[dict]:
-    """Bring one source's audio into ``staging/<name>`` and return its metadata rows."""
+def fetch_source(name: str, cfg: dict, root: Path, staging: Path, cache_dir: Path,
+                 skipped: list[dict] | None = None) -> list[dict]:
+    """Bring one source's audio into ``staging/<name>`` and return its metadata rows; files not
+    taken from a user's folder or zip go to ``skipped`` with the reason."""
+    skipped = [] if skipped is None else skipped
     out_dir = staging / name
     local = cfg.get("path") or ""
+    # the include-list selects folders of the Dirt-Samples archive; a user's own library is taken whole
+    cfg = {**cfg, "_archive": not local}
+    found: list[dict] = []
     if local and Path(local).expanduser().is_dir():
         folder = Path(local).expanduser()
         names = [str(p.relative_to(folder).as_posix()) for p in sorted(folder.rglob("*")) if p.is_file()]
-        entries = sources.SOURCES[name](names, cfg)
-        meta_text = None
-        sources.copy_folder(folder, entries, out_dir)
+        entries = _entries(name, cfg, names, found)
+        meta_text, archive = None, None
+        where = f"folder {folder}"
     else:
         if local and Path(local).expanduser().is_file():
             archive = Path(local).expanduser()
@@ -62,12 +75,23 @@ def fetch_source(name: str, cfg: dict, root: Path, staging: Path, cache_dir: Pat
             url = local or cfg.get("url", "")
             archive_name = cfg.get("archive") or Path(url).name
             archive = locate_archive(archive_name, url, root, cache_dir,
-                                     timeout=float(cfg.get("timeout_seconds", 60)))
+                                     timeout=float(cfg["timeout_seconds"]))
         verify_archive(archive, cfg.get("sha256") if not local else None)
-        entries, meta_text = _entries_from_archive(name, cfg, archive)
-        if not entries:
-            raise FetchError(f"{archive} holds no audio files for source {name!r}: is it the right archive?")
+        entries, meta_text = _entries_from_archive(name, cfg, archive, found)
+        where = f"archive {archive}"
+    if not entries:
+        reasons = pd.Series([f["reason"] for f in found], dtype=str).value_counts().to_dict()
+        raise FetchError(f"{where} holds no audio files ({', '.join(sources.AUDIO_EXTENSIONS)}) for source "
+                         f"{name!r}" + (f"; skipped {sum(reasons.values())} other files {reasons}" if found else "")
+                         + (": is it the right archive?" if not local else ""))
+    if archive is None:
+        sources.copy_folder(folder, entries, out_dir)
+    else:
         sources.extract(archive, entries, out_dir)
+    skipped.extend({"path": f["member"], "dataset": name, "reason": f["reason"]} for f in found)
+    if found:
+        log.info("%s: skipped %d files that are not audio (%s)", name, len(found),
+                 pd.Series([f["reason"] for f in found]).value_counts().to_dict())
     if name == "audiomnist":
         sources.attach_audiomnist_meta(entries, meta_text)
     log.info("%s: %d audio files", name, len(entries))
@@ -110,15 +134,19 @@ def run(params: dict, root: Path | None = None) -> pd.DataFrame:
     with atomic_path(data_dir / "raw") as staging:
         staging.mkdir(parents=True)
         rows: list[dict] = []
+        skipped: list[dict] = []
         for name, cfg in enabled.items():
-            rows.extend(fetch_source(name, cfg, root, staging, cache_dir))
+            rows.extend(fetch_source(name, cfg, root, staging, cache_dir, skipped))
+        # what a user's library held besides audio, for the filter report
+        pd.DataFrame.from_records(skipped, columns=["path", "dataset", "reason"]).to_csv(
+            staging / SKIPPED_FILE, index=False)
         describe_audio(rows, staging)
         table = pd.DataFrame.from_records(rows)
         for column in METADATA_COLUMNS:
             if column not in table:
                 table[column] = None
         table = table.sort_values("path", kind="stable").reset_index(drop=True)
-        table["split"] = assign_splits(table, section(params, "data.split"), int(params.get("seed", 0)))
+        table["split"] = assign_splits(table, section(params, "data.split"), int(params["seed"]))
         table = table[METADATA_COLUMNS]
         manifest = build_manifest(table.to_dict("records"), staging)
     # the audio is in place; the tables that describe it follow, each atomically

@@ -20,7 +20,7 @@ from . import tracking
 from .stage import run_stage
 from .atomic import atomic_path, sha256_file, write_json
 from .checkpoints import load_outer
-from .features import open_features, split_rows
+from .artifacts import open_features, split_rows
 from .params import project_root, section
 from .progress import Progress
 from .training import pick_device
@@ -62,7 +62,7 @@ def run(params: dict, root: Path | None = None) -> Path:
     cfg = section(params, "encode")
     features_dir = root / "data" / "features"
     specs, index, _ = open_features(features_dir)
-    device = pick_device(section(params, "outer").get("device", "auto"))
+    device = pick_device(section(params, "outer.device"))
     model_path = root / "data" / "models" / "outer" / "model.pt"
     model, info = load_outer(model_path, device)
     size = math.prod(info["code_shape"])
@@ -86,15 +86,6 @@ def run(params: dict, root: Path | None = None) -> Path:
     tracking.log_stage("encode", params, section_keys=("encode",), root=root,
                        metrics={"files": len(index), "code_size": size})
     return out_dir
-
-
-def load_encodings(root: Path) -> tuple[np.ndarray, dict, pd.DataFrame, dict]:
-    """Codes (memory-mapped), standardisation stats, index and manifest of the encode stage."""
-    enc = root / "data" / "encodings"
-    codes = np.load(enc / "codes.npy", mmap_mode="r")
-    stats = dict(np.load(enc / "stats.npz"))
-    index = pd.read_csv(enc / "index.csv", dtype={"label": str, "speaker": str})
-    return codes, stats, index, json.loads((enc / "manifest.json").read_text())
 
 
 def main() -> None:

@@ -20,13 +20,12 @@ from .stage import run_stage
 from .atomic import write_json
 from .audio import write_wav
 from .classifier import AudioClassifier, CheckClassifier, frechet_distance
-from .encode import load_encodings
-from .features import open_features, split_rows
+from .artifacts import load_encodings, open_features, split_rows, standardised
 from .inference import AudioVAE
 from .models.inner import ACTIVE_KL_THRESHOLD, vae_loss
 from .params import project_root, section
 from .spectrogram import log_spectral_distance, spectral_convergence
-from .train_inner import build_vae, standardised
+from .models.build import build_vae
 from .training import batches_of, pick_device, seed_everything
 
 log = logging.getLogger("audiovae.evaluate")
@@ -59,11 +58,11 @@ def encode_once_speedup(root: Path, params: dict, model: AudioVAE, specs: np.nda
     y_all = torch.tensor(enc_index["label"].astype(str).map(labels).to_numpy())
     batch_size = int(cfg["batch_size"])
     vae = build_vae(cfg, codes.shape[1], len(model.labels), manifest["code_shape"]).to(model.device)
-    reconstruction = cfg.get("reconstruction", "mse")
-    weight, reduction = float(cfg.get("reconstruction_weight", 1.0)), cfg.get("reconstruction_reduction", "sum")
+    reconstruction = cfg["reconstruction"]
+    weight, reduction = float(cfg["reconstruction_weight"]), cfg["reconstruction_reduction"]
 
     chunks = list(batches_of(len(train), batch_size, True, np.random.default_rng(0)))
-    limit = int(section(params, "evaluate").get("speed_max_batches", 0)) or len(chunks)
+    limit = int(section(params, "evaluate.speed_max_batches")) or len(chunks)
 
     def epoch(get_x, n_batches: int = limit) -> float:
         """Seconds per epoch, timed over the first ``n_batches`` batches and scaled to the epoch."""
@@ -99,9 +98,9 @@ def encode_once_speedup(root: Path, params: dict, model: AudioVAE, specs: np.nda
 def run(params: dict, root: Path | None = None) -> dict:
     root = root or project_root()
     cfg = section(params, "evaluate")
-    seed = int(params.get("seed", 0))
+    seed = int(params["seed"])
     seed_everything(seed)
-    device = pick_device(section(params, "outer").get("device", "auto"))
+    device = pick_device(section(params, "outer.device"))
     model = AudioVAE.from_project(root, device)
     specs, index, codec = open_features(root / "data" / "features")
     waves = np.load(root / "data" / "filtered" / "audio.npy", mmap_mode="r")

@@ -25,17 +25,6 @@ from .spectrogram import Codec
 log = logging.getLogger("audiovae.features")
 
 
-def load_codec(features_dir: Path) -> Codec:
-    return Codec(**json.loads((features_dir / "codec.json").read_text()))
-
-
-def open_features(features_dir: Path) -> tuple[np.ndarray, pd.DataFrame, Codec]:
-    """Memory-map the spectrograms and read their index and codec."""
-    specs = np.load(features_dir / "spectrograms.npy", mmap_mode="r")
-    index = pd.read_csv(features_dir / "index.csv", dtype={"label": str, "speaker": str})
-    return specs, index, load_codec(features_dir)
-
-
 def run(params: dict, root: Path | None = None) -> Path:
     root = root or project_root()
     cfg = section(params, "features")
@@ -78,8 +67,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def split_rows(index: pd.DataFrame, split: str) -> np.ndarray:
-    """Row numbers of one split, in order (so memmap reads stay sequential)."""
-    return np.flatnonzero(index["split"].to_numpy() == split)

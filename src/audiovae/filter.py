@@ -27,14 +27,14 @@ def target_length(cfg: dict) -> int:
     return int(round(float(cfg["seconds"]) * int(cfg["sample_rate"])))
 
 
-def inspect(table: pd.DataFrame, root: Path, silence_peak: float) -> pd.DataFrame:
-    """Decode every file once: its true length in seconds, or the reason it is unusable."""
+def inspect(table: pd.DataFrame, root: Path, silence_peak: float, trim_db: float = 0.0) -> pd.DataFrame:
+    """Decode every file once: its length in seconds (after silence trimming), or the reason it is unusable."""
     seconds, reasons, details = [], [], []
     for path in track(table["path"], "inspect audio", unit="file"):
         try:
             signal, sr = audio.read(root / path)
             audio.check(signal, silence_peak)
-            seconds.append(signal.shape[-1] / sr)
+            seconds.append(audio.trim_silence(audio.to_mono(signal), trim_db).shape[-1] / sr)
             reasons.append("")
             details.append("")
         except audio.AudioError as exc:
@@ -44,6 +44,14 @@ def inspect(table: pd.DataFrame, root: Path, silence_peak: float) -> pd.DataFram
     out = table.copy()
     out["seconds"], out["reason"], out["detail"] = seconds, reasons, details
     return out
+
+
+def read_skipped(root: Path) -> pd.DataFrame:
+    """The files the download stage did not take as audio (``data/raw/skipped.csv``), with the reason."""
+    path = root / "data" / "raw" / "skipped.csv"
+    if not path.exists():
+        return pd.DataFrame(columns=["path", "dataset", "reason"])
+    return pd.read_csv(path, dtype=str).fillna("")
 
 
 def apply_percentiles(table: pd.DataFrame, lower: float, upper: float) -> pd.DataFrame:
@@ -96,7 +104,8 @@ def run(params: dict, root: Path | None = None) -> pd.DataFrame:
     root = root or project_root()
     cfg = section(params, "filter")
     table = pd.read_csv(root / "data" / "metadata.csv", dtype={"label": str, "speaker": str})
-    table = inspect(table, root, float(cfg["silence_peak"]))
+    trim_db = float(cfg["trim_db"])
+    table = inspect(table, root, float(cfg["silence_peak"]), trim_db)
     percentiles = apply_percentiles(table, float(cfg["lower_percentile"]), float(cfg["upper_percentile"]))
     kept = table[table["reason"] == ""].reset_index(drop=True)
     if kept.empty:
@@ -111,28 +120,35 @@ def run(params: dict, root: Path | None = None) -> pd.DataFrame:
         with Progress(len(kept), "normalise audio", unit="file") as bar:
             for i, path in enumerate(kept["path"]):
                 array[i] = audio.load_normalised(root / path, sample_rate, length, cfg["length_mode"],
-                                                 float(cfg["silence_peak"]))
+                                                 float(cfg["silence_peak"]), trim_db)
                 bar.update()
         array.flush()
         del array
         kept.drop(columns=["reason", "detail"]).assign(row=np.arange(len(kept))).to_csv(
             staging / "index.csv", index=False)
         write_json(staging / "audio.json", {"sample_rate": sample_rate, "length": length,
-                                            "length_mode": cfg["length_mode"], "files": len(kept)})
+                                            "length_mode": cfg["length_mode"], "trim_db": trim_db,
+                                            "files": len(kept)})
 
     report_dir = root / "reports" / "filter"
     rejected = table[table["reason"] != ""]
     counts = {reason: int((rejected["reason"] == reason).sum()) for reason in REASONS}
+    skipped = read_skipped(root)
     by_dataset = table.assign(kept=table["reason"] == "").groupby("dataset")["kept"].agg(["sum", "size"])
     summary = {"kept": int(len(kept)), "rejected": int(len(rejected)), "rejected_by_reason": counts,
                "kept_by_dataset": {d: int(r["sum"]) for d, r in by_dataset.iterrows()},
                "total_by_dataset": {d: int(r["size"]) for d, r in by_dataset.iterrows()},
-               "target": {"sample_rate": sample_rate, "length": length, "seconds": length / sample_rate}}
+               "skipped_by_reason": skipped["reason"].value_counts().to_dict(),
+               "target": {"sample_rate": sample_rate, "length": length, "seconds": length / sample_rate,
+                          "trim_db": trim_db}}
     write_json(report_dir / "summary.json", summary)
     with atomic_path(report_dir / "percentiles.csv") as tmp:
         percentiles.to_csv(tmp, index=False, float_format="%.4f")
     with atomic_path(report_dir / "rejections.csv") as tmp:
-        rejected[["path", "dataset", "label", "reason", "detail", "seconds"]].to_csv(tmp, index=False)
+        # files that never were audio (a library's readme, a hidden .DS_Store) are listed too
+        pd.concat([rejected[["path", "dataset", "label", "reason", "detail", "seconds"]],
+                   skipped.assign(reason="skipped_" + skipped["reason"], detail="not taken as audio")],
+                  ignore_index=True).to_csv(tmp, index=False)
     with atomic_path(report_dir / "lengths.csv") as tmp:
         table.assign(kept=(table["reason"] == "").astype(int))[["path", "dataset", "seconds", "kept"]].to_csv(
             tmp, index=False, float_format="%.4f")

@@ -14,7 +14,7 @@ import torch
 
 from . import audio as audio_io
 from .checkpoints import load_inner, load_outer
-from .features import load_codec
+from .artifacts import load_codec
 from .models.inner import VAE
 from .models.outer import OuterAE
 from .progress import Progress

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from . import schema
+
 PARAMS_FILE = "params.yaml"
 
 
@@ -42,14 +44,31 @@ def load_params(path: str | os.PathLike | None = None) -> dict[str, Any]:
         raise ParamsError(f"{path} not found: run from the project root or set AUDIOVAE_ROOT")
     with open(path) as fh:
         raw = yaml.safe_load(fh) or {}
-    preset = raw.get("preset") or "none"
+    return resolve(raw, str(path))
+
+
+def resolve(raw: dict, where: str = PARAMS_FILE) -> dict[str, Any]:
+    """Validate ``raw`` and every preset merged over it, then apply the selected preset.
+
+    Every preset is checked, not only the selected one, so a misspelt key in any of them is
+    found before any work rather than on the day someone selects it."""
+    problems = schema.validate(raw, where)
     presets = raw.get("presets") or {}
-    if preset != "none":
-        if preset not in presets:
-            raise ParamsError(f"preset {preset!r} is not defined under 'presets' in {path}; "
-                              f"choose one of: none, {', '.join(sorted(presets))}")
-        raw = deep_merge(raw, presets[preset])
-    return raw
+    if not problems:
+        for name, override in presets.items():
+            if not isinstance(override, dict):
+                problems.append(f"{where}: presets.{name}: must be a mapping of sections")
+                continue
+            problems += schema.validate(deep_merge(raw, override), f"{where} (presets.{name})")
+    if problems:
+        raise ParamsError("invalid parameters:\n  " + "\n  ".join(problems))
+    preset = raw["preset"]
+    if preset == "none":
+        return raw
+    if preset not in presets:
+        raise ParamsError(f"preset {preset!r} is not defined under 'presets' in {where}; "
+                          f"choose one of: none, {', '.join(sorted(presets))}")
+    return deep_merge(raw, presets[preset])
 
 
 def section(params: dict, dotted: str) -> Any:

@@ -31,9 +31,21 @@ class Entry:
     row: dict
 
 
+def skip_reason(name: str) -> str | None:
+    """Why a file is not taken as audio: ``hidden`` (a dot file or inside a dot folder, such as
+    ``.DS_Store`` or ``__MACOSX/._x.wav``) or ``extension`` (not one of ``AUDIO_EXTENSIONS``)."""
+    path = PurePosixPath(name)
+    if any(part.startswith(".") for part in path.parts):
+        return "hidden"
+    if path.name.startswith("._") or "__MACOSX" in path.parts:
+        return "hidden"
+    if not path.name.lower().endswith(AUDIO_EXTENSIONS):
+        return "extension"
+    return None
+
+
 def is_audio_name(name: str) -> bool:
-    base = PurePosixPath(name).name
-    return not base.startswith(".") and base.lower().endswith(AUDIO_EXTENSIONS)
+    return skip_reason(name) is None
 
 
 # ---------------------------------------------------------------- spoken digits
@@ -141,16 +153,29 @@ def sample_category(relpath: str, cfg: dict) -> str:
     return cfg.get("default_category", "No Category")
 
 
-def sample_entries(names: Iterable[str], cfg: dict) -> list[Entry]:
-    include = set(cfg.get("include") or [])
+def common_top_folder(names: list[str]) -> bool:
+    """True when every name sits under one and the same top folder (a zip of a folder)."""
+    tops = {PurePosixPath(n).parts[0] for n in names if len(PurePosixPath(n).parts) > 1}
+    return len(tops) == 1 and all(len(PurePosixPath(n).parts) > 1 for n in names)
+
+
+def sample_entries(names: Iterable[str], cfg: dict, skipped: list[dict] | None = None) -> list[Entry]:
+    """Audio files of a sample library. ``include`` (folder names) applies to the Dirt-Samples
+    archive only (``_archive``); a user's folder or zip yields all its audio, recursively. Files
+    not taken (hidden, other extensions) are appended to ``skipped`` with the reason."""
+    names = list(names)
+    include = set(cfg.get("include") or []) if cfg.get("_archive") else set()
+    strip_top = bool(names) and common_top_folder(names)
     entries = []
     for name in names:
         parts = PurePosixPath(name).parts
-        if not is_audio_name(name):
-            continue
-        # archives have one top folder (Dirt-Samples-master/); local folders do not
-        inner = parts[1:] if cfg.get("_archive") and len(parts) > 1 else parts
+        inner = parts[1:] if strip_top else parts
         if include and (len(inner) < 2 or inner[0] not in include):
+            continue
+        reason = skip_reason(name)
+        if reason is not None:
+            if skipped is not None:
+                skipped.append({"member": name, "reason": reason})
             continue
         relpath = str(PurePosixPath(*inner))
         stem_digits = re.findall(r"\d+", PurePosixPath(relpath).stem)
@@ -160,7 +185,7 @@ def sample_entries(names: Iterable[str], cfg: dict) -> list[Entry]:
     return entries
 
 
-SOURCES: dict[str, Callable[[Iterable[str], dict], list[Entry]]] = {
+SOURCES: dict[str, Callable[..., list[Entry]]] = {
     "fsdd": fsdd_entries, "audiomnist": audiomnist_entries, "samples": sample_entries}
 
 

@@ -35,14 +35,14 @@ class Codec:
 
     @classmethod
     def from_params(cls, features: dict, sample_rate: int) -> "Codec":
-        gl = features.get("griffin_lim", {})
+        gl = features["griffin_lim"]
         return cls(sample_rate=int(sample_rate), n_fft=int(features["n_fft"]),
                    hop_length=int(features["hop_length"]), window=str(features["window"]),
                    db_floor=float(features["db_floor"]), db_ceiling=float(features["db_ceiling"]),
                    scaling=str(features["scaling"]), representation=str(features["representation"]),
-                   mu=float(features.get("mu", 8.0)), drop_nyquist=bool(features["drop_nyquist"]),
-                   gl_iterations=int(gl.get("iterations", 32)), gl_momentum=float(gl.get("momentum", 0.99)),
-                   gl_seed=int(gl.get("seed", 0)), output_peak=float(features.get("output_peak", 0.9)))
+                   mu=float(features["mu"]), drop_nyquist=bool(features["drop_nyquist"]),
+                   gl_iterations=int(gl["iterations"]), gl_momentum=float(gl["momentum"]),
+                   gl_seed=int(gl["seed"]), output_peak=float(features["output_peak"]))
 
     def __post_init__(self):
         if self.scaling not in ("global", "per_file"):

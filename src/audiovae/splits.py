@@ -31,10 +31,10 @@ def _stratified(index: pd.Index, labels: pd.Series, fraction: float, seed: int) 
 
 def assign_splits(table: pd.DataFrame, cfg: dict, seed: int) -> pd.Series:
     """Return a ``split`` column (train/val/test) for ``table``."""
-    method = cfg.get("method", "official")
-    val_fraction = float(cfg.get("val_fraction", 0.1))
-    test_fraction = float(cfg.get("test_fraction", 0.1))
-    official_test_takes = int(cfg.get("official_test_takes", 5))
+    method = cfg["method"]
+    val_fraction = float(cfg["val_fraction"])
+    test_fraction = float(cfg["test_fraction"])
+    official_test_takes = int(cfg["official_test_takes"])
     split = pd.Series("train", index=table.index, dtype=object)
     labels = table["dataset"].astype(str) + ":" + table["label"].astype(str)
     for dataset, group in table.groupby("dataset", sort=True):

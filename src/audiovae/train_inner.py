@@ -18,8 +18,8 @@ from . import tracking
 from .stage import run_stage
 from .atomic import atomic_path, write_json
 from .checkpoints import save_model
-from .encode import load_encodings
-from .features import split_rows
+from .artifacts import load_encodings, split_rows, standardised
+from .models.build import build_vae
 from .models.inner import ACTIVE_KL_THRESHOLD, VAE, vae_loss
 from .models.outer import count_params
 from .params import ParamsError, project_root, section
@@ -43,24 +43,6 @@ def label_codes(index: pd.DataFrame) -> tuple[list[str], np.ndarray]:
     labels = sorted(index["label"].astype(str).unique())
     lookup = {label: i for i, label in enumerate(labels)}
     return labels, index["label"].astype(str).map(lookup).to_numpy()
-
-
-def build_vae(cfg: dict, input_dim: int, n_classes: int, code_shape=()) -> VAE:
-    hyper = {"input_dim": input_dim, "architecture": cfg.get("architecture", "mlp"),
-             "code_shape": list(code_shape), "conv_filters": list(cfg.get("conv_filters", [])), "latent_dim": int(cfg["latent_dim"]), "hidden": tuple(cfg["hidden"]),
-             "prior": cfg.get("prior", "normal"), "mixture_components": int(cfg.get("mixture_components", 10)),
-             "n_classes": n_classes, "conditional": bool(cfg.get("conditional", False)),
-             "reconstruction": cfg.get("reconstruction", "mse")}
-    model = VAE(**hyper)
-    if cfg.get("max_params") and count_params(model) > int(cfg["max_params"]):
-        raise ParamsError(f"inner VAE has {count_params(model):,} parameters, "
-                          f"above inner.max_params = {int(cfg['max_params']):,}")
-    model.hyper = hyper
-    return model
-
-
-def standardised(codes: np.ndarray, stats: dict, rows: np.ndarray) -> np.ndarray:
-    return ((np.asarray(codes[rows]) - stats["mean"]) / stats["std"]).astype(np.float32)
 
 
 def make_step(device, beta: Annealed, reconstruction: str, weight: float, reduction: str):
@@ -144,19 +126,19 @@ def latent_statistics(model: VAE, x: np.ndarray, y: np.ndarray, n_classes: int, 
 def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
     root = root or project_root()
     cfg = section(params, "inner")
-    seed = int(params.get("seed", 0))
+    seed = int(params["seed"])
     seed_everything(seed)
     codes, stats, index, manifest = load_encodings(root)
     labels, y = label_codes(index)
     train, val = split_rows(index, "train"), split_rows(index, "val")
     x_train, x_val = standardised(codes, stats, train), standardised(codes, stats, val)
-    device = pick_device(cfg.get("device", "auto"))
+    device = pick_device(cfg["device"])
     model = build_vae(cfg, codes.shape[1], len(labels), manifest["code_shape"]).to(device)
-    sampling = cfg.get("class_sampling", "full")
+    sampling = cfg["class_sampling"]
     check_class_sampling(sampling, model)  # before training, not after it
-    beta = Annealed(float(cfg["beta"]), int(cfg.get("kl_warmup_epochs", 0)))
-    step = make_step(device, beta, cfg.get("reconstruction", "mse"), float(cfg.get("reconstruction_weight", 1.0)),
-                     cfg.get("reconstruction_reduction", "sum"))
+    beta = Annealed(float(cfg["beta"]), int(cfg["kl_warmup_epochs"]))
+    step = make_step(device, beta, cfg["reconstruction"], float(cfg["reconstruction_weight"]),
+                     cfg["reconstruction_reduction"])
     fit_cfg = FitConfig.from_params(cfg["train"])
     batch_size = int(cfg["batch_size"])
     signature = config_hash(cfg, seed, manifest)

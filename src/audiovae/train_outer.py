@@ -18,30 +18,13 @@ from . import tracking
 from .stage import run_stage
 from .atomic import atomic_path, sha256_file, write_json
 from .checkpoints import save_model
-from .features import open_features, split_rows
-from .models.outer import build_outer, count_params
+from .artifacts import open_features, split_rows
+from .models.build import build_checked, outer_hyper
+from .models.outer import count_params
 from .params import ParamsError, project_root, section
 from .training import FitConfig, History, batches_of, config_hash, fit, pick_device, seed_everything
 
 log = logging.getLogger("audiovae.train_outer")
-
-
-def outer_hyper(cfg: dict) -> dict:
-    kind = cfg["model"]
-    if kind == "identity":
-        return {}
-    if kind not in cfg:
-        raise ParamsError(f"outer.model is {kind!r} but params.yaml has no outer.{kind} section")
-    return dict(cfg[kind])
-
-
-def build_checked(cfg: dict, n_bins: int, n_frames: int):
-    """Build the configured outer model, refusing one above the parameter cap."""
-    model = build_outer(cfg["model"], n_bins, n_frames, **outer_hyper(cfg))
-    n = count_params(model)
-    if cfg.get("max_params") and n > int(cfg["max_params"]):
-        raise ParamsError(f"outer model has {n:,} parameters, above outer.max_params = {int(cfg['max_params']):,}")
-    return model
 
 
 def make_step(device: torch.device):
@@ -64,12 +47,12 @@ def loader(specs: np.ndarray, rows: np.ndarray, batch_size: int, seed: int | Non
 def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
     root = root or project_root()
     cfg = section(params, "outer")
-    seed = int(params.get("seed", 0))
+    seed = int(params["seed"])
     seed_everything(seed)
     features_dir = root / "data" / "features"
     specs, index, codec = open_features(features_dir)
     _, n_bins, n_frames = specs.shape
-    device = pick_device(cfg.get("device", "auto"))
+    device = pick_device(cfg["device"])
     model = build_checked(cfg, n_bins, n_frames).to(device)
     fit_cfg = FitConfig.from_params(cfg["train"])
     train, val = split_rows(index, "train"), split_rows(index, "val")

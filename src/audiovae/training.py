@@ -78,12 +78,12 @@ class FitConfig:
 
     @classmethod
     def from_params(cls, cfg: dict) -> "FitConfig":
-        return cls(epochs=int(cfg["epochs"]), lr=float(cfg["lr"]), weight_decay=float(cfg.get("weight_decay", 0)),
-                   patience=int(cfg.get("patience", 5)), average_window=int(cfg.get("average_window", 3)),
-                   min_delta=float(cfg.get("min_delta", 0)), max_seconds=float(cfg.get("max_seconds", 0)),
-                   mixed_precision=bool(cfg.get("mixed_precision", True)),
-                   grad_clip=float(cfg.get("grad_clip", 0)), schedule=str(cfg.get("schedule", "constant")),
-                   min_lr_ratio=float(cfg.get("min_lr_ratio", 0.05)))
+        """From a validated ``train`` section (``schedule`` exists for the inner VAE only)."""
+        return cls(epochs=int(cfg["epochs"]), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]),
+                   patience=int(cfg["patience"]), average_window=int(cfg["average_window"]),
+                   max_seconds=float(cfg["max_seconds"]), mixed_precision=bool(cfg["mixed_precision"]),
+                   schedule=str(cfg.get("schedule", "constant")),
+                   min_lr_ratio=float(cfg.get("min_lr_ratio", cls.min_lr_ratio)))
 
 
 StepFn = Callable[[torch.nn.Module, object], tuple[torch.Tensor, dict]]

@@ -77,12 +77,17 @@ class Conv1dTrunk(nn.Module):
             width = f
         self.net = nn.Sequential(*layers)
         self.shape, self.channels, self.extra = (c, t), tuple(channels), extra
+        # each layer halves the time axis exactly when it is even: pad it to a multiple of
+        # 2**layers (zeros: the standardised code's mean) and crop the decoder's output back
+        multiple = 2 ** len(channels)
+        self.padded_frames = -(-t // multiple) * multiple
         with torch.no_grad():
-            self.inner_shape = tuple(self.net(torch.zeros(1, c + extra, t)).shape[1:])
+            self.inner_shape = tuple(self.net(torch.zeros(1, c + extra, self.padded_frames)).shape[1:])
         self.out_dim = math.prod(self.inner_shape)
 
     def forward(self, x):
-        return self.net(x.reshape(len(x), -1, self.shape[1])).flatten(1)
+        x = x.reshape(len(x), -1, self.shape[1])
+        return self.net(F.pad(x, (0, self.padded_frames - self.shape[1]))).flatten(1)
 
 
 class Conv1dHead(nn.Module):
@@ -108,7 +113,7 @@ class VAE(nn.Module):
     def __init__(self, input_dim: int, latent_dim: int = 32, hidden: tuple[int, ...] = (512, 256),
                  prior: str = "normal", mixture_components: int = 10, n_classes: int = 0,
                  conditional: bool = False, reconstruction: str = "mse", architecture: str = "mlp",
-                 code_shape: tuple[int, ...] = (), conv_filters: tuple[int, ...] = (), **_):
+                 code_shape: tuple[int, ...] = (), conv_filters: tuple[int, ...] = ()):
         super().__init__()
         self.reconstruction, self.architecture = reconstruction, architecture
         if prior not in ("normal", "mixture", "class_mixture"):
@@ -133,6 +138,8 @@ class VAE(nn.Module):
         elif architecture == "conv1d":
             if conditional:
                 raise ValueError("inner.architecture conv1d has no label-conditioned mode; use mlp")
+            if len(code_shape) == 3:  # a 2-D outer code (channels, bins, frames): bins join the channels
+                code_shape = (code_shape[0] * code_shape[1], code_shape[2])
             if len(code_shape) != 2:
                 raise ValueError(f"inner.architecture conv1d needs a (channels, frames) code, not {list(code_shape)}")
             trunk = Conv1dTrunk(tuple(code_shape), tuple(conv_filters))

@@ -4,6 +4,10 @@
 - ``conv2d``: the sample-generator seed's layout, a stride-1 first layer then strided layers;
 - ``mlp``: the seed's time-step MLP_AE, one small MLP applied to every frame.
 All map to a code of fixed shape that ``encode`` caches, and back to [0, 1] by a sigmoid.
+
+Any bin and frame count works: a model whose strides need a multiple pads the spectrogram
+with zeros (the dB floor, i.e. silence) up to it before encoding and crops the decoder's
+output back, so no dataset has to be cut to suit the architecture.
 """
 from __future__ import annotations
 
@@ -17,17 +21,37 @@ def _act(name: str) -> nn.Module:
     return {"gelu": nn.GELU(), "relu": nn.ReLU(), "elu": nn.ELU(), "tanh": nn.Tanh()}[name]
 
 
+def padded(size: int, multiple: int) -> int:
+    """``size`` rounded up to a multiple of ``multiple``."""
+    return -(-size // multiple) * multiple
+
+
 class OuterAE(nn.Module):
-    """Common interface: ``encode(x) -> code``, ``decode(code) -> x_hat``, ``code_shape``."""
+    """Common interface: ``encode(x) -> code``, ``decode(code) -> x_hat``, ``code_shape``.
+
+    Subclasses implement ``_encode`` / ``_decode`` on spectrograms padded to
+    ``(padded_bins, padded_frames)``; ``encode`` pads and ``decode`` crops, so callers always
+    see ``(n_bins, n_frames)``."""
 
     kind = "base"
 
-    def __init__(self, n_bins: int, n_frames: int):
+    def __init__(self, n_bins: int, n_frames: int, bin_multiple: int = 1, frame_multiple: int = 1):
         super().__init__()
         self.n_bins, self.n_frames = n_bins, n_frames
+        self.padded_bins, self.padded_frames = padded(n_bins, bin_multiple), padded(n_frames, frame_multiple)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (self.n_bins, self.n_frames):
+            raise ValueError(f"{self.kind} outer model expects (batch, {self.n_bins}, {self.n_frames}) "
+                             f"spectrograms, not {tuple(x.shape)}")
+        pad = (0, self.padded_frames - self.n_frames, 0, self.padded_bins - self.n_bins)
+        return self._encode(nn.functional.pad(x, pad) if any(pad) else x)
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        return self._decode(code)[..., : self.n_bins, : self.n_frames]
 
     @torch.no_grad()
     def code_shape(self) -> tuple[int, ...]:
@@ -43,10 +67,8 @@ class Conv1dAE(OuterAE):
     kind = "conv1d"
 
     def __init__(self, n_bins: int, n_frames: int, hidden: int = 256, code_channels: int = 32,
-                 downsamples: int = 2, kernel_size: int = 5, activation: str = "gelu", **_):
-        super().__init__(n_bins, n_frames)
-        if n_frames % (2 ** downsamples):
-            raise ValueError(f"conv1d: frames ({n_frames}) must be divisible by 2**downsamples ({2 ** downsamples})")
+                 downsamples: int = 2, kernel_size: int = 5, activation: str = "gelu"):
+        super().__init__(n_bins, n_frames, frame_multiple=2 ** downsamples)
         pad = kernel_size // 2
         enc = [nn.Conv1d(n_bins, hidden, kernel_size, padding=pad), _act(activation)]
         for _ in range(downsamples):
@@ -60,10 +82,10 @@ class Conv1dAE(OuterAE):
         dec += [nn.Conv1d(hidden, n_bins, kernel_size, padding=pad)]
         self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
 
-    def encode(self, x):
+    def _encode(self, x):
         return self.encoder(x)
 
-    def decode(self, code):
+    def _decode(self, code):
         return torch.sigmoid(self.decoder(code))
 
 
@@ -73,11 +95,9 @@ class Conv2dAE(OuterAE):
     kind = "conv2d"
 
     def __init__(self, n_bins: int, n_frames: int, layers: int = 5, kernels: int = 20,
-                 first_kernel: int = 3, activation: str = "relu", **_):
-        super().__init__(n_bins, n_frames)
+                 first_kernel: int = 3, activation: str = "relu"):
         factor = 2 ** (layers - 1)
-        if n_bins % factor or n_frames % factor:
-            raise ValueError(f"conv2d: bins and frames ({n_bins}x{n_frames}) must be divisible by {factor}")
+        super().__init__(n_bins, n_frames, bin_multiple=factor, frame_multiple=factor)
         pad = first_kernel // 2
         enc = [nn.Conv2d(1, kernels, first_kernel, stride=1, padding=pad), _act(activation)]
         dec = []
@@ -87,10 +107,10 @@ class Conv2dAE(OuterAE):
         dec += [nn.Conv2d(kernels, 1, first_kernel, stride=1, padding=pad)]
         self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
 
-    def encode(self, x):
+    def _encode(self, x):
         return self.encoder(x.unsqueeze(1))
 
-    def decode(self, code):
+    def _decode(self, code):
         return torch.sigmoid(self.decoder(code)).squeeze(1)
 
 
@@ -100,7 +120,7 @@ class MlpAE(OuterAE):
     kind = "mlp"
 
     def __init__(self, n_bins: int, n_frames: int, hidden: tuple[int, ...] = (256, 128), code_size: int = 16,
-                 activation: str = "relu", **_):
+                 activation: str = "relu"):
         super().__init__(n_bins, n_frames)
         sizes = [n_bins, *hidden]
         enc, dec = [], []
@@ -113,11 +133,12 @@ class MlpAE(OuterAE):
         dec += [nn.Linear(back[-1], n_bins)]
         self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
 
-    def encode(self, x):
-        return self.encoder(x.transpose(1, 2))          # (batch, frames, code)
+    def _encode(self, x):
+        # (batch, code, frames): channels first like the conv codes, so time is always the last axis
+        return self.encoder(x.transpose(1, 2)).transpose(1, 2)
 
-    def decode(self, code):
-        return torch.sigmoid(self.decoder(code)).transpose(1, 2)
+    def _decode(self, code):
+        return torch.sigmoid(self.decoder(code.transpose(1, 2))).transpose(1, 2)
 
 
 class IdentityAE(OuterAE):
@@ -126,14 +147,14 @@ class IdentityAE(OuterAE):
 
     kind = "identity"
 
-    def __init__(self, n_bins: int, n_frames: int, **_):
+    def __init__(self, n_bins: int, n_frames: int):
         super().__init__(n_bins, n_frames)
         self.anchor = nn.Parameter(torch.zeros(()), requires_grad=False)  # carries the device
 
-    def encode(self, x):
+    def _encode(self, x):
         return x
 
-    def decode(self, code):
+    def _decode(self, code):
         return code.clamp(0.0, 1.0)
 
 
@@ -145,7 +166,10 @@ def build_outer(kind: str, n_bins: int, n_frames: int, **hyper) -> OuterAE:
         raise ValueError(f"outer.model must be one of {sorted(OUTER_MODELS)}, not {kind!r}")
     if "hidden" in hyper and isinstance(hyper["hidden"], list):
         hyper["hidden"] = tuple(hyper["hidden"])
-    return OUTER_MODELS[kind](n_bins, n_frames, **hyper)
+    try:
+        return OUTER_MODELS[kind](n_bins, n_frames, **hyper)
+    except TypeError as exc:  # a key the model does not take: say which section it came from
+        raise ValueError(f"outer.{kind}: {exc}") from None
 
 
 def count_params(model: nn.Module) -> int:

@@ -1,0 +1,288 @@
+"""The schema of ``params.yaml``: every key, its type and its allowed values, checked before any work.
+
+``params.yaml`` holds every value; this module holds none of them (no field has a default here),
+so there is one place to change a setting. An unknown or misspelt key, a wrong type or a value
+outside its choices is refused with the key's dotted path. Each preset is checked the same way
+after it is merged over the base values.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Activation = Literal["gelu", "relu", "elu", "tanh"]
+Device = str  # auto | cpu | cuda | cuda:N | mps: torch parses it
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Tracking(Strict):
+    enabled: bool
+    experiment: str
+    uri: str
+    fallback_local: bool
+
+
+class Source(Strict):
+    enabled: bool
+    url: str
+    archive: str
+    sha256: str
+    timeout_seconds: float = Field(gt=0)
+
+
+class SamplesSource(Source):
+    path: str
+    include: list[str]
+    category_from: Literal["keywords", "folder"]
+    default_category: str
+    keywords: dict[str, list[str]]
+
+
+class Sources(Strict):
+    fsdd: Source
+    audiomnist: Source
+    samples: SamplesSource
+
+
+class Split(Strict):
+    method: Literal["official", "speaker", "stratified"]
+    val_fraction: float = Field(ge=0, lt=1)
+    test_fraction: float = Field(ge=0, lt=1)
+    official_test_takes: int = Field(ge=0)
+
+
+class Data(Strict):
+    sources: Sources
+    split: Split
+
+
+class Filter(Strict):
+    lower_percentile: float = Field(ge=0, le=100)
+    upper_percentile: float = Field(ge=0, le=100)
+    silence_peak: float = Field(ge=0)
+    trim_db: float = Field(ge=0)
+    sample_rate: int = Field(gt=0)
+    seconds: float = Field(gt=0)
+    length_mode: Literal["center", "right"]
+
+
+class GriffinLim(Strict):
+    iterations: int = Field(gt=0)
+    momentum: float = Field(ge=0)
+    seed: int
+
+
+class Features(Strict):
+    n_fft: int = Field(gt=1)
+    hop_length: int = Field(gt=0)
+    window: str
+    drop_nyquist: bool
+    representation: Literal["db", "mu_law"]
+    mu: float = Field(gt=0)
+    scaling: Literal["global", "per_file"]
+    db_floor: float
+    db_ceiling: float
+    batch_size: int = Field(gt=0)
+    output_peak: float = Field(gt=0, le=1)
+    griffin_lim: GriffinLim
+
+
+class Train(Strict):
+    epochs: int = Field(ge=0)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    patience: int = Field(gt=0)
+    average_window: int = Field(gt=0)
+    max_seconds: float = Field(ge=0)
+    mixed_precision: bool
+
+
+class InnerTrain(Train):
+    schedule: Literal["constant", "cosine"]
+    min_lr_ratio: float = Field(ge=0, le=1)
+
+
+class OuterConv1d(Strict):
+    hidden: int = Field(gt=0)
+    code_channels: int = Field(gt=0)
+    downsamples: int = Field(ge=0)
+    kernel_size: int = Field(gt=0)
+    activation: Activation
+
+
+class OuterConv2d(Strict):
+    layers: int = Field(gt=0)
+    kernels: int = Field(gt=0)
+    first_kernel: int = Field(gt=0)
+    activation: Activation
+
+
+class OuterMlp(Strict):
+    hidden: list[int]
+    code_size: int = Field(gt=0)
+    activation: Activation
+
+
+class Outer(Strict):
+    model: Literal["conv1d", "conv2d", "mlp", "identity"]
+    max_params: int = Field(ge=0)
+    device: Device
+    batch_size: int = Field(gt=0)
+    conv1d: OuterConv1d
+    conv2d: OuterConv2d
+    mlp: OuterMlp
+    train: Train
+
+
+class Encode(Strict):
+    batch_size: int = Field(gt=0)
+    standardise: Literal["per_dim", "global", "none"]
+
+
+class Inner(Strict):
+    architecture: Literal["conv1d", "mlp", "conv2d"]
+    conv_filters: list[int]
+    latent_dim: int = Field(gt=0)
+    hidden: list[int]
+    beta: float = Field(ge=0)
+    kl_warmup_epochs: int = Field(ge=0)
+    prior: Literal["normal", "mixture", "class_mixture"]
+    mixture_components: int = Field(gt=0)
+    conditional: bool
+    class_sampling: Literal["full", "diagonal", "prior"]
+    reconstruction: Literal["mse", "bce"]
+    reconstruction_reduction: Literal["sum", "mean"]
+    reconstruction_weight: float = Field(gt=0)
+    max_params: int = Field(ge=0)
+    device: Device
+    batch_size: int = Field(gt=0)
+    train: InnerTrain
+
+
+class ClassifierCfg(Strict):
+    n_fft: int = Field(gt=1)
+    hop_length: int = Field(gt=0)
+    n_mels: int = Field(gt=0)
+    pca_components: int = Field(gt=0)
+    whiten: bool
+    svm_c: float = Field(gt=0)
+    noise_snr_db: list[float]
+
+
+class CheckClassifierCfg(Strict):
+    n_mfcc: int = Field(gt=0)
+    n_fft: int = Field(gt=1)
+    hop_length: int = Field(gt=0)
+    segments: int = Field(gt=0)
+    c: float = Field(gt=0)
+    noise_snr_db: list[float]
+
+
+class Evaluate(Strict):
+    examples_per_class: int = Field(ge=0)
+    generated_per_class: int = Field(gt=0)
+    wav_generated_per_class: int = Field(ge=0)
+    generate_spread: float = Field(ge=0)
+    perturb_db: float = Field(ge=0)
+    tsne_perplexity: float = Field(gt=0)
+    interpolation_steps: int = Field(ge=2)
+    probe_dims: int = Field(ge=0)
+    probe_steps: int = Field(ge=2)
+    speed_max_batches: int = Field(ge=0)
+    classifier: ClassifierCfg
+    check_classifier: CheckClassifierCfg
+
+
+class SpaceEntry(Strict):
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool | None = None
+    choices: list[Any] | None = None
+    grid: list[Any] | None = None   # the values the grid sampler tries for an int or float
+
+
+class TuneTarget(Strict):
+    trials: int = Field(gt=0)
+    epochs: int = Field(gt=0)
+    space: dict[str, SpaceEntry]
+
+
+class Tune(Strict):
+    storage: str
+    study_suffix: str
+    sampler: Literal["tpe", "grid", "random"]
+    n_startup_trials: int = Field(ge=0)
+    pruner: Literal["median", "hyperband", "ratio", "none"]
+    pruner_ratio: float = Field(gt=0)
+    pruner_startup_trials: int = Field(ge=0)
+    pruner_warmup_epochs: int = Field(ge=0)
+    outer: TuneTarget
+    inner: TuneTarget
+
+
+class Retrain(Strict):
+    primary_metric: str
+    mode: Literal["max", "min"]
+    min_margin: float = Field(ge=0)
+    required_metrics: list[str]
+
+
+class Params(Strict):
+    seed: int
+    preset: str
+    tracking: Tracking
+    data: Data
+    filter: Filter
+    features: Features
+    outer: Outer
+    encode: Encode
+    inner: Inner
+    evaluate: Evaluate
+    tune: Tune
+    retrain: Retrain
+    presets: dict[str, dict[str, Any]]
+
+
+def _path(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def errors_of(exc: ValidationError, prefix: str = "") -> list[str]:
+    """One line per problem, each naming the key's dotted path."""
+    lines = []
+    for err in exc.errors():
+        path = prefix + _path(err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{path}: unknown key (misspelt? see params.yaml for the known ones)")
+        elif err["type"] == "missing":
+            lines.append(f"{path}: missing")
+        else:
+            lines.append(f"{path}: {err['msg']} (got {err.get('input')!r})")
+    return lines
+
+
+def _has(params: dict, dotted: str) -> bool:
+    node: Any = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return not isinstance(node, dict)
+
+
+def validate(params: dict, where: str = "params.yaml") -> list[str]:
+    """Problems with ``params`` (empty when it is valid)."""
+    try:
+        Params.model_validate(params)
+    except ValidationError as exc:
+        return [f"{where}: {line}" for line in errors_of(exc)]
+    # a tuning space names the keys it varies: each must be a real parameter
+    return [f"{where}: tune.{target}.space.{key}: not a parameter in params.yaml"
+            for target in ("outer", "inner") for key in params["tune"][target]["space"]
+            if not _has(params, key)]
