@@ -7,13 +7,11 @@ mappable, not standardised), ``stats.npz`` (the train-split mean and std used to
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from . import tracking

@@ -169,6 +169,9 @@ def stage_run(stage: str, params: dict, root: Path | None = None,
             logged.update(flatten(value, key + ".") if isinstance(value, dict) else {key: value})
         mlflow.log_params({k: str(v)[:500] for k, v in logged.items()})
         yield mlflow
+    manifest = manifest_hash(root)
+    if parent and manifest != "none":  # the parent opened before download wrote the data: name it now
+        mlflow.MlflowClient().set_tag(parent, "dataset_manifest", manifest)
 
 
 def log_stage(stage: str, params: dict, metrics: dict[str, float] | None = None,

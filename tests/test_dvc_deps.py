@@ -1,0 +1,92 @@
+"""dvc.yaml is complete: each stage depends on every module it imports and on its effective params."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import yaml
+
+from audiovae.params_stage import OUT_DIR, STAGE_KEYS
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "src" / "audiovae"
+
+
+def module_file(name: str) -> Path | None:
+    """``models.inner`` -> src/audiovae/models/inner.py (or a package's __init__.py)."""
+    base = PACKAGE.joinpath(*name.split(".")) if name else PACKAGE
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def imported_modules(name: str) -> set[str]:
+    """Modules of the package that ``name`` imports, at any depth of its code (lazy imports too)."""
+    path = module_file(name)
+    package = name.split(".")[:-1] if path.name != "__init__.py" else name.split(".")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level == 0:
+            if not (node.module or "").startswith("audiovae"):
+                continue
+            base = node.module.split(".")[1:]
+        else:
+            base = package[: len(package) - (node.level - 1)] + (node.module.split(".") if node.module else [])
+        found.add(".".join(base))
+        for alias in node.names:  # `from . import tracking` names a module
+            candidate = ".".join(base + [alias.name])
+            if module_file(candidate) is not None:
+                found.add(candidate)
+    return {m for m in found if module_file(m) is not None}
+
+
+def closure(name: str) -> set[Path]:
+    """Every file executed when ``python -m audiovae.<name>`` imports its modules, package inits included."""
+    seen, todo = set(), [name]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        todo += imported_modules(current)
+        parts = current.split(".")
+        todo += [".".join(parts[:i]) for i in range(len(parts))]  # parent packages' __init__
+    return {module_file(m).relative_to(REPO) for m in seen}
+
+
+def test_every_stage_depends_on_exactly_the_modules_it_imports():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    problems = []
+    for stage, spec in stages.items():
+        module = spec["cmd"].split("python -m audiovae.")[1].split()[0]
+        expected = {str(p) for p in closure(module)}
+        listed = {d for d in spec.get("deps", []) if d.startswith("src/")}
+        if expected != listed:
+            problems.append(f"{stage}: missing {sorted(expected - listed)}, not imported {sorted(listed - expected)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_stage_module_imports_another_stage():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    modules = {spec["cmd"].split("python -m audiovae.")[1].split()[0] for spec in stages.values()}
+    for module in modules:
+        assert not (imported_modules(module) & (modules - {module})), module
+
+
+def test_each_stage_reads_its_effective_params_file():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert set(STAGE_KEYS) | {"params"} == set(stages)
+    for stage in STAGE_KEYS:
+        path = str(OUT_DIR / f"{stage}.yaml")
+        assert path in stages[stage]["deps"], stage
+        assert any(isinstance(p, dict) and path in p for p in stages[stage]["params"]), stage
+
+
+def test_the_closure_sees_lazy_and_relative_imports():
+    """The test's own parser, checked on modules whose imports are known."""
+    assert "tracking" in imported_modules("stage") and "params" in imported_modules("models.build")
+    assert Path("src/audiovae/models/__init__.py") in closure("models.outer")
+    assert Path("src/audiovae/schema.py") in closure("download")  # params -> schema, two steps away
