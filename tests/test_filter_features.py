@@ -147,3 +147,20 @@ def test_features_stage_writes_a_memmap_index_and_codec(filter_project):
     waves = np.load(root / "data" / "filtered" / "audio.npy")
     assert np.allclose(specs[30], codec.encode(waves[30])[0], atol=1e-6)  # last, partial batch
     assert codec.sample_rate == 8000 and len(index) == 31
+
+
+def test_trim_db_drops_the_silence_around_a_sound(tmp_path):
+    """1.5 s of quiet room before a 0.3 s tone: without trimming a 0.76 s window keeps only the room;
+    with filter.trim_db the tone starts the window, and the filter measures the trimmed length."""
+    rng = np.random.default_rng(0)
+    room = 1e-4 * rng.standard_normal(int(1.5 * 16000)).astype(np.float32)
+    signal = np.concatenate([room, sine(0.3, 16000, 500.0), room[:4000]])
+    sf.write(tmp_path / "take.wav", signal, 16000)
+    kept = audio.load_normalised(tmp_path / "take.wav", 8000, 6080, "right", trim_db=40)
+    untrimmed = audio.load_normalised(tmp_path / "take.wav", 8000, 6080, "right")
+    tone = slice(0, 2400)  # the first 0.3 s at 8 kHz
+    assert np.abs(kept[tone]).mean() > 0.2 and np.abs(untrimmed[tone]).mean() < 0.01
+    table = pd.DataFrame({"path": ["take.wav"]})
+    seconds = filter_stage.inspect(table, tmp_path, 1e-5, trim_db=40)["seconds"].iloc[0]
+    assert seconds == pytest.approx(0.3, abs=0.1)
+    assert filter_stage.inspect(table, tmp_path, 1e-5)["seconds"].iloc[0] == pytest.approx(2.05, abs=0.01)

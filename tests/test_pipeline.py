@@ -124,6 +124,7 @@ def check_wav(path, sample_rate=8000, length=6080):
     data, sr = sf.read(path)
     assert sr == sample_rate and data.ndim == 1 and len(data) == length
     assert np.isfinite(data).all() and 0.5 < np.abs(data).max() <= 1.0
+    return data
 
 
 def test_cli_commands_on_a_stereo_44k_input(trained, tmp_path, tiny_fsdd_zip, capsys):
@@ -131,7 +132,8 @@ def test_cli_commands_on_a_stereo_44k_input(trained, tmp_path, tiny_fsdd_zip, ca
     src = stereo_44k(tmp_path / "voice.wav", tiny_fsdd_zip)
     base = ["--root", str(root)]
     assert cli.main(base + ["reconstruct", str(src), "--out", str(tmp_path / "rec")]) == 0
-    check_wav(tmp_path / "rec" / "voice.wav")
+    short = sf.info(str(src))
+    check_wav(tmp_path / "rec" / "voice.wav", length=-(-short.frames * 8000 // short.samplerate))
     assert cli.main(base + ["generate", "--label", "7", "--count", "3", "--out", str(tmp_path / "gen")]) == 0
     assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == ["7_000.wav", "7_001.wav", "7_002.wav"]
     for p in (tmp_path / "gen").iterdir():
@@ -153,6 +155,25 @@ def test_cli_commands_on_a_stereo_44k_input(trained, tmp_path, tiny_fsdd_zip, ca
         out = tmp_path / f"spread_{value}"
         cli.main(base + ["generate", "--label", "7", "--count", "3", "--spread", value, "--out", str(out)])
         assert ((tmp_path / "gen" / "7_001.wav").read_bytes() == (out / "7_001.wav").read_bytes()) is same
+
+
+def test_reconstruct_keeps_a_word_after_long_silence(trained, tmp_path, tiny_fsdd_zip):
+    """A real recording's shape: 44.1 kHz stereo, 1.5 s of room noise, then the word, then more noise.
+    The output keeps the whole length and the word where it was (it used to be centre-cropped to
+    0.76 s, which here is nothing but the silence)."""
+    root, *_ = trained
+    word, _ = sf.read(stereo_44k(tmp_path / "word.wav", tiny_fsdd_zip), dtype="float32")
+    rng = np.random.default_rng(0)
+    before, after = int(1.5 * 44100), int(0.5 * 44100)
+    noise = lambda n: 1e-3 * rng.standard_normal((n, 2)).astype(np.float32)  # about -60 dB: a quiet room
+    recording = np.concatenate([noise(before), word + noise(len(word)), noise(after)])
+    sf.write(tmp_path / "take.wav", recording, 44100, subtype="PCM_16")
+    assert cli.main(["--root", str(root), "reconstruct", str(tmp_path / "take.wav"), "--out", str(tmp_path / "rec")]) == 0
+    out = check_wav(tmp_path / "rec" / "take.wav", length=-(-len(recording) * 8000 // 44100))
+    start, stop = round(1.5 * 8000), round((1.5 + len(word) / 44100) * 8000)
+    rms = lambda x: float(np.sqrt(np.mean(x ** 2)))
+    # the word is there; the room before it, in windows that hold no word, stays quiet
+    assert rms(out[start:stop]) > 10 * rms(out[: round(0.7 * 8000)])
 
 
 def test_cli_errors_are_clear(trained, tmp_path, capsys):

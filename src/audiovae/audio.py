@@ -55,14 +55,20 @@ def resample(signal: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     return librosa.resample(signal, orig_sr=sr, target_sr=target_sr).astype(np.float32)
 
 
-def trim_silence(signal: np.ndarray, top_db: float) -> np.ndarray:
+# trimming looks at frames of a fixed duration, so it cuts alike at every rate (librosa's default
+# of 2048 samples is 256 ms at 8 kHz but 46 ms at 44.1 kHz)
+TRIM_FRAME_SECONDS = 0.025
+
+
+def trim_silence(signal: np.ndarray, top_db: float, sample_rate: int) -> np.ndarray:
     """Drop leading and trailing audio quieter than ``top_db`` below the peak (0: keep all).
 
     Real recordings have room noise around the sound; trimming first means length fitting keeps
     the sound itself, not the silence before it."""
     if top_db <= 0:
         return signal
-    trimmed, _ = librosa.effects.trim(signal, top_db=float(top_db))
+    frame = max(16, int(TRIM_FRAME_SECONDS * sample_rate))
+    trimmed, _ = librosa.effects.trim(signal, top_db=float(top_db), frame_length=frame, hop_length=frame // 4)
     return trimmed if trimmed.shape[-1] else signal
 
 
@@ -93,7 +99,7 @@ def load_mono(path: str | Path, sample_rate: int, silence_peak: float = 1e-4, tr
     """Read any audio file as mono at ``sample_rate``, silence trimmed (``trim_db``), peak 1; any length."""
     signal, sr = read(path)
     check(signal, silence_peak)
-    mono = trim_silence(to_mono(signal), trim_db)  # at the file's own rate: less to resample
+    mono = trim_silence(to_mono(signal), trim_db, sr)  # at the file's own rate: less to resample
     return peak_normalise(resample(mono, sr, sample_rate))
 
 

@@ -52,26 +52,36 @@ def cmd_generate(args) -> list[Path]:
     return _write(model, specs, Path(args.out), [f"{args.label}_{i:03d}" for i in range(args.count)])
 
 
+def _write_waves(model, waves, out: Path, names: list[str]) -> list[Path]:
+    from .audio import write_wav
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for wave, name in zip(waves, names):
+        path = out / f"{name}.wav"
+        write_wav(path, wave, model.codec.sample_rate, peak=model.codec.output_peak)
+        paths.append(path)
+    return paths
+
+
 def cmd_reconstruct(args) -> list[Path]:
-    import numpy as np
+    """Each file trimmed as the training data was; a sound longer than the model's length goes
+    through in overlapping windows and is stitched back whole, never cut."""
+    from .progress import track
 
     model = _model(args)
-    waves = np.stack([model.load_audio(Path(p)) for p in args.inputs])
-    labels = [args.label] * len(args.inputs) if args.label is not None else None
-    specs = model.reconstruct(model.spectrogram(waves), labels)
-    return _write(model, specs, Path(args.out), [Path(p).stem for p in args.inputs])
+    waves = [model.reconstruct_audio(model.load_audio(Path(p)), args.label)
+             for p in track(args.inputs, "reconstruct", unit="file")]
+    return _write_waves(model, waves, Path(args.out), [Path(p).stem for p in args.inputs])
 
 
 def cmd_interpolate(args) -> list[Path]:
     model = _model(args)
-    import numpy as np
-
-    waves = np.stack([model.load_audio(Path(args.a)), model.load_audio(Path(args.b))])
-    specs = model.spectrogram(waves)
     labels = [args.label_a, args.label_b] if args.label_a is not None else None
-    path = model.interpolate(specs[0], specs[1], args.steps, labels)
+    waves = model.interpolate_audio(model.load_audio(Path(args.a)), model.load_audio(Path(args.b)),
+                                    args.steps, labels)
     stem = f"{Path(args.a).stem}_to_{Path(args.b).stem}"
-    return _write(model, path, Path(args.out), [f"{stem}_{i:02d}" for i in range(args.steps)])
+    return _write_waves(model, waves, Path(args.out), [f"{stem}_{i:02d}" for i in range(args.steps)])
 
 
 def cmd_probe(args) -> list[Path]:
@@ -149,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="latent spread around the label's mean, in units of its std "
                         "(default: evaluate.generate_spread in params.yaml, the value the metrics were measured at)")
 
-    p = add("reconstruct", cmd_reconstruct, "Run audio files (any rate, channels, length) through the model.",
+    p = add("reconstruct", cmd_reconstruct, "Run audio files (any rate, channels, length) through the model; "
+            "silence is trimmed as in training and long sounds go through in overlapping windows.",
             "audiovae reconstruct take1.wav take2.flac --out recon/")
     p.add_argument("inputs", nargs="+", help="audio files")
     p.add_argument("--out", required=True, help="output folder; files are <stem>.wav")

@@ -34,7 +34,7 @@ def inspect(table: pd.DataFrame, root: Path, silence_peak: float, trim_db: float
         try:
             signal, sr = audio.read(root / path)
             audio.check(signal, silence_peak)
-            seconds.append(audio.trim_silence(audio.to_mono(signal), trim_db).shape[-1] / sr)
+            seconds.append(audio.trim_silence(audio.to_mono(signal), trim_db, sr).shape[-1] / sr)
             reasons.append("")
             details.append("")
         except audio.AudioError as exc:

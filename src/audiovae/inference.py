@@ -34,6 +34,7 @@ class AudioVAE:
     class_means: np.ndarray
     class_scales: np.ndarray  # (labels, latent, latent): new latents are centre + spread * L @ eps
     device: torch.device
+    trim_db: float = 0.0      # the filter stage's silence trimming, applied to user recordings too
 
     @classmethod
     def from_project(cls, root: Path, device: str | torch.device = "cpu",
@@ -46,7 +47,8 @@ class AudioVAE:
         audio_meta = json.loads((root / "data" / "filtered" / "audio.json").read_text())
         return cls(outer, inner, stats["mean"], stats["std"], load_codec(root / "data" / "features"),
                    int(audio_meta["length"]), audio_meta["length_mode"], list(info["labels"]),
-                   np.asarray(info["class_means"]), np.asarray(info["class_scales"]), device)
+                   np.asarray(info["class_means"]), np.asarray(info["class_scales"]), device,
+                   float(audio_meta.get("trim_db", 0.0)))
 
     # ---------------------------------------------------------------- helpers
     def label_ids(self, labels) -> torch.Tensor | None:
@@ -67,8 +69,55 @@ class AudioVAE:
 
     # ---------------------------------------------------------------- audio
     def load_audio(self, path: Path) -> np.ndarray:
-        """Any file (rate, channels, length) -> the model's input waveform."""
-        return audio_io.load_normalised(path, self.codec.sample_rate, self.length, self.length_mode, 0.0)
+        """Any file (rate, channels, length) -> mono at the model's rate, silence trimmed as in
+        training, peak 1, any length (``windows`` cuts it to the model's length)."""
+        return audio_io.load_mono(path, self.codec.sample_rate, 0.0, self.trim_db)
+
+    # ---------------------------------------------------------------- long sounds
+    def windows(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A sound -> (model-length windows, each peak-normalised as training files are; their peaks).
+
+        A sound no longer than the model's length is one window, padded; a longer one is cut into
+        windows that overlap by half, so ``stitch`` can cross-fade them and nothing is cut off."""
+        length, hop = self.length, self.length // 2
+        n = 1 if len(wave) <= length else 1 + -(-(len(wave) - length) // hop)
+        padded = np.pad(wave, (0, (n - 1) * hop + length - len(wave)))
+        chunks = np.stack([padded[i * hop: i * hop + length] for i in range(n)]).astype(np.float32)
+        peaks = np.abs(chunks).max(axis=-1)
+        return chunks / np.maximum(peaks, 1e-9)[:, None], peaks
+
+    def stitch(self, chunks: np.ndarray, peaks: np.ndarray, total: int) -> np.ndarray:
+        """Overlap-add model-length windows (each back at its input's peak) with a Hann cross-fade."""
+        length, hop = self.length, self.length // 2
+        if len(chunks) == 1:
+            out = chunks[0] * peaks[0] / max(float(np.abs(chunks[0]).max()), 1e-9)
+            return out[:total].astype(np.float32)
+        fade = np.hanning(length + 2)[1:-1].astype(np.float32)
+        out = np.zeros((len(chunks) - 1) * hop + length, dtype=np.float32)
+        weight = np.zeros_like(out)
+        for i, (chunk, peak) in enumerate(zip(chunks, peaks)):
+            scaled = chunk * (peak / max(float(np.abs(chunk).max()), 1e-9))
+            out[i * hop: i * hop + length] += fade * scaled
+            weight[i * hop: i * hop + length] += fade
+        return (out / np.maximum(weight, 1e-3))[:total]
+
+    def reconstruct_audio(self, wave: np.ndarray, label: str | None = None) -> np.ndarray:
+        """A sound of any length through the whole model, window by window, back to its length."""
+        chunks, peaks = self.windows(wave)
+        labels = [label] * len(chunks) if label is not None else None
+        out = self.to_audio(self.reconstruct(self.spectrogram(chunks), labels))
+        return self.stitch(out, peaks, max(len(wave), 1))
+
+    def interpolate_audio(self, a: np.ndarray, b: np.ndarray, steps: int, labels=None) -> list[np.ndarray]:
+        """Morph between two sounds of any length: window k of A towards window k of B (the shorter
+        sound is padded with silence), each step stitched back to the longer length."""
+        total = max(len(a), len(b))
+        (wa, pa), (wb, pb) = self.windows(np.pad(a, (0, total - len(a)))), self.windows(np.pad(b, (0, total - len(b))))
+        paths = [self.to_audio(self.interpolate(sa, sb, steps, labels))
+                 for sa, sb in zip(self.spectrogram(wa), self.spectrogram(wb))]
+        t = np.linspace(0.0, 1.0, steps)
+        return [self.stitch(np.stack([path[k] for path in paths]), (1 - t[k]) * pa + t[k] * pb, total)
+                for k in range(steps)]
 
     def spectrogram(self, waves: np.ndarray) -> np.ndarray:
         if self.codec.scaling == "per_file":
