@@ -83,6 +83,8 @@ def tiny_params() -> dict:
     p["inner"]["kl_warmup_epochs"] = 1
     p["evaluate"].update(generated_per_class=4, tsne_perplexity=5)
     p["evaluate"]["classifier"]["pca_components"] = 8
+    p["evaluate"]["clean_classifier"]["pca_components"] = 8
+    p["evaluate"]["quality"]["dnsmos_clips"] = 3  # ~0.6 s a clip: the measure is tested, not its precision
     return p
 
 

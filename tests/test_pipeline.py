@@ -41,7 +41,11 @@ def test_metrics_have_every_documented_key(trained):
         "audio": ["test_lsd_db", "oracle_lsd_db", "test_spectral_convergence"],
         "classifier": ["real_test_accuracy", "recon_accuracy", "generated_accuracy", "generated_frechet",
                        "check_real_test_accuracy", "check_recon_accuracy", "check_generated_accuracy"],
-        "robustness": ["perturb_10db_rmse_db"], "speed": ["encode_once_speedup"]}
+        "robustness": ["perturb_10db_rmse_db"], "speed": ["encode_once_speedup"],
+        "quality": [f"{row}_{m}" for row in ("ceiling", "outer", "full") for m in ("pesq_nb", "stoi")]
+        + [f"{row}_dnsmos_{k}" for row in ("real", "ceiling", "outer", "full", "generated") for k in ("sig", "bak", "ovrl")]}
+    expected["classifier"] += [f"clean_{row}_accuracy" for row in ("real", "ceiling", "outer", "full", "generated")]
+    expected["classifier"] += ["clean_real_train_test_frechet", "clean_generated_frechet", "real_train_test_frechet"]
     for group, keys in expected.items():
         for key in keys:
             assert math.isfinite(metrics[group][key]), f"{group}.{key}"
@@ -49,6 +53,8 @@ def test_metrics_have_every_documented_key(trained):
     assert metrics["outer"]["compression"] > 1
     # the oracle (Griffin-Lim of the true magnitude) bounds what any model can reach
     assert metrics["audio"]["oracle_lsd_db"] < metrics["audio"]["test_lsd_db"]
+    q = metrics["quality"]  # 8 kHz: narrow-band PESQ only; the ceiling beats a two-epoch model
+    assert "full_pesq_wb" not in q and q["ceiling_pesq_nb"] > q["full_pesq_nb"] and q["ceiling_stoi"] > q["full_stoi"]
     speed = metrics["speed"]  # tiny models: the ratio itself is noise here, its definition is not
     assert speed["inner_epoch_cached_seconds"] > 0 and speed["inner_epoch_through_outer_seconds"] > 0
     assert speed["encode_once_speedup"] == pytest.approx(

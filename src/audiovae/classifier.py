@@ -4,6 +4,10 @@
 standardise -> PCA -> RBF support-vector machine, all scikit-learn. The PCA projection is the
 embedding in which the Fréchet distance between generated and real audio is measured.
 
+``CleanClassifier``: the primary judge. Trained on clean real training audio with no augmentation,
+on MFCCs and deltas that keep fine spectral (many coefficients) and temporal (many segments plus
+whole-clip spread) detail: it does not learn to forgive the blur a model makes.
+
 ``CheckClassifier``: a second opinion of another family (MFCCs and their deltas pooled over a
 few time segments -> logistic regression), so a model that merely fools the first classifier
 shows up as a gap between the two. Both see waveforms only: sounds are judged as sound.
@@ -48,6 +52,14 @@ def mfcc_segments(audio: np.ndarray, sample_rate: int, cfg: dict) -> np.ndarray:
     return np.concatenate(pooled, axis=-1).astype(np.float32)
 
 
+def mfcc_detail(audio: np.ndarray, sample_rate: int, cfg: dict) -> np.ndarray:
+    """MFCC segments (fine time order) plus each coefficient's whole-clip standard deviation."""
+    segments = mfcc_segments(audio, sample_rate, cfg)
+    mfcc = librosa.feature.mfcc(y=_peak_normalised(audio), sr=sample_rate, n_mfcc=int(cfg["n_mfcc"]),
+                                n_fft=int(cfg["n_fft"]), hop_length=int(cfg["hop_length"]))
+    return np.concatenate([segments, mfcc.std(-1)], axis=-1).astype(np.float32)
+
+
 def augmented(audio: np.ndarray, noise_snr_db: list[float], seed: int) -> np.ndarray:
     """The clean audio plus one copy per SNR with white noise added (the usual robustness
     augmentation: without it the classifier keys on the digital silence of the padding)."""
@@ -90,6 +102,20 @@ class AudioClassifier(_WaveformClassifier):
         self.pca = PCA(int(cfg["pca_components"]), whiten=bool(cfg["whiten"]), random_state=seed)
         super().__init__(sample_rate, cfg, seed,
                          make_pipeline(StandardScaler(), self.pca, SVC(C=float(cfg["svm_c"]), random_state=seed)))
+
+    def embed(self, audio: np.ndarray) -> np.ndarray:
+        return self.pipeline[:-1].transform(self.features(audio, self.sample_rate, self.cfg))
+
+
+class CleanClassifier(_WaveformClassifier):
+    """The primary judge: MFCC detail -> standardise -> PCA -> RBF SVM, clean audio only."""
+
+    features = staticmethod(mfcc_detail)
+
+    def __init__(self, sample_rate: int, cfg: dict, seed: int = 0):
+        super().__init__(sample_rate, {**cfg, "noise_snr_db": []}, seed, make_pipeline(
+            StandardScaler(), PCA(int(cfg["pca_components"]), random_state=seed),
+            SVC(C=float(cfg["svm_c"]), random_state=seed)))
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
         return self.pipeline[:-1].transform(self.features(audio, self.sample_rate, self.cfg))

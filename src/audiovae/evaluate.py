@@ -1,12 +1,20 @@
 """Stage ``evaluate``: the numbers a user can trust, on the test split, plus plots and audio.
 
-Writes ``reports/metrics.json`` (DVC metrics; key groups outer, inner, audio, classifier,
+Writes ``reports/metrics.json`` (DVC metrics; key groups outer, inner, audio, quality, classifier,
 robustness, speed), figures under ``reports/plots/`` and WAV files under ``reports/audio/``.
+
+Every model number sits next to its references: ``real`` (the test audio in the model's input
+form) and ``ceiling`` (Griffin-Lim of the true magnitude, the best any spectrogram model here can
+sound), then ``outer`` (outer autoencoder only), ``full`` (outer + inner VAE) and ``generated``.
+The ``quality`` group holds the field's standard measures (PESQ, STOI, DNSMOS for speech; a
+multi-resolution STFT distance for other sounds); the primary classifier is trained on clean
+real training audio with no augmentation, so it does not forgive blur.
 """
 from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 import logging
 import time
 from pathlib import Path
@@ -15,11 +23,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import plots, report, tracking
+from . import plots, quality, report, tracking
 from .stage import run_stage
 from .atomic import write_json
 from .audio import write_wav
-from .classifier import AudioClassifier, CheckClassifier, frechet_distance
+from .classifier import AudioClassifier, CheckClassifier, CleanClassifier, frechet_distance
 from .artifacts import load_encodings, open_features, split_rows, standardised
 from .inference import AudioVAE
 from .models.inner import ACTIVE_KL_THRESHOLD, vae_loss
@@ -29,6 +37,7 @@ from .models.build import build_vae
 from .training import batches_of, pick_device, seed_everything
 
 log = logging.getLogger("audiovae.evaluate")
+SPEECH_DATASETS = {"fsdd", "audiomnist"}  # PESQ, STOI and DNSMOS are defined for speech
 
 
 def rmse_db(model: AudioVAE, a: np.ndarray, b: np.ndarray) -> float:
@@ -95,6 +104,144 @@ def encode_once_speedup(root: Path, params: dict, model: AudioVAE, specs: np.nda
             "encode_once_speedup": t_outer / max(t_cached, 1e-9)}
 
 
+@dataclass
+class TestOutputs:
+    """What the model made of the test split, once, for every metric group and the media."""
+    stems: list[str]
+    y_test: np.ndarray
+    x_test: np.ndarray          # spectrograms, scaled
+    outer: np.ndarray           # outer-only reconstructions
+    full: np.ndarray            # outer + inner VAE reconstructions
+    wav_test: np.ndarray        # real audio, the model's input form
+    audio_ceiling: np.ndarray   # Griffin-Lim of the true magnitude
+    audio_outer: np.ndarray
+    audio_full: np.ndarray
+    gen_specs: np.ndarray
+    gen_labels: np.ndarray
+    audio_gen: np.ndarray
+    latent: np.ndarray
+    kl_dims: np.ndarray
+
+
+def make_outputs(model: AudioVAE, cfg: dict, specs, index: pd.DataFrame, waves, seed: int) -> TestOutputs:
+    test = split_rows(index, "test")
+    x_test = np.asarray(specs[test])
+    y_test = index["label"].astype(str).to_numpy()[test]
+    labels = list(y_test) if model.inner.conditional else None
+    outer = model.reconstruct_outer(x_test)
+    full = model.reconstruct(x_test, labels)
+    latent, logvar = model.posterior(x_test, labels)
+    with torch.no_grad():
+        kl_dims = model.inner.kl_dims(torch.from_numpy(latent), torch.from_numpy(logvar),
+                                      model.label_ids(list(y_test)).cpu()).mean(0).numpy()
+    per_class, spread = int(cfg["generated_per_class"]), float(cfg["generate_spread"])
+    gen_specs = np.concatenate([model.generate(label, per_class, seed=seed + i, spread=spread)
+                                for i, label in enumerate(model.labels)])
+    gen_labels = np.repeat(np.array(model.labels), per_class)
+    return TestOutputs(
+        stems=[Path(p).stem for p in index["path"].to_numpy()[test]], y_test=y_test, x_test=x_test,
+        outer=outer, full=full, wav_test=np.asarray(waves[index["row"].to_numpy()[test]]),
+        audio_ceiling=model.to_audio(x_test), audio_outer=model.to_audio(outer), audio_full=model.to_audio(full),
+        gen_specs=gen_specs, gen_labels=gen_labels, audio_gen=model.to_audio(gen_specs), latent=latent,
+        kl_dims=kl_dims)
+
+
+def outer_metrics(model: AudioVAE, out: TestOutputs, x_train: np.ndarray, info: dict) -> dict:
+    outer_train_mse = mse(model.reconstruct_outer(x_train), x_train)
+    test_mse = mse(out.outer, out.x_test)
+    return {"test_rmse_db": rmse_db(model, out.outer, out.x_test), "test_stdev_pct": 100 * np.sqrt(test_mse),
+            # identity outer: no error on either side, so no over-fitting either
+            "overfit_ratio": 1.0 if test_mse == outer_train_mse == 0 else test_mse / max(outer_train_mse, 1e-12),
+            "compression": info["compression"], "params": info["params"], "train_seconds": info["train_seconds"]}
+
+
+def inner_metrics(model: AudioVAE, out: TestOutputs, info: dict) -> dict:
+    return {"test_rmse_db": rmse_db(model, out.full, out.x_test),
+            "test_stdev_pct": 100 * np.sqrt(mse(out.full, out.x_test)), "kl": float(out.kl_dims.sum()),
+            "active_dims": int(np.sum(out.kl_dims > ACTIVE_KL_THRESHOLD)),
+            "latent_dims": int(model.inner.latent_dim), "params": info["params"],
+            "train_seconds": info["train_seconds"]}
+
+
+def audio_metrics(model: AudioVAE, out: TestOutputs) -> dict:
+    """Log-spectral distance and spectral convergence to the real waveform."""
+    n_fft, hop = model.codec.n_fft, model.codec.hop_length
+    lsd = lambda audio: float(log_spectral_distance(out.wav_test, audio, n_fft, hop).mean())  # noqa: E731
+    peak = lambda a: a / np.maximum(np.abs(a).max(-1, keepdims=True), 1e-9)  # noqa: E731
+    return {"test_lsd_db": lsd(out.audio_full), "outer_lsd_db": lsd(out.audio_outer),
+            "oracle_lsd_db": lsd(out.audio_ceiling),
+            "test_spectral_convergence": float(spectral_convergence(peak(out.wav_test), peak(out.audio_full),
+                                                                    n_fft, hop).mean())}
+
+
+def is_speech(params: dict, index: pd.DataFrame) -> bool:
+    setting = section(params, "evaluate.quality.speech")
+    if setting == "auto":
+        return set(index["dataset"].astype(str)) <= SPEECH_DATASETS
+    return bool(setting)
+
+
+def quality_metrics(out: TestOutputs, sample_rate: int, cfg: dict, speech: bool, seed: int) -> dict:
+    """The standard measures, each row next to its references (real audio and the Griffin-Lim ceiling)."""
+    rows = {"ceiling": out.audio_ceiling, "outer": out.audio_outer, "full": out.audio_full}
+    metrics: dict[str, float] = {}
+    if speech:
+        modes = ["nb"] + (["wb"] if cfg["pesq_wideband"] and sample_rate >= quality.WB_RATE else [])
+        for name, audio in rows.items():
+            for mode in modes:
+                metrics[f"{name}_pesq_{mode}"] = quality.pesq_mean(out.wav_test, audio, sample_rate, mode)
+            metrics[f"{name}_stoi"] = quality.stoi_score(out.wav_test, audio, sample_rate)
+        # DNSMOS needs no reference: the real audio is a row of its own, and so are the generations
+        pick = quality.subsample(len(out.wav_test), int(cfg["dnsmos_clips"]), seed)
+        gen_pick = quality.subsample(len(out.audio_gen), int(cfg["dnsmos_clips"]), seed)
+        for name, audio in {"real": out.wav_test[pick], **{k: v[pick] for k, v in rows.items()},
+                            "generated": out.audio_gen[gen_pick]}.items():
+            for key, value in quality.dnsmos(audio, sample_rate).items():
+                metrics[f"{name}_dnsmos_{key}"] = value
+    else:
+        for name, audio in rows.items():
+            metrics[f"{name}_mrstft"] = quality.mrstft_distance(out.wav_test, audio, sample_rate)
+    return metrics
+
+
+def classifier_metrics(out: TestOutputs, wav_train: np.ndarray, y_train: np.ndarray, sample_rate: int,
+                       cfg: dict, seed: int) -> dict:
+    """The primary, clean-trained classifier on every row; today's two as secondary opinions;
+    Fréchet distances with their scale (real train vs real test in the same embedding)."""
+    rows = {"real": out.wav_test, "ceiling": out.audio_ceiling, "outer": out.audio_outer, "full": out.audio_full}
+    clean = CleanClassifier(sample_rate, cfg["clean_classifier"], seed).fit(wav_train, y_train)
+    metrics = {f"clean_{name}_accuracy": clean.accuracy(audio, out.y_test) for name, audio in rows.items()}
+    metrics["clean_generated_accuracy"] = clean.accuracy(out.audio_gen, out.gen_labels)
+    embed_test = clean.embed(out.wav_test)
+    metrics.update({"clean_generated_frechet": frechet_distance(clean.embed(out.audio_gen), embed_test),
+                    "clean_full_frechet": frechet_distance(clean.embed(out.audio_full), embed_test),
+                    "clean_real_train_test_frechet": frechet_distance(clean.embed(wav_train), embed_test)})
+    classifier = AudioClassifier(sample_rate, cfg["classifier"], seed).fit(wav_train, y_train)
+    embed_test = classifier.embed(out.wav_test)
+    metrics.update({
+        "real_test_accuracy": classifier.accuracy(out.wav_test, out.y_test),
+        "recon_accuracy": classifier.accuracy(out.audio_full, out.y_test),
+        "outer_recon_accuracy": classifier.accuracy(out.audio_outer, out.y_test),
+        "oracle_accuracy": classifier.accuracy(out.audio_ceiling, out.y_test),
+        "generated_accuracy": classifier.accuracy(out.audio_gen, out.gen_labels),
+        "generated_frechet": frechet_distance(classifier.embed(out.audio_gen), embed_test),
+        "recon_frechet": frechet_distance(classifier.embed(out.audio_full), embed_test),
+        "real_train_test_frechet": frechet_distance(classifier.embed(wav_train), embed_test)})
+    # a second opinion of another family: a gap to the first means the sounds fool one classifier only
+    check = CheckClassifier(sample_rate, cfg["check_classifier"], seed).fit(wav_train, y_train)
+    metrics.update({"check_real_test_accuracy": check.accuracy(out.wav_test, out.y_test),
+                    "check_recon_accuracy": check.accuracy(out.audio_full, out.y_test),
+                    "check_generated_accuracy": check.accuracy(out.audio_gen, out.gen_labels)})
+    return metrics
+
+
+def robustness_metrics(model: AudioVAE, out: TestOutputs, cfg: dict, seed: int) -> dict:
+    """How far the output moves when the input moves by up to ±N dB."""
+    labels = list(out.y_test) if model.inner.conditional else None
+    noisy = perturb(model, out.x_test, float(cfg["perturb_db"]), seed)
+    return {"perturb_10db_rmse_db": rmse_db(model, model.reconstruct(noisy, labels), out.full)}
+
+
 def run(params: dict, root: Path | None = None) -> dict:
     root = root or project_root()
     cfg = section(params, "evaluate")
@@ -104,92 +251,29 @@ def run(params: dict, root: Path | None = None) -> dict:
     model = AudioVAE.from_project(root, device)
     specs, index, codec = open_features(root / "data" / "features")
     waves = np.load(root / "data" / "filtered" / "audio.npy", mmap_mode="r")
-    test, train = split_rows(index, "test"), split_rows(index, "train")
-    x_test, x_train = np.asarray(specs[test]), np.asarray(specs[train])
-    y_test = index["label"].astype(str).to_numpy()[test]
+    train = split_rows(index, "train")
+    x_train = np.asarray(specs[train])
     y_train = index["label"].astype(str).to_numpy()[train]
-    wav_test = np.asarray(waves[index["row"].to_numpy()[test]])
     wav_train = np.asarray(waves[index["row"].to_numpy()[train]])
     outer_info = json.loads((root / "data" / "models" / "outer" / "summary.json").read_text())
     inner_info = json.loads((root / "data" / "models" / "inner" / "summary.json").read_text())
-    conditional_labels = list(y_test) if model.inner.conditional else None
-    metrics: dict[str, dict] = {}
     t0 = time.monotonic()
-
-    # -- outer autoencoder
-    outer_test = model.reconstruct_outer(x_test)
-    outer_train_mse = mse(model.reconstruct_outer(x_train), x_train)
-    test_mse = mse(outer_test, x_test)
-    metrics["outer"] = {"test_rmse_db": rmse_db(model, outer_test, x_test),
-                        "test_stdev_pct": 100 * np.sqrt(test_mse),
-                        # identity outer: no error on either side, so no over-fitting either
-                        "overfit_ratio": 1.0 if test_mse == outer_train_mse == 0 else
-                        test_mse / max(outer_train_mse, 1e-12),
-                        "compression": outer_info["compression"], "params": outer_info["params"],
-                        "train_seconds": outer_info["train_seconds"]}
-
-    # -- inner VAE (full path)
-    inner_test = model.reconstruct(x_test, conditional_labels)
-    latent_test, logvar_test = model.posterior(x_test, conditional_labels)
-    with torch.no_grad():
-        kl_dims = model.inner.kl_dims(torch.from_numpy(latent_test), torch.from_numpy(logvar_test),
-                                      model.label_ids(list(y_test)).cpu()).mean(0).numpy()
-    metrics["inner"] = {"test_rmse_db": rmse_db(model, inner_test, x_test),
-                        "test_stdev_pct": 100 * np.sqrt(mse(inner_test, x_test)), "kl": float(kl_dims.sum()),
-                        "active_dims": int(np.sum(kl_dims > ACTIVE_KL_THRESHOLD)),
-                        "latent_dims": int(model.inner.latent_dim), "params": inner_info["params"],
-                        "train_seconds": inner_info["train_seconds"]}
-
-    # -- audio: Griffin-Lim of reconstructions vs the original waveform
-    n_fft, hop = codec.n_fft, codec.hop_length
-    audio_recon = model.to_audio(inner_test)
-    audio_outer = model.to_audio(outer_test)
-    audio_oracle = model.to_audio(x_test)
-    metrics["audio"] = {
-        "test_lsd_db": float(log_spectral_distance(wav_test, audio_recon, n_fft, hop).mean()),
-        "outer_lsd_db": float(log_spectral_distance(wav_test, audio_outer, n_fft, hop).mean()),
-        "oracle_lsd_db": float(log_spectral_distance(wav_test, audio_oracle, n_fft, hop).mean()),
-        "test_spectral_convergence": float(spectral_convergence(
-            wav_test / np.abs(wav_test).max(-1, keepdims=True), audio_recon / np.abs(audio_recon).max(-1, keepdims=True),
-            n_fft, hop).mean())}
-
-    # -- classifier trained on real training audio only
-    classifier = AudioClassifier(codec.sample_rate, cfg["classifier"], seed).fit(wav_train, y_train)
-    per_class = int(cfg["generated_per_class"])
-    spread = float(cfg["generate_spread"])
-    gen_labels, gen_specs = [], []
-    for i, label in enumerate(model.labels):
-        gen_specs.append(model.generate(label, per_class, seed=seed + i, spread=spread))
-        gen_labels += [label] * per_class
-    gen_specs = np.concatenate(gen_specs)
-    audio_gen = model.to_audio(gen_specs)
-    gen_labels = np.array(gen_labels)
-    metrics["classifier"] = {
-        "real_test_accuracy": classifier.accuracy(wav_test, y_test),
-        "recon_accuracy": classifier.accuracy(audio_recon, y_test),
-        "outer_recon_accuracy": classifier.accuracy(audio_outer, y_test),
-        "oracle_accuracy": classifier.accuracy(audio_oracle, y_test),
-        "generated_accuracy": classifier.accuracy(audio_gen, gen_labels),
-        "generated_frechet": frechet_distance(classifier.embed(audio_gen), classifier.embed(wav_test)),
-        "recon_frechet": frechet_distance(classifier.embed(audio_recon), classifier.embed(wav_test))}
-    # a second opinion of another family: a gap to the first means the sounds fool one classifier only
-    check = CheckClassifier(codec.sample_rate, cfg["check_classifier"], seed).fit(wav_train, y_train)
-    metrics["classifier"].update({"check_real_test_accuracy": check.accuracy(wav_test, y_test),
-                                  "check_recon_accuracy": check.accuracy(audio_recon, y_test),
-                                  "check_generated_accuracy": check.accuracy(audio_gen, gen_labels)})
-
-    # -- robustness: how far the output moves when the input moves by up to ±N dB
-    noisy = perturb(model, x_test, float(cfg["perturb_db"]), seed)
-    metrics["robustness"] = {"perturb_10db_rmse_db": rmse_db(model, model.reconstruct(noisy, conditional_labels),
-                                                             inner_test)}
-    # -- speed of the incremental scheme, measured here in one run
-    metrics["speed"] = encode_once_speedup(root, params, model, specs, index)
+    out = make_outputs(model, cfg, specs, index, waves, seed)
+    speech = is_speech(params, index)
+    metrics: dict[str, dict] = {
+        "outer": outer_metrics(model, out, x_train, outer_info),
+        "inner": inner_metrics(model, out, inner_info),
+        "audio": audio_metrics(model, out),
+        "quality": quality_metrics(out, codec.sample_rate, cfg["quality"], speech, seed),
+        "classifier": classifier_metrics(out, wav_train, y_train, codec.sample_rate, cfg, seed),
+        "robustness": robustness_metrics(model, out, cfg, seed),
+        # measured, not a goal: on small data the outer encoder is cheap and the ratio says little
+        "speed": encode_once_speedup(root, params, model, specs, index)}
     metrics["speed"]["evaluate_seconds"] = time.monotonic() - t0
     write_json(root / "reports" / "metrics.json", metrics)
     log.info("metrics: %s", json.dumps(metrics, indent=1, default=float))
 
-    write_media(root, cfg, model, index, test, x_test, outer_test, inner_test, wav_test, audio_oracle,
-                audio_recon, gen_specs, audio_gen, gen_labels, latent_test, y_test, kl_dims, seed)
+    write_media(root, cfg, model, out, index, seed)
     page = report.build(root, params)
     with tracking.stage_run("evaluate", params, root, section_keys=("evaluate",)) as mlflow:
         if mlflow is not None:
@@ -203,8 +287,7 @@ def run(params: dict, root: Path | None = None) -> dict:
     return metrics
 
 
-def write_media(root, cfg, model, index, test, x_test, outer_test, inner_test, wav_test, audio_oracle,
-                audio_recon, gen_specs, audio_gen, gen_labels, latent_test, y_test, kl_dims, seed) -> None:
+def write_media(root: Path, cfg: dict, model: AudioVAE, out: TestOutputs, index: pd.DataFrame, seed: int) -> None:
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
@@ -216,54 +299,55 @@ def write_media(root, cfg, model, index, test, x_test, outer_test, inner_test, w
         histories[name] = pd.read_csv(path) if path.exists() else pd.DataFrame()
     plots.loss_curves(histories, plot_dir / "loss_curves.png")
 
-    # a few test files per class: spectrograms and WAVs of original, oracle and reconstruction
+    # a few test files per class: spectrograms and WAVs of original, ceiling, outer and full reconstruction
     picks = []
     for label in model.labels:
-        picks += list(np.flatnonzero(y_test == label)[: int(cfg["examples_per_class"])])
-    stems = [Path(p).stem for p in index["path"].to_numpy()[test][picks]]
-    plots.spectrogram_grid({"original": x_test[picks], "outer": outer_test[picks], "full model": inner_test[picks]},
+        picks += list(np.flatnonzero(out.y_test == label)[: int(cfg["examples_per_class"])])
+    stems = [out.stems[i] for i in picks]
+    plots.spectrogram_grid({"original": out.x_test[picks], "outer": out.outer[picks], "full model": out.full[picks]},
                            stems, plot_dir / "reconstructions.png")
     for i, stem in zip(picks, stems):
-        write_wav(audio_dir / f"{stem}_original.wav", wav_test[i], sr, peak=0.9)
-        write_wav(audio_dir / f"{stem}_oracle.wav", audio_oracle[i], sr)
-        write_wav(audio_dir / f"{stem}_reconstruction.wav", audio_recon[i], sr)
-    first = [int(np.flatnonzero(gen_labels == label)[0]) for label in model.labels]
-    plots.spectrogram_grid({"generated": gen_specs[first]}, list(model.labels), plot_dir / "generated.png")
+        write_wav(audio_dir / f"{stem}_original.wav", out.wav_test[i], sr, peak=0.9)
+        write_wav(audio_dir / f"{stem}_oracle.wav", out.audio_ceiling[i], sr)
+        write_wav(audio_dir / f"{stem}_outer.wav", out.audio_outer[i], sr)
+        write_wav(audio_dir / f"{stem}_reconstruction.wav", out.audio_full[i], sr)
+        plots.spectrogram_grid({stem: np.stack([out.x_test[i], out.outer[i], out.full[i]])},
+                               ["original", "outer", "full model"], plot_dir / "examples" / f"{stem}.png")
+    first = [int(np.flatnonzero(out.gen_labels == label)[0]) for label in model.labels]
+    plots.spectrogram_grid({"generated": out.gen_specs[first]}, list(model.labels), plot_dir / "generated.png")
     for label in model.labels:
-        for k, j in enumerate(np.flatnonzero(gen_labels == label)[: int(cfg["wav_generated_per_class"])]):
-            write_wav(audio_dir / f"generated_{label}_{k:02d}.wav", audio_gen[j], sr)
+        for k, j in enumerate(np.flatnonzero(out.gen_labels == label)[: int(cfg["wav_generated_per_class"])]):
+            write_wav(audio_dir / f"generated_{label}_{k:02d}.wav", out.audio_gen[j], sr)
 
-    # per-example spectrograms for the report: original, Griffin-Lim ceiling is audio-only, model output
-    for i, stem in zip(picks, stems):
-        plots.spectrogram_grid({stem: np.stack([x_test[i], inner_test[i]])}, ["original", "reconstruction"],
-                               plot_dir / "examples" / f"{stem}.png")
     # an interpolation strip between the first two labels, and probes of the two most active dimensions
-    if len(model.labels) >= 2:
-        a, b = (int(np.flatnonzero(y_test == label)[0]) for label in model.labels[:2])
+    in_test = [label for label in model.labels if (out.y_test == label).any()]  # a rare label may have no test file
+    if len(in_test) >= 2:
+        a, b = (int(np.flatnonzero(out.y_test == label)[0]) for label in in_test[:2])
         steps = int(cfg["interpolation_steps"])
-        labels_ab = [model.labels[0], model.labels[1]] if model.inner.conditional else None
-        strip = model.interpolate(x_test[a], x_test[b], steps, labels_ab)
+        labels_ab = in_test[:2] if model.inner.conditional else None
+        strip = model.interpolate(out.x_test[a], out.x_test[b], steps, labels_ab)
         plots.spectrogram_grid({"interpolation": strip}, [f"{t:.2f}" for t in np.linspace(0, 1, steps)],
                                plot_dir / "interpolation.png")
         for k, wave in enumerate(model.to_audio(strip)):
             write_wav(audio_dir / f"interpolation_{k:02d}.wav", wave, sr)
     probe_label = model.labels[0] if model.inner.conditional else None
-    for dim in np.argsort(kl_dims)[::-1][: int(cfg["probe_dims"])]:
+    for dim in np.argsort(out.kl_dims)[::-1][: int(cfg["probe_dims"])]:
         sweep = model.probe(int(dim), int(cfg["probe_steps"]), 2.0, probe_label)
         plots.spectrogram_grid({f"dim {dim}": sweep}, [f"{v:+.1f}" for v in np.linspace(-2, 2, len(sweep))],
                                plot_dir / f"probe_dim{int(dim):02d}.png")
         for k, wave in enumerate(model.to_audio(sweep)):
             write_wav(audio_dir / f"probe_dim{int(dim):02d}_{k:02d}.wav", wave, sr)
 
-    pca = PCA(2, random_state=seed).fit_transform(latent_test)
-    plots.scatter(pca, y_test, "latent space (PCA), test split", plot_dir / "latent_pca.png")
-    perplexity = min(float(cfg["tsne_perplexity"]), (len(latent_test) - 1) / 3)
-    tsne = TSNE(2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(latent_test)
-    plots.scatter(tsne, y_test, "latent space (t-SNE), test split", plot_dir / "latent_tsne.png")
+    pca = PCA(2, random_state=seed).fit_transform(out.latent)
+    plots.scatter(pca, out.y_test, "latent space (PCA), test split", plot_dir / "latent_pca.png")
+    perplexity = min(float(cfg["tsne_perplexity"]), (len(out.latent) - 1) / 3)
+    tsne = TSNE(2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(out.latent)
+    plots.scatter(tsne, out.y_test, "latent space (t-SNE), test split", plot_dir / "latent_tsne.png")
     if "speaker" in index and index["dataset"].iloc[0] in ("fsdd", "audiomnist"):
+        test = split_rows(index, "test")
         speakers = index["speaker"].astype(str).to_numpy()[test]
         plots.scatter(tsne, speakers, "latent space (t-SNE) by speaker", plot_dir / "latent_tsne_speaker.png")
-    plots.latent_stats(kl_dims, latent_test.mean(0), latent_test.std(0), ACTIVE_KL_THRESHOLD,
+    plots.latent_stats(out.kl_dims, out.latent.mean(0), out.latent.std(0), ACTIVE_KL_THRESHOLD,
                        plot_dir / "latent_stats.png")
 
 

@@ -17,7 +17,15 @@ import pandas as pd
 from .atomic import write_text
 from .params import flatten
 
-GROUP_ORDER = ("outer", "inner", "audio", "classifier", "robustness", "speed")
+GROUP_ORDER = ("quality", "classifier", "outer", "inner", "audio", "robustness", "speed")
+QUALITY_ROWS = ("real", "ceiling", "outer", "full", "generated")
+QUALITY_COLUMNS = (  # (column title, metrics key pattern with {row}, better direction)
+    ("PESQ-NB", "quality.{row}_pesq_nb"), ("PESQ-WB", "quality.{row}_pesq_wb"), ("STOI", "quality.{row}_stoi"),
+    ("DNSMOS sig", "quality.{row}_dnsmos_sig"), ("DNSMOS bak", "quality.{row}_dnsmos_bak"),
+    ("DNSMOS overall", "quality.{row}_dnsmos_ovrl"), ("MR-STFT distance", "quality.{row}_mrstft"),
+    ("clean classifier accuracy", "classifier.clean_{row}_accuracy"))
+ROW_NAMES = {"real": "real test audio (model input form)", "ceiling": "Griffin-Lim of the true magnitude (ceiling)",
+             "outer": "outer autoencoder only", "full": "full model (`reconstruct`)", "generated": "`generate`"}
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1150px;color:#222;padding:0 1rem}
 h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.3rem;margin-top:2.2rem}
@@ -52,8 +60,8 @@ def _fmt(value) -> str:
     return str(value)
 
 
-LOWER_IS_BETTER = ("rmse", "lsd", "stdev", "frechet", "overfit", "seconds", "perturb", "convergence")
-HIGHER_IS_BETTER = ("accuracy", "active_dims", "speedup")
+LOWER_IS_BETTER = ("rmse", "lsd", "stdev", "frechet", "overfit", "seconds", "perturb", "convergence", "mrstft")
+HIGHER_IS_BETTER = ("accuracy", "active_dims", "speedup", "pesq", "stoi", "dnsmos")
 
 
 def _direction(key: str) -> int:
@@ -78,6 +86,22 @@ def metrics_table(metrics: dict, previous: dict) -> str:
                 change = f'<span class="{css}">{delta:+.4g}</span>'
             rows.append(f'<tr><td>{group}.{key}</td><td class="num">{_fmt(value)}</td>'
                         f'<td class="num">{_fmt(old)}</td><td class="num">{change}</td></tr>')
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def quality_table(metrics: dict) -> str:
+    """Real, ceiling, outer, full and generated side by side in the standard measures; the
+    reference-based ones (PESQ, STOI, MR-STFT) are undefined for real audio and generations."""
+    flat = {f"{g}.{k}": v for g, values in metrics.items() if isinstance(values, dict) for k, v in values.items()}
+    columns = [(title, key) for title, key in QUALITY_COLUMNS
+               if any(key.format(row=row) in flat for row in QUALITY_ROWS)]
+    if not columns:
+        return ""
+    rows = ["<table><tr><th>what</th>" + "".join(f"<th>{html.escape(t)}</th>" for t, _ in columns) + "</tr>"]
+    for row in QUALITY_ROWS:
+        cells = "".join(f'<td class="num">{_fmt(flat.get(key.format(row=row)))}</td>' for _, key in columns)
+        rows.append(f"<tr><td>{html.escape(ROW_NAMES[row])}</td>{cells}</tr>")
     rows.append("</table>")
     return "\n".join(rows)
 
@@ -113,7 +137,10 @@ def build(root: Path, params: dict) -> Path:
              f"<p class='muted'>commit <code>{commit}</code>{' (uncommitted changes)' if dirty else ''} · built "
              f"{dt.datetime.now().strftime('%Y-%m-%d %H:%M')} · "
              + " · ".join(f"{html.escape(k)}: <b>{html.escape(str(v))}</b>" for k, v in summary.items()) + "</p>",
-             "<h2>Metrics (test split)</h2>", metrics_table(metrics, previous_metrics(root)),
+             "<h2>Quality: the standard measures, next to their references (test split)</h2>", quality_table(metrics),
+             "<p class='muted'>PESQ (ITU-T P.862) and STOI compare with the real test audio; DNSMOS P.835 needs "
+             "no reference; the clean classifier was trained on real training audio with no augmentation.</p>",
+             "<h2>All metrics (test split)</h2>", metrics_table(metrics, previous_metrics(root)),
              "<p class='muted'>audio.oracle_lsd_db is Griffin-Lim of the true magnitude: the ceiling of any model "
              "here. Classifier accuracies come from a classifier trained on real training audio only.</p>"]
     if (plots / "loss_curves.png").exists():

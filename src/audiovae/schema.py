@@ -129,6 +129,8 @@ class OuterMlp(Strict):
 
 class Outer(Strict):
     model: Literal["conv1d", "conv2d", "mlp", "identity"]
+    loss: Literal["mse", "l1", "l1_sc"]
+    sc_weight: float = Field(ge=0)
     max_params: int = Field(ge=0)
     device: Device
     batch_size: int = Field(gt=0)
@@ -182,6 +184,21 @@ class CheckClassifierCfg(Strict):
     noise_snr_db: list[float]
 
 
+class CleanClassifierCfg(Strict):
+    n_mfcc: int = Field(gt=0)
+    n_fft: int = Field(gt=1)
+    hop_length: int = Field(gt=0)
+    segments: int = Field(gt=0)
+    pca_components: int = Field(gt=0)
+    svm_c: float = Field(gt=0)
+
+
+class QualityCfg(Strict):
+    speech: Literal["auto"] | bool
+    pesq_wideband: bool
+    dnsmos_clips: int = Field(ge=0)
+
+
 class Evaluate(Strict):
     examples_per_class: int = Field(ge=0)
     generated_per_class: int = Field(gt=0)
@@ -193,6 +210,8 @@ class Evaluate(Strict):
     probe_dims: int = Field(ge=0)
     probe_steps: int = Field(ge=2)
     speed_max_batches: int = Field(ge=0)
+    quality: QualityCfg
+    clean_classifier: CleanClassifierCfg
     classifier: ClassifierCfg
     check_classifier: CheckClassifierCfg
 

@@ -19,6 +19,7 @@ from .stage import run_stage
 from .atomic import atomic_path, sha256_file, write_json
 from .checkpoints import save_model
 from .artifacts import open_features, split_rows
+from .losses import spectrogram_loss
 from .models.build import build_checked, outer_hyper
 from .models.outer import count_params
 from .params import ParamsError, project_root, section
@@ -27,10 +28,10 @@ from .training import FitConfig, History, batches_of, config_hash, fit, pick_dev
 log = logging.getLogger("audiovae.train_outer")
 
 
-def make_step(device: torch.device):
+def make_step(device: torch.device, loss_fn):
     def step(model, batch):
         x = batch.to(device, non_blocking=True)
-        loss = torch.mean((model(x).float() - x) ** 2)
+        loss = loss_fn(model(x).float(), x)
         return loss, {"n": x.shape[0]}
     return step
 
@@ -72,7 +73,8 @@ def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
         if count_params(model) == 0:  # identity: the inner VAE works on spectrograms directly
             history = History(stopped="nothing to train")
         else:
-            history = fit(model, make_step(device), loader(specs, train, batch_size, seed),
+            loss_fn = spectrogram_loss(cfg["loss"], codec, float(cfg["sc_weight"]))
+            history = fit(model, make_step(device, loss_fn), loader(specs, train, batch_size, seed),
                           loader(specs, val, eval_batch, None),
                           fit_cfg, device, checkpoint, signature, "train outer", on_epoch=on_epoch,
                           trial_report=trial_report)
