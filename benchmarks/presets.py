@@ -25,7 +25,9 @@ from audiovae.atomic import atomic_path, write_text
 from audiovae.scratch import scratch_root
 from audiovae.params import deep_merge
 
-KEYS = ["outer.train_seconds", "inner.train_seconds", "outer.params", "inner.params", "outer.test_rmse_db",
+KEYS = ["outer.train_seconds", "inner.train_seconds", "outer.params", "inner.params",
+        "quality.outer_pesq_nb", "quality.full_pesq_nb", "quality.full_stoi", "quality.generated_dnsmos_ovrl",
+        "classifier.clean_full_accuracy", "classifier.clean_generated_accuracy", "outer.test_rmse_db",
         "inner.test_rmse_db", "inner.active_dims", "inner.latent_dims", "audio.test_lsd_db", "audio.oracle_lsd_db",
         "classifier.real_test_accuracy", "classifier.recon_accuracy", "classifier.generated_accuracy",
         "classifier.generated_frechet", "classifier.check_recon_accuracy", "classifier.check_generated_accuracy",
