@@ -12,7 +12,8 @@ from audiovae.spectrogram import Codec
 # broke the conv1d VAE), 44.1 kHz x 2 s, and odd sizes with an odd bin count (Nyquist kept)
 SHAPES = [(8000, 0.76, 256, 64, True), (22050, 1.0, 512, 64, True), (44100, 2.0, 1024, 256, True),
           (16000, 0.5, 200, 50, False), (11025, 0.3, 128, 33, True)]
-OUTERS = {"conv1d": {"hidden": 16, "code_channels": 4, "downsamples": 2, "kernel_size": 5, "activation": "gelu"},
+OUTERS = {"conv1d": {"hidden": 16, "code_channels": 4, "downsamples": 2, "kernel_size": 5, "activation": "gelu",
+                     "blocks": 1},
           "conv1d_flat": {"hidden": 16, "code_channels": 4, "downsamples": 0, "kernel_size": 3, "activation": "gelu"},
           "conv2d": {"layers": 4, "kernels": 4, "first_kernel": 3, "activation": "relu"},
           "mlp": {"hidden": (16,), "code_size": 4, "activation": "relu"},

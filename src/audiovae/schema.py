@@ -112,6 +112,7 @@ class OuterConv1d(Strict):
     downsamples: int = Field(ge=0)
     kernel_size: int = Field(gt=0)
     activation: Activation
+    blocks: int = Field(ge=0)
 
 
 class OuterConv2d(Strict):

@@ -63,14 +63,29 @@ class OuterAE(nn.Module):
         return self.n_bins * self.n_frames / math.prod(self.code_shape())
 
 
+class Residual(nn.Module):
+    """``x + conv(act(conv(x)))``: a block that can start as the identity, so depth does not hurt."""
+
+    def __init__(self, channels: int, kernel_size: int, activation: str):
+        super().__init__()
+        pad = kernel_size // 2
+        self.net = nn.Sequential(nn.Conv1d(channels, channels, kernel_size, padding=pad), _act(activation),
+                                 nn.Conv1d(channels, channels, kernel_size, padding=pad))
+
+    def forward(self, x):
+        return x + self.net(x)
+
+
 class Conv1dAE(OuterAE):
     kind = "conv1d"
 
     def __init__(self, n_bins: int, n_frames: int, hidden: int = 256, code_channels: int = 32,
-                 downsamples: int = 2, kernel_size: int = 5, activation: str = "gelu"):
+                 downsamples: int = 2, kernel_size: int = 5, activation: str = "gelu", blocks: int = 0):
         super().__init__(n_bins, n_frames, frame_multiple=2 ** downsamples)
         pad = kernel_size // 2
         enc = [nn.Conv1d(n_bins, hidden, kernel_size, padding=pad), _act(activation)]
+        # residual blocks at full time resolution: depth without losing the frames' detail
+        enc += [Residual(hidden, kernel_size, activation) for _ in range(blocks)]
         for _ in range(downsamples):
             enc += [nn.Conv1d(hidden, hidden, 4, stride=2, padding=1), _act(activation),
                     nn.Conv1d(hidden, hidden, kernel_size, padding=pad), _act(activation)]
@@ -79,6 +94,7 @@ class Conv1dAE(OuterAE):
         for _ in range(downsamples):
             dec += [nn.ConvTranspose1d(hidden, hidden, 4, stride=2, padding=1), _act(activation),
                     nn.Conv1d(hidden, hidden, kernel_size, padding=pad), _act(activation)]
+        dec += [Residual(hidden, kernel_size, activation) for _ in range(blocks)]
         dec += [nn.Conv1d(hidden, n_bins, kernel_size, padding=pad)]
         self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
 
