@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup repro test ui dag clean-venv
+.PHONY: setup repro test lint ui dag clean-venv
 
 ## setup: create .venv and install the pinned dependencies (idempotent)
 setup: $(STAMP)
@@ -23,6 +23,10 @@ repro: setup
 ## test: run the test suite
 test: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff (pyflakes rules: unused and undefined names)
+lint: setup
+	$(BIN)/ruff check --select F src tests pipeline benchmarks
 
 ## ui: open the MLflow UI over the local store on http://127.0.0.1:5000
 ui: setup
