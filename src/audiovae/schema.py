@@ -99,9 +99,6 @@ class Train(Strict):
     average_window: int = Field(gt=0)
     max_seconds: float = Field(ge=0)
     mixed_precision: bool
-
-
-class InnerTrain(Train):
     schedule: Literal["constant", "cosine"]
     min_lr_ratio: float = Field(ge=0, le=1)
 
@@ -163,7 +160,7 @@ class Inner(Strict):
     max_params: int = Field(ge=0)
     device: Device
     batch_size: int = Field(gt=0)
-    train: InnerTrain
+    train: Train
 
 
 class ClassifierCfg(Strict):

@@ -78,12 +78,11 @@ class FitConfig:
 
     @classmethod
     def from_params(cls, cfg: dict) -> "FitConfig":
-        """From a validated ``train`` section (``schedule`` exists for the inner VAE only)."""
+        """From a validated ``train`` section."""
         return cls(epochs=int(cfg["epochs"]), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]),
                    patience=int(cfg["patience"]), average_window=int(cfg["average_window"]),
                    max_seconds=float(cfg["max_seconds"]), mixed_precision=bool(cfg["mixed_precision"]),
-                   schedule=str(cfg.get("schedule", "constant")),
-                   min_lr_ratio=float(cfg.get("min_lr_ratio", cls.min_lr_ratio)))
+                   schedule=str(cfg["schedule"]), min_lr_ratio=float(cfg["min_lr_ratio"]))
 
 
 StepFn = Callable[[torch.nn.Module, object], tuple[torch.Tensor, dict]]

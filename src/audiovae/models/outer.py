@@ -71,6 +71,10 @@ class Residual(nn.Module):
         pad = kernel_size // 2
         self.net = nn.Sequential(nn.Conv1d(channels, channels, kernel_size, padding=pad), _act(activation),
                                  nn.Conv1d(channels, channels, kernel_size, padding=pad))
+        # the block's last layer starts at zero: the block is the identity until training moves it
+        # (without this, stacked blocks blew training up at lr 1e-3: PESQ 1.5 after 5 epochs)
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, x):
         return x + self.net(x)
