@@ -96,3 +96,23 @@ def test_class_sampling_refuses_unknown_modes_before_training():
         check_class_sampling("uniform", normal)
     with pytest.raises(ParamsError, match="class_mixture"):
         check_class_sampling("prior", normal)
+
+
+def test_kde_class_sampling_starts_from_the_labels_own_training_latents():
+    """kde: each new latent is a training latent of the label plus spread * L eps; spread 0 gives
+    the training latents themselves, and never another label's."""
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.normal(5, 1, (50, 3)), rng.normal(-5, 1, (40, 3))]).astype(np.float32)
+    point_labels = np.repeat([0, 1], [50, 40])
+    vae = VAE(8, latent_dim=3, hidden=(8,), prior="class_mixture", n_classes=2)
+    means, scales = class_scales(points.astype(np.float64), point_labels, 2, "kde", vae)
+    model = AudioVAE(outer=None, inner=vae, mean=None, std=None, codec=None, length=0, length_mode="center",
+                     labels=["a", "b"], class_means=means, class_scales=scales, device=torch.device("cpu"),
+                     class_points=points, class_point_labels=point_labels)
+    exact = model.sample("b", 200, seed=3, spread=0.0)
+    own = {tuple(p) for p in points[point_labels == 1]}
+    assert all(tuple(z) in own for z in exact)
+    assert len({tuple(z) for z in exact}) > 20  # many different recordings, not one centre
+    wide = model.sample("b", 4000, seed=3, spread=0.5)
+    assert np.allclose(np.cov(wide, rowvar=False), np.cov(points[point_labels == 1], rowvar=False) * 1.25, atol=0.15)
+    assert (model.sample("b", 5, seed=9, spread=0.5) == model.sample("b", 5, seed=9, spread=0.5)).all()

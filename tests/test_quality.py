@@ -64,10 +64,10 @@ def test_stoi_orders_identical_degraded_and_noise(speech):
 
 def test_dnsmos_prefers_clean_speech_to_noisy_speech_to_noise(speech):
     clean = quality.dnsmos(speech[:3], SR)
-    noisy = quality.dnsmos(speech[:3] + 0.3 * noise_like(speech[:3]) * np.abs(speech[:3]).max(), SR)
+    noisy = quality.dnsmos(speech[:3] + 0.03 * noise_like(speech[:3]) * np.abs(speech[:3]).max(), SR)
     noise = quality.dnsmos(noise_like(speech[:3]), SR)
     assert set(clean) == {"sig", "bak", "ovrl"}
-    assert clean["ovrl"] > noisy["ovrl"] > noise["ovrl"] and clean["bak"] > noisy["bak"]
+    assert clean["ovrl"] > noisy["ovrl"] + 0.3 > noise["ovrl"] + 0.3 and clean["bak"] > noisy["bak"]
 
 
 def test_mrstft_distance_is_zero_for_identical_and_grows_with_damage():

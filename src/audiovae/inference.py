@@ -21,6 +21,10 @@ from .progress import Progress
 from .spectrogram import Codec
 
 
+def _array(value) -> np.ndarray | None:
+    return None if value is None else np.asarray(value)
+
+
 @dataclass
 class AudioVAE:
     outer: OuterAE
@@ -35,6 +39,8 @@ class AudioVAE:
     class_scales: np.ndarray  # (labels, latent, latent): new latents are centre + spread * L @ eps
     device: torch.device
     trim_db: float = 0.0      # the filter stage's silence trimming, applied to user recordings too
+    class_points: np.ndarray | None = None        # kde sampling: the training latents (kernel centres)
+    class_point_labels: np.ndarray | None = None  # and their label ids
 
     @classmethod
     def from_project(cls, root: Path, device: str | torch.device = "cpu",
@@ -48,7 +54,8 @@ class AudioVAE:
         return cls(outer, inner, stats["mean"], stats["std"], load_codec(root / "data" / "features"),
                    int(audio_meta["length"]), audio_meta["length_mode"], list(info["labels"]),
                    np.asarray(info["class_means"]), np.asarray(info["class_scales"]), device,
-                   float(audio_meta.get("trim_db", 0.0)))
+                   float(audio_meta.get("trim_db", 0.0)), _array(info.get("class_points")),
+                   _array(info.get("class_point_labels")))
 
     # ---------------------------------------------------------------- helpers
     def label_ids(self, labels) -> torch.Tensor | None:
@@ -202,6 +209,12 @@ class AudioVAE:
         if self.inner.conditional:
             return eps * spread
         c = self.label_ids([label]).item()
+        if self.class_points is not None and len(self.class_points):
+            # kde: a kernel density over the label's training latents, so each new sound starts from
+            # a real recording's latent and moves spread * (the label's std) away from it
+            points = self.class_points[self.class_point_labels == c]
+            centres = points[rng.integers(0, len(points), count)]
+            return (centres + spread * eps @ self.class_scales[c].T).astype(np.float32)
         return self.class_means[c] + spread * eps @ self.class_scales[c].T
 
     def generate(self, label: str, count: int, seed: int = 0, spread: float = 1.0) -> np.ndarray:

@@ -153,7 +153,7 @@ class Inner(Strict):
     prior: Literal["normal", "mixture", "class_mixture"]
     mixture_components: int = Field(gt=0)
     conditional: bool
-    class_sampling: Literal["full", "diagonal", "prior"]
+    class_sampling: Literal["kde", "full", "diagonal", "prior"]
     reconstruction: Literal["mse", "bce"]
     reconstruction_reduction: Literal["sum", "mean"]
     reconstruction_weight: float = Field(gt=0)

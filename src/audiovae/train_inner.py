@@ -63,7 +63,7 @@ def tensor_loader(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | Non
     return batches
 
 
-CLASS_SAMPLING = ("full", "diagonal", "prior")
+CLASS_SAMPLING = ("kde", "full", "diagonal", "prior")
 COVARIANCE_RIDGE = 1e-4  # keeps a class's covariance positive definite when it has few examples
 
 
@@ -78,7 +78,9 @@ def class_scales(mu: np.ndarray, y: np.ndarray, n_classes: int, how: str, model:
     """Each label's latent centre and a scale matrix ``L`` (new latents: centre + spread * L @ eps).
 
     ``full``: mean and Cholesky factor of the covariance of the label's posterior means (ex-post
-    density estimation: samples follow the directions the label really varies in); ``diagonal``:
+    density estimation: samples follow the directions the label really varies in); ``kde`` uses the
+    same scale around each training latent of the label instead of around their mean (see
+    ``AudioVAE.sample``); ``diagonal``:
     the FSDD report's mean and per-dimension std; ``prior``: the class-mixture prior's own
     component N(m_y, I)."""
     check_class_sampling(how, model)
@@ -94,7 +96,7 @@ def class_scales(mu: np.ndarray, y: np.ndarray, n_classes: int, how: str, model:
         means[c] = rows.mean(0)
         if len(rows) < 2:
             continue
-        if how == "full":
+        if how in ("full", "kde"):
             scales[c] = np.linalg.cholesky(np.cov(rows, rowvar=False) + COVARIANCE_RIDGE * np.eye(d))
         else:
             scales[c] = np.diag(rows.std(0))
@@ -116,7 +118,7 @@ def latent_statistics(model: VAE, x: np.ndarray, y: np.ndarray, n_classes: int, 
         kls.append(model.kl_dims(mu, logvar, yt).cpu().numpy())
     kl = np.concatenate(kls).mean(0)
     mu_np = np.concatenate(mus)
-    stats = {"kl_per_dim": kl, "mu_mean": mu_np.mean(0), "mu_std": mu_np.std(0)}
+    stats = {"kl_per_dim": kl, "mu_mean": mu_np.mean(0), "mu_std": mu_np.std(0), "mu": mu_np}
     if class_sampling is not None:
         stats["class_means"], stats["class_scales"] = class_scales(mu_np.astype(np.float64), y, n_classes,
                                                                    class_sampling, model)
@@ -160,11 +162,15 @@ def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
         info = {"hyper": model.hyper, "labels": labels, "params": count_params(model),
                 "train_seconds": history.seconds, "best_epoch": history.best_epoch, "stopped": history.stopped,
                 "active_dims": active, "latent_dims": model.latent_dim, "class_means": latent["class_means"],
-                "class_scales": latent["class_scales"], "class_sampling": sampling, "outer_model_sha256": manifest["outer_model_sha256"],
+                "class_scales": latent["class_scales"], "class_sampling": sampling,
+                # kde: every training latent is a kernel centre; the others need none
+                "class_points": latent["mu"] if sampling == "kde" else np.zeros((0, model.latent_dim), np.float32),
+                "class_point_labels": y[train] if sampling == "kde" else np.zeros(0, np.int64), "outer_model_sha256": manifest["outer_model_sha256"],
                 "beta": float(cfg["beta"])}
         out_dir = root / "data" / "models" / "inner"
         digest = save_model(out_dir / "model.pt", model, **info)
-        summary = {k: v for k, v in info.items() if k not in ("class_means", "class_scales")}
+        summary = {k: v for k, v in info.items()
+                   if k not in ("class_means", "class_scales", "class_points", "class_point_labels")}
         write_json(out_dir / "summary.json", {**summary, "sha256": digest, "epochs_run": len(history.epochs),
                                               "val_kl": float(val_latent["kl_per_dim"].sum())})
         report = root / "reports" / "inner"
