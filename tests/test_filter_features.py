@@ -45,7 +45,7 @@ def filter_project(tmp_path):
     pd.DataFrame(rows).to_csv(root / "data" / "metadata.csv", index=False)
     params = {"tracking": {"enabled": False},
               "filter": {"lower_percentile": 3, "upper_percentile": 97, "silence_peak": 1e-4,
-                         "sample_rate": 8000, "seconds": 0.5, "length_mode": "center"}}
+                         "sample_rate": 8000, "seconds": 0.5, "length_mode": "center", "trim_db": 0}}
     return root, params
 
 
@@ -77,7 +77,7 @@ def test_normalised_audio_is_mono_resampled_peak_one_and_fixed_length(filter_pro
     # 0.45 s at 8 kHz is 3600 samples, right-padded with zeros to 4000
     assert np.all(stereo[3610:] == 0) and np.abs(stereo[:3500]).max() > 0.9
     meta = json.loads((root / "data" / "filtered" / "audio.json").read_text())
-    assert meta == {"files": 31, "length": 4000, "length_mode": "center", "sample_rate": 8000}
+    assert meta == {"files": 31, "length": 4000, "length_mode": "center", "sample_rate": 8000, "trim_db": 0.0}
 
 
 def test_length_modes():
