@@ -116,3 +116,6 @@ def test_kde_class_sampling_starts_from_the_labels_own_training_latents():
     wide = model.sample("b", 4000, seed=3, spread=0.5)
     assert np.allclose(np.cov(wide, rowvar=False), np.cov(points[point_labels == 1], rowvar=False) * 1.25, atol=0.15)
     assert (model.sample("b", 5, seed=9, spread=0.5) == model.sample("b", 5, seed=9, spread=0.5)).all()
+    # a label without training latents (a rare category that fell into val/test) keeps its centre
+    model.class_point_labels = np.zeros_like(point_labels)
+    assert np.allclose(model.sample("b", 3, seed=1, spread=0.0), means[1])

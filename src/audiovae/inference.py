@@ -209,10 +209,11 @@ class AudioVAE:
         if self.inner.conditional:
             return eps * spread
         c = self.label_ids([label]).item()
-        if self.class_points is not None and len(self.class_points):
+        points = self.class_points[self.class_point_labels == c] if self.class_points is not None else []
+        if len(points):
             # kde: a kernel density over the label's training latents, so each new sound starts from
-            # a real recording's latent and moves spread * (the label's std) away from it
-            points = self.class_points[self.class_point_labels == c]
+            # a real recording's latent and moves spread * (the label's std) away from it; a label
+            # with no training file (a rare category that fell into val/test) keeps its centre
             centres = points[rng.integers(0, len(points), count)]
             return (centres + spread * eps @ self.class_scales[c].T).astype(np.float32)
         return self.class_means[c] + spread * eps @ self.class_scales[c].T
