@@ -108,6 +108,17 @@ def save_params(root: Path, params: dict) -> None:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def tone_classes(n: int, rng: np.random.Generator, sr: int = 8000) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` noisy 0.5 s tones of each of three pitch classes (low, mid, high), and their labels."""
+    audio, labels = [], []
+    for label, freq in {"low": 300.0, "mid": 900.0, "high": 2100.0}.items():
+        for _ in range(n):
+            wave = sine(0.5, sr, freq * rng.uniform(0.97, 1.03)) + 0.05 * rng.standard_normal(int(0.5 * sr))
+            audio.append(wave.astype(np.float32))
+            labels.append(label)
+    return np.stack(audio), np.array(labels)
+
+
 def sine(seconds: float, sr: int, freq: float = 440.0, channels: int = 1) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr
     mono = 0.5 * np.sin(2 * np.pi * freq * t).astype(np.float32)

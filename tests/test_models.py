@@ -10,7 +10,7 @@ from audiovae.inference import AudioVAE
 from audiovae.models.inner import VAE, vae_loss
 from audiovae.params import ParamsError
 from audiovae.train_inner import check_class_sampling, class_scales
-from conftest import base_params, sine
+from conftest import base_params, tone_classes
 
 
 def conv1d_vae(**extra) -> VAE:
@@ -49,19 +49,8 @@ def test_conv1d_vae_refuses_what_it_cannot_do():
 def test_check_classifier_tells_tones_apart_and_is_not_always_right():
     cfg = base_params()["evaluate"]["check_classifier"]
     rng = np.random.default_rng(0)
-    freqs = {"low": 300.0, "mid": 900.0, "high": 2100.0}
-
-    def tones(n):
-        audio, labels = [], []
-        for label, f in freqs.items():
-            for _ in range(n):
-                wave = sine(0.5, 8000, f * rng.uniform(0.97, 1.03)) + 0.05 * rng.standard_normal(4000)
-                audio.append(wave.astype(np.float32))
-                labels.append(label)
-        return np.stack(audio), np.array(labels)
-
-    train_x, train_y = tones(10)
-    test_x, test_y = tones(5)
+    train_x, train_y = tone_classes(10, rng)
+    test_x, test_y = tone_classes(5, rng)
     check = CheckClassifier(8000, cfg).fit(train_x, train_y)
     assert check.accuracy(test_x, test_y) == 1.0
     assert check.accuracy(test_x, np.roll(test_y, 5)) == 0.0  # every label moved to another class

@@ -9,7 +9,7 @@ from scipy import signal
 from audiovae import quality
 from audiovae.classifier import CleanClassifier
 from audiovae.promotion import decide
-from conftest import base_params, fsdd_members, sine
+from conftest import base_params, fsdd_members, sine, tone_classes
 
 SR = 8000
 
@@ -87,18 +87,8 @@ def test_subsample_is_fixed_and_sorted():
 def test_clean_classifier_learns_from_clean_audio_only_and_is_not_always_right():
     cfg = base_params()["evaluate"]["clean_classifier"]
     rng = np.random.default_rng(0)
-    freqs = {"low": 300.0, "mid": 900.0, "high": 2100.0}
-
-    def tones(n):
-        audio, labels = [], []
-        for label, f in freqs.items():
-            for _ in range(n):
-                audio.append(sine(0.5, SR, f * rng.uniform(0.97, 1.03)) + 0.05 * rng.standard_normal(4000))
-                labels.append(label)
-        return np.stack(audio).astype(np.float32), np.array(labels)
-
-    train_x, train_y = tones(12)
-    test_x, test_y = tones(5)
+    train_x, train_y = tone_classes(12, rng)
+    test_x, test_y = tone_classes(5, rng)
     clean = CleanClassifier(SR, {**cfg, "pca_components": 8}, seed=0).fit(train_x, train_y)
     assert clean.cfg["noise_snr_db"] == []  # no augmentation, whatever the config says
     assert clean.pipeline[-1].support_vectors_.shape[0] <= len(train_x)  # trained on the clean copies alone
