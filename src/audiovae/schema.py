@@ -163,9 +163,17 @@ class Inner(Strict):
     train: Train
 
 
-class ClassifierCfg(Strict):
+class StftCfg(Strict):
     n_fft: int = Field(gt=1)
     hop_length: int = Field(gt=0)
+
+
+class MfccSegmentsCfg(StftCfg):
+    n_mfcc: int = Field(gt=0)
+    segments: int = Field(gt=0)
+
+
+class ClassifierCfg(StftCfg):
     n_mels: int = Field(gt=0)
     pca_components: int = Field(gt=0)
     whiten: bool
@@ -173,20 +181,12 @@ class ClassifierCfg(Strict):
     noise_snr_db: list[float]
 
 
-class CheckClassifierCfg(Strict):
-    n_mfcc: int = Field(gt=0)
-    n_fft: int = Field(gt=1)
-    hop_length: int = Field(gt=0)
-    segments: int = Field(gt=0)
+class CheckClassifierCfg(MfccSegmentsCfg):
     c: float = Field(gt=0)
     noise_snr_db: list[float]
 
 
-class CleanClassifierCfg(Strict):
-    n_mfcc: int = Field(gt=0)
-    n_fft: int = Field(gt=1)
-    hop_length: int = Field(gt=0)
-    segments: int = Field(gt=0)
+class CleanClassifierCfg(MfccSegmentsCfg):
     pca_components: int = Field(gt=0)
     svm_c: float = Field(gt=0)
 
