@@ -11,12 +11,14 @@ are deployed to the ``gpu`` process work pool (``prefect.yaml``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
@@ -68,6 +70,29 @@ def run_experiment(overrides: dict, root: str) -> None:
     _run([_dvc(), "exp", "run", *args], root)
 
 
+@contextlib.contextmanager
+def parent_run(root: str, name: str) -> Iterator[str | None]:
+    """One MLflow parent run for the whole flow: the stages run as separate ``dvc`` processes, so
+    they are told its id (``$AUDIOVAE_PARENT_RUN_ID``) instead of each opening their own. An
+    enclosing flow's parent run (retrain around repro) is kept."""
+    from audiovae import tracking
+    from audiovae.params import load_params
+
+    if os.environ.get(tracking.PARENT_ENV):
+        yield os.environ[tracking.PARENT_ENV]
+        return
+    params = load_params(Path(root) / "params.yaml")
+    mlflow = tracking.configure(params, Path(root))
+    if mlflow is None:
+        yield None
+        return
+    os.environ[tracking.PARENT_ENV] = tracking.start_pipeline_run(mlflow, Path(root), params, name)
+    try:
+        yield os.environ[tracking.PARENT_ENV]
+    finally:
+        os.environ.pop(tracking.PARENT_ENV, None)
+
+
 @flow(name="repro")
 def repro_flow(root: str = str(ROOT), overrides: dict | None = None) -> list[str]:
     """``dvc repro`` (or ``dvc exp run -S ...`` with overrides), one stage at a time: DVC holds a
@@ -76,8 +101,9 @@ def repro_flow(root: str = str(ROOT), overrides: dict | None = None) -> list[str
         run_experiment(overrides, root)
         return ["exp run"]
     stages = stage_names(root)
-    for stage in stages:
-        run_stage(stage, root)
+    with parent_run(root, "repro"):
+        for stage in stages:
+            run_stage(stage, root)
     return stages
 
 
@@ -139,18 +165,21 @@ def retrain_flow(root: str = str(ROOT), push: bool = False) -> dict:
     cfg = section(params, "retrain")
     dvc_pull(root)
     failed = None
-    try:
-        repro_flow(root)
-    except Exception as exc:  # noqa: BLE001 - a failed run is recorded and never promoted
-        failed = str(exc)
-        logger.error("pipeline failed: %s", exc)
+    with parent_run(root, "retrain") as parent:
+        try:
+            repro_flow(root)
+        except Exception as exc:  # noqa: BLE001 - a failed run is recorded and never promoted
+            failed = str(exc)
+            logger.error("pipeline failed: %s", exc)
     metrics = None if failed else read_metrics(root)
     flat = flat_metrics(metrics) if metrics else None
     client = MlflowClient(tracking_uri=tracking.tracking_uri(params, Path(root)))
     champion = registry.champion_metrics(client)
     decision = decide(flat, champion, cfg["primary_metric"], cfg["mode"], float(cfg["min_margin"]),
                       tuple(cfg.get("required_metrics", [])))
-    versions = registry.mark_challenger(client, flat) if flat else {}
+    # exactly the versions this run registered (a run beside it may have registered newer ones)
+    registered = registry.registered_by(client, parent) if parent else {}
+    versions = registry.mark_challenger(client, flat, registered) if flat else {}
     if decision.promote and versions:
         registry.promote(client, versions)
     logger.info("champion gate: %s (%s)", "PROMOTE" if decision.promote else "keep champion", decision.reason)

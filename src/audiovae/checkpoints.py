@@ -18,19 +18,32 @@ def save_model(path: Path, model: torch.nn.Module, **info) -> str:
     return sha256_file(path)
 
 
-def load_outer(path: Path, device: torch.device | str = "cpu") -> tuple[OuterAE, dict]:
-    if not Path(path).exists():
-        raise FileNotFoundError(f"no outer model at {path}: run `dvc repro train_outer` first")
-    info = torch.load(path, map_location=device, weights_only=False)
+def outer_from_info(info: dict, device: torch.device | str = "cpu") -> OuterAE:
+    """Rebuild the outer autoencoder from a checkpoint dict (a ``model.pt`` or an exported bundle)."""
     model = build_outer(info["kind"], info["n_bins"], info["n_frames"], **info["hyper"])
     model.load_state_dict(info["state_dict"])
-    return model.to(device).eval(), info
+    return model.to(device).eval()
+
+
+def inner_from_info(info: dict, device: torch.device | str = "cpu") -> VAE:
+    model = VAE(**info["hyper"])
+    model.load_state_dict(info["state_dict"])
+    return model.to(device).eval()
+
+
+def read_checkpoint(path: Path, stage: str) -> dict:
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no model at {path}: run `dvc repro {stage}` first")
+    # our own stage output (it holds numpy arrays, which the weights-only loader refuses);
+    # files from elsewhere come as bundles, which load weights-only (``bundle.read``)
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_outer(path: Path, device: torch.device | str = "cpu") -> tuple[OuterAE, dict]:
+    info = read_checkpoint(path, "train_outer")
+    return outer_from_info(info, device), info
 
 
 def load_inner(path: Path, device: torch.device | str = "cpu") -> tuple[VAE, dict]:
-    if not Path(path).exists():
-        raise FileNotFoundError(f"no inner model at {path}: run `dvc repro train_inner` first")
-    info = torch.load(path, map_location=device, weights_only=False)
-    model = VAE(**info["hyper"])
-    model.load_state_dict(info["state_dict"])
-    return model.to(device).eval(), info
+    info = read_checkpoint(path, "train_inner")
+    return inner_from_info(info, device), info

@@ -1,7 +1,8 @@
 """``audiovae``: generate, reconstruct, interpolate and probe sounds with the trained model.
 
 By default every command uses the models that the last ``dvc repro`` produced in the project
-(``data/models/``); ``--root`` points at another project checkout.
+(``data/models/``); ``--root`` points at another project checkout, ``--model`` at an exported
+bundle (``audiovae export``) or a registered one (``models:/audiovae@champion``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ EXAMPLES = """examples:
   audiovae reconstruct my_voice.wav other.flac --out recon/
   audiovae interpolate a.wav b.wav --steps 8 --out morph/
   audiovae probe --dim 3 --steps 9 --out probes/
+  audiovae vary kick.wav --count 8 --noise 0.5 --out variations/
+  audiovae export --out model.avae
+  audiovae --model model.avae generate --label 7 --count 5 --out gen/
+  audiovae --model models:/audiovae@champion reconstruct take1.wav --out recon/
   audiovae tune inner --trials 30 --workers 2 --apply
   audiovae report --open
   audiovae stage train_inner          (run one pipeline stage, as dvc.yaml does)
@@ -25,7 +30,13 @@ def _model(args):
     from .inference import AudioVAE
     from .training import pick_device
 
-    return AudioVAE.from_project(Path(args.root), pick_device(args.device))
+    device = pick_device(args.device)
+    if not args.model:
+        return AudioVAE.from_project(Path(args.root), device)
+    if args.model.startswith("models:/"):
+        from . import registry
+        return AudioVAE.from_bundle(registry.load_bundle(args.model, Path(args.root).resolve()), device)
+    return AudioVAE.from_file(Path(args.model), device)
 
 
 def _write(model, specs, out: Path, names: list[str]) -> list[Path]:
@@ -46,8 +57,10 @@ def cmd_generate(args) -> list[Path]:
     model = _model(args)
     spread = args.spread
     if spread is None:  # the spread the evaluate stage scored the model's generations with
-        from .params import load_params, section
-        spread = float(section(load_params(Path(args.root).resolve() / "params.yaml"), "evaluate.generate_spread"))
+        from .params import section
+        if not model.params:
+            raise ValueError("this model records no evaluate.generate_spread: give --spread")
+        spread = float(section(model.params, "evaluate.generate_spread"))
     specs = model.generate(args.label, args.count, seed=args.seed, spread=spread)
     return _write(model, specs, Path(args.out), [f"{args.label}_{i:03d}" for i in range(args.count)])
 
@@ -82,6 +95,23 @@ def cmd_interpolate(args) -> list[Path]:
                                     args.steps, labels)
     stem = f"{Path(args.a).stem}_to_{Path(args.b).stem}"
     return _write_waves(model, waves, Path(args.out), [f"{stem}_{i:02d}" for i in range(args.steps)])
+
+
+def cmd_vary(args) -> list[Path]:
+    """The sample generator's variations: the recording's latent plus noise, decoded."""
+    model = _model(args)
+    waves = model.vary(model.load_audio(Path(args.input)), args.count, args.noise, args.seed, args.label)
+    stem = Path(args.input).stem
+    return _write_waves(model, waves, Path(args.out), [f"{stem}_var{i:03d}" for i in range(args.count)])
+
+
+def cmd_export(args) -> list[Path]:
+    """Both networks, codec, statistics, label centres, effective params, data hash: one file."""
+    from . import bundle
+
+    if args.model:
+        raise ValueError("export writes the project's model (--root); --model is already a bundle")
+    return [bundle.write(bundle.from_project(Path(args.root).resolve()), Path(args.out))]
 
 
 def cmd_probe(args) -> list[Path]:
@@ -125,7 +155,7 @@ def cmd_report(args) -> None:
         webbrowser.open(page.as_uri())
 
 
-STAGES = ("download", "filter", "features", "train_outer", "encode", "train_inner", "evaluate")
+STAGES = ("params", "download", "filter", "features", "train_outer", "encode", "train_inner", "evaluate", "export")
 
 
 def cmd_stage(args) -> None:
@@ -139,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="audiovae", description=__doc__.replace("``", ""), epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=".", help="project root holding data/models (default: %(default)s)")
+    parser.add_argument("--model", help="an exported bundle (model.avae) or a registry URI "
+                        "(models:/audiovae@champion; store: $MLFLOW_TRACKING_URI, else the project's); "
+                        "default: the project's last dvc repro")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: %(default)s)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -183,6 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", help="label for a label-conditioned model")
     p.add_argument("--out", required=True)
 
+    p = add("vary", cmd_vary, "Variations around one recording: its latent plus noise, decoded.",
+            "audiovae vary kick.wav --count 8 --noise 0.5 --out variations/ --seed 1")
+    p.add_argument("input", help="an audio file (any rate, channels, length)")
+    p.add_argument("--count", type=int, default=8, help="how many variations (default: %(default)s)")
+    p.add_argument("--noise", type=float, default=0.5,
+                   help="latent noise std; 0 is the plain reconstruction, more strays further (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--label", help="the input's label (label-conditioned model only)")
+    p.add_argument("--out", required=True, help="output folder; files are <stem>_var000.wav ...")
+
+    p = add("export", cmd_export, "Write the project's trained model as one self-contained file.",
+            "audiovae export --out model.avae")
+    p.add_argument("--out", required=True, help="the bundle to write (.avae)")
+
     p = add("tune", cmd_tune, "Tune the outer autoencoder or the inner VAE with Optuna (spaces in params.yaml).",
             "audiovae tune inner --trials 30 --workers 2 --apply")
     p.add_argument("target", choices=("outer", "inner"), help="outer first; inner trains on the cached encodings")
@@ -209,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
         result = args.func(args)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, LookupError) as exc:
         print(f"audiovae {args.command}: error: {exc}", file=sys.stderr)
         return 2
     if isinstance(result, list):

@@ -277,8 +277,9 @@ def run(params: dict, root: Path | None = None) -> dict:
     page = report.build(root, params)
     with tracking.stage_run("evaluate", params, root, section_keys=("evaluate",)) as mlflow:
         if mlflow is not None:
-            mlflow.log_metrics({f"{group}.{key}": float(value) for group, values in metrics.items()
-                                for key, value in values.items()})
+            flat = {f"{group}.{key}": float(value) for group, values in metrics.items() for key, value in values.items()}
+            mlflow.log_metrics(flat)
+            tracking.log_pipeline_metrics(mlflow, flat)
             mlflow.log_artifact(str(root / "reports" / "metrics.json"))
             # the page and its assets keep their relative layout, so it opens in the MLflow UI
             mlflow.log_artifact(str(page), artifact_path="report")

@@ -1,11 +1,11 @@
 """The trained model as one object: audio <-> spectrogram <-> outer code <-> VAE latent.
 
 Used by ``evaluate`` and by the CLI (``generate``, ``reconstruct``, ``interpolate``, ``probe``).
-By default it loads what the last ``dvc repro`` produced in the project.
+It loads what the last ``dvc repro`` produced in the project, or an exported bundle
+(``audiovae export``) anywhere.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from . import audio as audio_io
-from .checkpoints import load_inner, load_outer
-from .artifacts import load_codec
+from . import bundle as model_bundle
+from .checkpoints import inner_from_info, outer_from_info
 from .models.inner import VAE
 from .models.outer import OuterAE
 from .progress import Progress
@@ -42,20 +42,30 @@ class AudioVAE:
     class_points: np.ndarray | None = None        # kde sampling: the training latents (kernel centres)
     class_point_labels: np.ndarray | None = None  # and their label ids
 
+    params: dict | None = None  # the effective params it was trained with (bundles carry them)
+
     @classmethod
-    def from_project(cls, root: Path, device: str | torch.device = "cpu",
-                     inner_path: Path | None = None, outer_path: Path | None = None) -> "AudioVAE":
-        root = Path(root)
+    def from_bundle(cls, bundle: dict, device: str | torch.device = "cpu") -> "AudioVAE":
+        """Build from a bundle dict (``bundle.read`` of an exported file, or ``bundle.from_project``)."""
         device = torch.device(device)
-        outer, _ = load_outer(outer_path or root / "data" / "models" / "outer" / "model.pt", device)
-        inner, info = load_inner(inner_path or root / "data" / "models" / "inner" / "model.pt", device)
-        stats = np.load(root / "data" / "encodings" / "stats.npz")
-        audio_meta = json.loads((root / "data" / "filtered" / "audio.json").read_text())
-        return cls(outer, inner, stats["mean"], stats["std"], load_codec(root / "data" / "features"),
-                   int(audio_meta["length"]), audio_meta["length_mode"], list(info["labels"]),
-                   np.asarray(info["class_means"]), np.asarray(info["class_scales"]), device,
-                   float(audio_meta.get("trim_db", 0.0)), _array(info.get("class_points")),
-                   _array(info.get("class_point_labels")))
+        info, audio_meta = bundle["inner"], bundle["audio"]
+        return cls(outer_from_info(bundle["outer"], device), inner_from_info(info, device),
+                   np.asarray(bundle["stats"]["mean"]), np.asarray(bundle["stats"]["std"]),
+                   Codec(**bundle["codec"]), int(audio_meta["length"]), audio_meta["length_mode"],
+                   [str(label) for label in info["labels"]], np.asarray(info["class_means"]),
+                   np.asarray(info["class_scales"]), device, float(audio_meta.get("trim_db", 0.0)),
+                   _array(info.get("class_points")), _array(info.get("class_point_labels")),
+                   bundle.get("params") or None)
+
+    @classmethod
+    def from_project(cls, root: Path, device: str | torch.device = "cpu") -> "AudioVAE":
+        """The model the project's last ``dvc repro`` produced (its stage outputs under ``data/``)."""
+        return cls.from_bundle(model_bundle.from_project(Path(root)), device)
+
+    @classmethod
+    def from_file(cls, path: Path, device: str | torch.device = "cpu") -> "AudioVAE":
+        """An exported ``.avae`` bundle: needs no project files."""
+        return cls.from_bundle(model_bundle.read(Path(path)), device)
 
     # ---------------------------------------------------------------- helpers
     def label_ids(self, labels) -> torch.Tensor | None:
@@ -236,3 +246,24 @@ class AudioVAE:
         z = np.zeros((steps, self.inner.latent_dim), dtype=np.float32)
         z[:, dim] = np.linspace(-extent, extent, steps)
         return self.from_latents(z, [label] * steps if self.inner.conditional else None)
+
+    def vary_specs(self, wave: np.ndarray, count: int, noise: float, seed: int = 0,
+                   label: str | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+        """Variations around one recording: its latent (posterior mean) plus ``noise`` times standard
+        normal noise, decoded (the sample generator's "variations"); ``noise`` 0 is the plain
+        reconstruction. Every window of a long sound gets the same draw, so a variation stays one
+        sound; the same seed gives the same variations. Returns each variation's window
+        spectrograms and the windows' peaks."""
+        if noise < 0:
+            raise ValueError(f"--noise must be >= 0, not {noise}")
+        chunks, peaks = self.windows(wave)
+        labels = [label] * len(chunks) if label is not None else None
+        z = self.latents(self.spectrogram(chunks), labels)
+        eps = np.random.default_rng(seed).standard_normal((count, z.shape[1])).astype(np.float32)
+        return [self.from_latents(z + noise * eps[k], labels) for k in range(count)], peaks
+
+    def vary(self, wave: np.ndarray, count: int, noise: float, seed: int = 0,
+             label: str | None = None) -> list[np.ndarray]:
+        """``vary_specs`` as audio, each variation stitched back to the recording's length."""
+        specs, peaks = self.vary_specs(wave, count, noise, seed, label)
+        return [self.stitch(self.to_audio(s), peaks, max(len(wave), 1)) for s in specs]

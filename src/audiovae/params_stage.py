@@ -31,6 +31,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     # evaluate also times an inner epoch (inner) and names the run on its report page
     "evaluate": ("seed", "preset", "evaluate", "inner", "outer.model", "outer.device", "features.n_fft",
                  "features.hop_length", "data.sources", "data.split.method"),
+    "export": ("export",),
 }
 OUT_DIR = Path("reports") / "params"
 

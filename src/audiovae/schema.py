@@ -143,6 +143,10 @@ class Encode(Strict):
     standardise: Literal["per_dim", "global", "none"]
 
 
+class Export(Strict):
+    register_model: bool
+
+
 class Inner(Strict):
     architecture: Literal["conv1d", "mlp", "conv2d"]
     conv_filters: list[int]
@@ -261,6 +265,7 @@ class Params(Strict):
     encode: Encode
     inner: Inner
     evaluate: Evaluate
+    export: Export
     tune: Tune
     retrain: Retrain
     presets: dict[str, dict[str, Any]]

@@ -25,6 +25,10 @@ log = logging.getLogger("audiovae.tracking")
 
 PARENT_ENV = "AUDIOVAE_PARENT_RUN_ID"
 STATE_DIR = ".audiovae"
+REGISTERED_TAG = "registered."  # run tag: registered.<model name> = the version that run registered
+# the MLflow UI opens a model-training experiment on its runs (not the GenAI traces page)
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+BATCH = 100  # MLflow takes at most 100 params per call
 
 
 class TrackingError(RuntimeError):
@@ -74,7 +78,9 @@ def configure(params: dict, root: Path | None = None):
     if uri.startswith("sqlite:") and mlflow.get_experiment_by_name(name) is None:
         # keep artifacts beside the local store, not in MLflow's default ./mlruns
         mlflow.create_experiment(name, artifact_location=(root / "mlartifacts").as_uri())
-    mlflow.set_experiment(name)
+    experiment = mlflow.set_experiment(name)
+    if experiment.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
     return mlflow
 
 
@@ -91,6 +97,8 @@ def git_state(root: Path) -> dict[str, str]:
 
 
 def manifest_hash(root: Path) -> str:
+    """Short sha256 of ``data/manifest.csv`` (what was downloaded), or ``none``: names the data a
+    run or a model was trained on (run tag, dataset digest, bundle)."""
     path = root / "data" / "manifest.csv"
     if not path.exists():
         return "none"
@@ -124,9 +132,52 @@ def _dvc_ancestor() -> str | None:
 def start_pipeline_run(mlflow, root: Path, params: dict, name: str = "repro") -> str:
     """Create the parent run of one pipeline execution; returns its id."""
     run = mlflow.start_run(run_name=name, tags={**run_tags("pipeline", root), "kind": "pipeline"})
-    mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items() if not k.startswith("presets.")})
+    # the effective values (preset applied), under params.yaml's own dotted names
+    items = [(k, str(v)[:500]) for k, v in flatten(params).items() if not k.startswith("presets.")]
+    for start in range(0, len(items), BATCH):
+        mlflow.log_params(dict(items[start:start + BATCH]))
     mlflow.end_run()
     return run.info.run_id
+
+
+def touch_parent(mlflow, parent: str, root: Path) -> None:
+    """After each stage: the parent run ends when its last stage ended (its duration spans the
+    pipeline), and once the data exists it names it: a ``dataset_manifest`` tag and an MLflow
+    dataset input (name = the enabled sources, digest = the manifest hash)."""
+    import time
+
+    client = mlflow.MlflowClient()
+    manifest = manifest_hash(root)
+    if manifest != "none":
+        client.set_tag(parent, "dataset_manifest", manifest)
+        if not client.get_run(parent).inputs.dataset_inputs:
+            log_dataset(mlflow, client, parent, root, manifest)
+    client.set_terminated(parent, "FINISHED", end_time=int(time.time() * 1000))
+
+
+def log_dataset(mlflow, client, run_id: str, root: Path, digest: str) -> None:
+    import pandas as pd
+    from mlflow.entities import DatasetInput, InputTag
+
+    table = pd.read_csv(root / "data" / "manifest.csv")
+    name = "+".join(sorted(table["dataset"].astype(str).unique())) if "dataset" in table else "data"
+    dataset = mlflow.data.from_pandas(table, source=str(root / "data" / "manifest.csv"), name=name, digest=digest)
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(),
+                                                     tags=[InputTag("mlflow.data.context", "training")])])
+
+
+def log_pipeline_metrics(mlflow, metrics: dict[str, float]) -> None:
+    """The final metrics on the parent run too, so two pipeline runs compare side by side."""
+    run = mlflow.active_run()
+    parent = run.data.tags.get("mlflow.parentRunId") if run else None
+    if parent:
+        import time
+
+        from mlflow.entities import Metric
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        for start in range(0, len(items), 1000):
+            mlflow.MlflowClient().log_batch(parent, metrics=items[start:start + 1000])
 
 
 def parent_run_id(mlflow, root: Path, params: dict) -> str | None:
@@ -169,9 +220,8 @@ def stage_run(stage: str, params: dict, root: Path | None = None,
             logged.update(flatten(value, key + ".") if isinstance(value, dict) else {key: value})
         mlflow.log_params({k: str(v)[:500] for k, v in logged.items()})
         yield mlflow
-    manifest = manifest_hash(root)
-    if parent and manifest != "none":  # the parent opened before download wrote the data: name it now
-        mlflow.MlflowClient().set_tag(parent, "dataset_manifest", manifest)
+    if parent:
+        touch_parent(mlflow, parent, root)
 
 
 def log_stage(stage: str, params: dict, metrics: dict[str, float] | None = None,
@@ -192,9 +242,20 @@ def log_stage(stage: str, params: dict, metrics: dict[str, float] | None = None,
                 mlflow.log_artifacts(str(path), artifact_path=Path(path).name)
 
 
-def log_torch_model(mlflow, model, example, registered_name: str) -> None:
+def record_version(mlflow, name: str, version: str) -> None:
+    """Note on the active stage run and on its pipeline's parent run which version of ``name`` this
+    run registered (``registered.<name>``), so aliases go to exactly that version later."""
+    run = mlflow.active_run()
+    mlflow.set_tag(REGISTERED_TAG + name, version)
+    parent = mlflow.MlflowClient().get_run(run.info.run_id).data.tags.get("mlflow.parentRunId")
+    if parent:
+        mlflow.MlflowClient().set_tag(parent, REGISTERED_TAG + name, version)
+
+
+def log_torch_model(mlflow, model, example, registered_name: str) -> str:
     """Log ``model`` with ``mlflow.pytorch`` (input/output signature from ``example``) and register
-    a new version of ``registered_name``, linked to the active run."""
+    a new version of ``registered_name``, linked to the active run; returns that version (not "the
+    newest": another run may register in between)."""
     import mlflow.pytorch
     import torch
     from mlflow.models import infer_signature
@@ -206,6 +267,9 @@ def log_torch_model(mlflow, model, example, registered_name: str) -> None:
         output = output[0]
     signature = infer_signature(example, output.detach().cpu().numpy())
     # pickle format: loading needs the audiovae package installed, which is how it is served anyway
-    mlflow.pytorch.log_model(model, name="model", signature=signature, registered_model_name=registered_name,
-                             serialization_format="pickle",
-                             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "audiovae"])
+    info = mlflow.pytorch.log_model(model, name="model", signature=signature, registered_model_name=registered_name,
+                                    serialization_format="pickle", input_example=example,
+                                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "audiovae"])
+    version = str(info.registered_model_version)
+    record_version(mlflow, registered_name, version)
+    return version
