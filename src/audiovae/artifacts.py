@@ -30,6 +30,14 @@ def split_rows(index: pd.DataFrame, split: str) -> np.ndarray:
     return np.flatnonzero(index["split"].to_numpy() == split)
 
 
+def real_rows(index: pd.DataFrame, split: str) -> np.ndarray:
+    """``split_rows`` without mixing augmentation's examples: rows that are real recordings."""
+    rows = split_rows(index, split)
+    if "augmented" in index:
+        rows = rows[index["augmented"].to_numpy()[rows] == 0]
+    return rows
+
+
 def load_encodings(root: Path) -> tuple[np.ndarray, dict, pd.DataFrame, dict]:
     """Codes (memory-mapped), standardisation stats, index and manifest of the encode stage."""
     enc = root / "data" / "encodings"

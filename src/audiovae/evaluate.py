@@ -28,7 +28,7 @@ from .stage import run_stage
 from .atomic import write_json
 from .audio import write_wav
 from .classifier import AudioClassifier, CheckClassifier, CleanClassifier, frechet_distance
-from .artifacts import load_encodings, open_features, split_rows, standardised
+from .artifacts import load_encodings, open_features, real_rows, split_rows, standardised
 from .inference import AudioVAE
 from .models.inner import ACTIVE_KL_THRESHOLD, vae_loss
 from .params import project_root, section
@@ -251,7 +251,7 @@ def run(params: dict, root: Path | None = None) -> dict:
     model = AudioVAE.from_project(root, device)
     specs, index, codec = open_features(root / "data" / "features")
     waves = np.load(root / "data" / "filtered" / "audio.npy", mmap_mode="r")
-    train = split_rows(index, "train")
+    train = real_rows(index, "train")  # real recordings only: mixes have no audio row and are not real
     x_train = np.asarray(specs[train])
     y_train = index["label"].astype(str).to_numpy()[train]
     wav_train = np.asarray(waves[index["row"].to_numpy()[train]])

@@ -24,7 +24,7 @@ log = logging.getLogger("audiovae.params")
 STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "download": ("seed", "data"),
     "filter": ("filter",),
-    "features": ("features",),
+    "features": ("seed", "features"),
     "train_outer": ("seed", "outer"),
     "encode": ("encode", "outer.device"),
     "train_inner": ("seed", "inner"),

@@ -131,6 +131,9 @@ def build(root: Path, params: dict) -> Path:
                "conditional": params.get("inner", {}).get("conditional"),
                "STFT": f"n_fft {params.get('features', {}).get('n_fft')}, hop {params.get('features', {}).get('hop_length')}",
                "seed": params.get("seed")}
+    features = reports / "features" / "summary.json"
+    if features.exists() and json.loads(features.read_text()).get("mixed"):
+        summary["mixed training examples"] = json.loads(features.read_text())["mixed"]
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>audiovae report</title>"
              f"<style>{CSS}</style></head><body>",
              "<h1>audiovae run report</h1>",

@@ -76,6 +76,16 @@ class GriffinLim(Strict):
     seed: int
 
 
+class Mix(Strict):
+    enabled: bool
+    per_train_file: float = Field(ge=0)
+    gain_db: list[float] = Field(min_length=2, max_length=2)
+
+
+class Augment(Strict):
+    mix: Mix
+
+
 class Features(Strict):
     n_fft: int = Field(gt=1)
     hop_length: int = Field(gt=0)
@@ -89,6 +99,7 @@ class Features(Strict):
     batch_size: int = Field(gt=0)
     output_peak: float = Field(gt=0, le=1)
     griffin_lim: GriffinLim
+    augment: Augment
 
 
 class Train(Strict):
