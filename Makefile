@@ -3,30 +3,42 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+# TORCH_INDEX: where torch comes from, e.g. https://download.pytorch.org/whl/cpu on a CPU-only CI
+# runner (PyPI's Linux wheel pulls gigabytes of CUDA libraries), .../whl/cu128 on a GPU runner.
+TORCH_INDEX ?=
 
-.PHONY: setup repro test lint ui dag clean-venv
+.PHONY: setup setup-dev repro test lint ui dag clean-venv
 
-## setup: create .venv and install the pinned dependencies (idempotent)
+## setup: create .venv and install the pinned runtime dependencies (idempotent)
 setup: $(STAMP)
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	if [ -n "$(TORCH_INDEX)" ]; then $(BIN)/python -m pip install --quiet --index-url "$(TORCH_INDEX)" "torch==2.13.0"; fi
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+## setup-dev: the runtime set plus the test and lint tools (requirements-dev.txt)
+setup-dev: $(DEV_STAMP)
+
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt
+	touch $(DEV_STAMP)
 
 ## repro: run the pipeline (dvc repro) on FSDD
 repro: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
 
 ## test: run the test suite
-test: setup
+test: setup-dev
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## lint: ruff (pyflakes rules: unused and undefined names)
-lint: setup
-	$(BIN)/ruff check --select F src tests pipeline benchmarks
+## lint: ruff (rules in pyproject.toml: pyflakes, import placement, bare excepts)
+lint: setup-dev
+	$(BIN)/ruff check src tests pipeline benchmarks
 
 ## ui: open the MLflow UI over the local store on http://127.0.0.1:5000
 ui: setup

@@ -171,13 +171,17 @@ def test_reconstruct_keeps_a_word_after_long_silence(trained, tmp_path, tiny_fsd
     word, _ = sf.read(stereo_44k(tmp_path / "word.wav", tiny_fsdd_zip), dtype="float32")
     rng = np.random.default_rng(0)
     before, after = int(1.5 * 44100), int(0.5 * 44100)
-    noise = lambda n: 1e-3 * rng.standard_normal((n, 2)).astype(np.float32)  # about -60 dB: a quiet room
+
+    def noise(n):  # about -60 dB: a quiet room
+        return 1e-3 * rng.standard_normal((n, 2)).astype(np.float32)
     recording = np.concatenate([noise(before), word + noise(len(word)), noise(after)])
     sf.write(tmp_path / "take.wav", recording, 44100, subtype="PCM_16")
     assert cli.main(["--root", str(root), "reconstruct", str(tmp_path / "take.wav"), "--out", str(tmp_path / "rec")]) == 0
     out = check_wav(tmp_path / "rec" / "take.wav", length=-(-len(recording) * 8000 // 44100))
     start, stop = round(1.5 * 8000), round((1.5 + len(word) / 44100) * 8000)
-    rms = lambda x: float(np.sqrt(np.mean(x ** 2)))
+
+    def rms(x):
+        return float(np.sqrt(np.mean(x ** 2)))
     # the word is there; the room before it, in windows that hold no word, stays quiet
     assert rms(out[start:stop]) > 10 * rms(out[: round(0.7 * 8000)])
 

@@ -17,7 +17,8 @@ OUTERS = {"conv1d": {"hidden": 16, "code_channels": 4, "downsamples": 2, "kernel
           "conv1d_flat": {"hidden": 16, "code_channels": 4, "downsamples": 0, "kernel_size": 3, "activation": "gelu"},
           "conv2d": {"layers": 4, "kernels": 4, "first_kernel": 3, "activation": "relu"},
           "mlp": {"hidden": (16,), "code_size": 4, "activation": "relu"},
-          "identity": {}}
+          "identity": {},
+          "unet": {"channels": 4, "depth": 2, "activation": "relu"}}
 INNERS = {"mlp": {"hidden": (16,)}, "conv1d": {"conv_filters": (8, 8, 8)}, "conv2d": {"conv_filters": (4, 4)}}
 
 

@@ -40,4 +40,23 @@ def test_workflow_triggers_and_secrets():
     assert {"params.yaml", "dvc.yaml", "src/**", "pipeline/**"} <= set(on["push"]["paths"])
     text = (REPO / ".github" / "workflows" / "retrain.yml").read_text()
     assert "make setup" in text and "pipeline.flows retrain" in text and "GITHUB_STEP_SUMMARY" in text
+    # CPU runners take torch from the CPU wheel index, not PyPI's CUDA build; runtime packages only
+    assert "TORCH_INDEX=" in text and "download.pytorch.org/whl/cpu" in text and "setup-dev" not in text
     assert "secrets.MLFLOW_TRACKING_URI" in text
+
+
+def test_runtime_install_leaves_the_test_tools_out():
+    """`make setup` (and CI retraining) installs requirements.txt only; the suite's tools are in
+    requirements-dev.txt, which includes the runtime set; every name is pinned in constraints.txt."""
+    import re
+
+    def names(path):
+        lines = [line.split("#")[0].strip() for line in (REPO / path).read_text().splitlines()]
+        return {re.split(r"[=<>\[ ]", line)[0].lower() for line in lines if line and not line.startswith("-")}
+
+    runtime, dev = names("requirements.txt"), names("requirements-dev.txt")
+    assert "torch" in runtime and not {"pytest", "playwright", "ruff"} & runtime
+    assert {"pytest", "playwright", "ruff"} <= dev
+    assert "-r requirements.txt" in (REPO / "requirements-dev.txt").read_text()
+    pinned = {line.split("==")[0].lower() for line in (REPO / "constraints.txt").read_text().splitlines() if "==" in line}
+    assert (runtime | dev) <= pinned, sorted((runtime | dev) - pinned)

@@ -136,8 +136,14 @@ class OuterMlp(Strict):
     activation: Activation
 
 
+class OuterUnet(Strict):
+    channels: int = Field(gt=0)
+    depth: int = Field(gt=0)
+    activation: Activation
+
+
 class Outer(Strict):
-    model: Literal["conv1d", "conv2d", "mlp", "identity"]
+    model: Literal["conv1d", "conv2d", "mlp", "identity", "unet"]
     loss: Literal["mse", "l1", "l1_sc"]
     sc_weight: float = Field(ge=0)
     max_params: int = Field(ge=0)
@@ -146,6 +152,7 @@ class Outer(Strict):
     conv1d: OuterConv1d
     conv2d: OuterConv2d
     mlp: OuterMlp
+    unet: OuterUnet
     train: Train
 
 

@@ -125,7 +125,8 @@ def latent_statistics(model: VAE, x: np.ndarray, y: np.ndarray, n_classes: int, 
     return stats
 
 
-def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
+def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=None) -> dict:
+    """``epoch_hook(model, epoch)`` runs before each epoch, after the KL warm-up's own hook."""
     root = root or project_root()
     cfg = section(params, "inner")
     seed = int(params["seed"])
@@ -155,7 +156,8 @@ def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
         history = fit(model, step, tensor_loader(x_train, y[train], batch_size, seed),
                       tensor_loader(x_val, y[val], 1024, None),
                       fit_cfg, device, checkpoint, signature, "train inner", on_epoch=on_epoch,
-                      epoch_hook=beta, trial_report=trial_report)
+                      epoch_hook=beta if epoch_hook is None else lambda m, e: (beta(m, e), epoch_hook(m, e)),
+                      trial_report=trial_report)
         latent = latent_statistics(model, x_train, y[train], len(labels), device, sampling)
         val_latent = latent_statistics(model, x_val, y[val], len(labels), device)
         active = int(np.sum(val_latent["kl_per_dim"] > ACTIVE_KL_THRESHOLD))

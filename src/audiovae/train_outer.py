@@ -45,7 +45,8 @@ def loader(specs: np.ndarray, rows: np.ndarray, batch_size: int, seed: int | Non
     return batches
 
 
-def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
+def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=None) -> dict:
+    """``epoch_hook(model, epoch)`` runs before each epoch (benchmarks score the model as it learns)."""
     root = root or project_root()
     cfg = section(params, "outer")
     seed = int(params["seed"])
@@ -77,7 +78,7 @@ def run(params: dict, root: Path | None = None, trial_report=None) -> dict:
             history = fit(model, make_step(device, loss_fn), loader(specs, train, batch_size, seed),
                           loader(specs, val, eval_batch, None),
                           fit_cfg, device, checkpoint, signature, "train outer", on_epoch=on_epoch,
-                          trial_report=trial_report)
+                          epoch_hook=epoch_hook, trial_report=trial_report)
         wall = time.monotonic() - started
         out_dir = root / "data" / "models" / "outer"
         info = {"kind": cfg["model"], "hyper": outer_hyper(cfg), "n_bins": n_bins, "n_frames": n_frames,

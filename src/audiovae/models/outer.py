@@ -2,7 +2,8 @@
 
 - ``conv1d``: 1-D convolutions over time with frequency bins as channels (cheap on CPU);
 - ``conv2d``: the sample-generator seed's layout, a stride-1 first layer then strided layers;
-- ``mlp``: the seed's time-step MLP_AE, one small MLP applied to every frame.
+- ``mlp``: the seed's time-step MLP_AE, one small MLP applied to every frame;
+- ``unet``: the VAE-vs-U-Net report's baseline, skip connections and no bottleneck.
 All map to a code of fixed shape that ``encode`` caches, and back to [0, 1] by a sigmoid.
 
 Any bin and frame count works: a model whose strides need a multiple pads the spectrogram
@@ -178,7 +179,50 @@ class IdentityAE(OuterAE):
         return code.clamp(0.0, 1.0)
 
 
-OUTER_MODELS = {cls.kind: cls for cls in (Conv1dAE, Conv2dAE, MlpAE, IdentityAE)}
+def _double_conv(cin: int, cout: int, activation: str) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), _act(activation),
+                         nn.Conv2d(cout, cout, 3, padding=1), _act(activation))
+
+
+class UNetAE(OuterAE):
+    """The VAE-vs-U-Net report's baseline (Ronneberger et al.'s layout on the spectrogram image):
+    ``depth`` levels of double-conv + max-pool, up-convolutions, long skip connections.
+
+    The skips carry the input past the bottleneck, so there is no code to compress or sample: the
+    "code" is the spectrogram itself (compression 1) and ``decode`` is the whole network. It is a
+    reconstruction baseline; under an inner VAE it acts as a learnt post-filter of its output."""
+
+    kind = "unet"
+
+    def __init__(self, n_bins: int, n_frames: int, channels: int = 16, depth: int = 3, activation: str = "relu"):
+        factor = 2 ** depth
+        super().__init__(n_bins, n_frames, bin_multiple=factor, frame_multiple=factor)
+        widths = [channels * 2 ** level for level in range(depth + 1)]
+        self.down = nn.ModuleList(_double_conv(1 if i == 0 else widths[i - 1], widths[i], activation)
+                                  for i in range(depth))
+        self.bottom = _double_conv(widths[depth - 1], widths[depth], activation)
+        self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth)))
+        self.merge = nn.ModuleList(_double_conv(2 * widths[i], widths[i], activation) for i in reversed(range(depth)))
+        self.head = nn.Conv2d(widths[0], 1, 1)
+
+    def _encode(self, x):
+        return x[..., : self.n_bins, : self.n_frames]  # no bottleneck: the code is the input
+
+    def _decode(self, code):
+        pad = (0, self.padded_frames - self.n_frames, 0, self.padded_bins - self.n_bins)
+        h = nn.functional.pad(code, pad).unsqueeze(1)
+        skips = []
+        for block in self.down:
+            h = block(h)
+            skips.append(h)
+            h = nn.functional.max_pool2d(h, 2)
+        h = self.bottom(h)
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips)):
+            h = merge(torch.cat([up(h), skip], dim=1))
+        return torch.sigmoid(self.head(h)).squeeze(1)
+
+
+OUTER_MODELS = {cls.kind: cls for cls in (Conv1dAE, Conv2dAE, MlpAE, IdentityAE, UNetAE)}
 
 
 def build_outer(kind: str, n_bins: int, n_frames: int, **hyper) -> OuterAE:
