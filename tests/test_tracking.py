@@ -63,6 +63,25 @@ def test_tiny_pipeline_logs_to_a_real_server(project, mlflow_server, monkeypatch
     assert len(versions) == 1 and versions[0].run_id == outer.info.run_id
     artifacts = [a.path for a in client.list_artifacts(outer.info.run_id)]
     assert "history.csv" in artifacts
+    # the registered version is the one this run's log_model returned, noted on run and parent
+    assert outer.data.tags["registered.audiovae-outer"] == str(versions[0].version)
+    assert client.get_run(parent).data.tags["registered.audiovae-outer"] == str(versions[0].version)
+
+    # the parent run is what the compare view shows: a model-training experiment, the effective
+    # params under params.yaml's names, the data as a dataset input, a duration spanning the stages
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
+    run = client.get_run(parent)
+    assert run.data.params["outer.loss"] == params["outer"]["loss"]
+    assert run.data.params["inner.latent_dim"] == str(params["inner"]["latent_dim"])
+    assert len(run.data.params) > 100  # more than one MLflow batch of params
+    inputs = run.inputs.dataset_inputs
+    assert len(inputs) == 1 and inputs[0].dataset.digest == tracking.manifest_hash(root) != "none"
+    assert inputs[0].dataset.name == "fsdd"
+    assert run.info.end_time >= max(c.info.end_time for c in children.values())
+    # the evaluate stage copies its final metrics onto the parent
+    with mlflow.start_run(run_name="evaluate", tags={"mlflow.parentRunId": parent}):
+        tracking.log_pipeline_metrics(mlflow, {"quality.full_pesq_nb": 2.5, "classifier.clean_full_accuracy": 0.8})
+    assert client.get_run(parent).data.metrics["quality.full_pesq_nb"] == 2.5
 
 
 def test_unreachable_server_fails_before_any_training(project, monkeypatch):

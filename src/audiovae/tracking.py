@@ -160,7 +160,8 @@ def log_dataset(mlflow, client, run_id: str, root: Path, digest: str) -> None:
     from mlflow.entities import DatasetInput, InputTag
 
     table = pd.read_csv(root / "data" / "manifest.csv")
-    name = "+".join(sorted(table["dataset"].astype(str).unique())) if "dataset" in table else "data"
+    # data/raw/<source>/...: the dataset is named after its sources (fsdd, audiomnist+fsdd, ...)
+    name = "+".join(sorted(table["path"].astype(str).str.split("/").str[2].unique())) or "data"
     dataset = mlflow.data.from_pandas(table, source=str(root / "data" / "manifest.csv"), name=name, digest=digest)
     client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(),
                                                      tags=[InputTag("mlflow.data.context", "training")])])
