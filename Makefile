@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # runner (PyPI's Linux wheel pulls gigabytes of CUDA libraries), .../whl/cu128 on a GPU runner.
 TORCH_INDEX ?=
 
-.PHONY: setup setup-dev repro test lint ui dag clean-venv
+.PHONY: setup setup-dev repro test lint ui dag prefect-setup clean-venv
 
 ## setup: create .venv and install the pinned runtime dependencies (idempotent)
 setup: $(STAMP)
@@ -41,8 +41,20 @@ lint: setup-dev
 	$(BIN)/ruff check src tests pipeline benchmarks
 
 ## ui: open the MLflow UI over the local store on http://127.0.0.1:5000
+## (the link opens the experiment on its runs: MLflow 3 otherwise starts on its GenAI pages)
 ui: setup
+	@$(BIN)/python -c "import mlflow; mlflow.set_tracking_uri('sqlite:///mlflow.db'); \
+	e = mlflow.get_experiment_by_name('audiovae'); \
+	print('open http://127.0.0.1:5000/#/experiments/%s/runs?workflowType=machine_learning' % (e.experiment_id if e else 0))"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+## prefect-setup: on the Prefect server at $$PREFECT_API_URL: the `gpu` process pool, a concurrency
+## limit of GPUS on the `gpu` tag, and the deployments of prefect.yaml (code from this checkout)
+GPUS ?= 1
+prefect-setup: setup
+	$(BIN)/prefect work-pool create gpu --type process --overwrite
+	$(BIN)/prefect concurrency-limit create gpu $(GPUS)
+	AUDIOVAE_PROJECT_DIR=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
 
 dag: setup
 	$(BIN)/dvc dag

@@ -5,7 +5,7 @@ Prefect's ephemeral mode with ``PREFECT_HOME`` in the project (``.prefect/``); s
 are deployed to the ``gpu`` process work pool (``prefect.yaml``).
 
     python -m pipeline.flows repro                 # dvc repro, one stage per task
-    python -m pipeline.flows tune inner --trials 20 --workers 2
+    python -m pipeline.flows tune inner --trials 20 --workers 2   # K tune-worker flow runs
     python -m pipeline.flows retrain               # the CI entry point
 """
 from __future__ import annotations
@@ -26,14 +26,28 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 import yaml  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 GPU_TAG = "gpu"
+TUNE_WORKER = "tune-worker/tune-worker"  # flow name / deployment name in prefect.yaml
 
 
 def _dvc() -> str:
     beside = Path(sys.executable).with_name("dvc")
     return str(beside) if beside.exists() else (shutil.which("dvc") or "dvc")
+
+
+class StageFailed(RuntimeError):
+    """A command of the pipeline exited non-zero; exit code 2 is a deterministic failure (bad
+    params, missing inputs) that no retry can fix."""
+
+    def __init__(self, cmd: list[str], returncode: int):
+        super().__init__(f"{' '.join(cmd)} failed with exit code {returncode}")
+        self.returncode = returncode
+
+
+def retry_unless_deterministic(task, task_run, state) -> bool:
+    """Prefect ``retry_condition_fn``: retry crashes and flaky failures, not exit code 2."""
+    return not (isinstance(state.data, StageFailed) and state.data.returncode == 2)
 
 
 def _run(cmd: list[str], cwd: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -49,7 +63,7 @@ def _run(cmd: list[str], cwd: str, check: bool = True) -> subprocess.CompletedPr
     proc.wait()
     result = subprocess.CompletedProcess(cmd, proc.returncode, "".join(lines), "")
     if check and proc.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
+        raise StageFailed(cmd, proc.returncode)
     return result
 
 
@@ -58,13 +72,13 @@ def stage_names(root: str) -> list[str]:
     return list(yaml.safe_load((Path(root) / "dvc.yaml").read_text())["stages"])
 
 
-@task(retries=2, retry_delay_seconds=10, task_run_name="dvc-{stage}")
+@task(retries=2, retry_delay_seconds=10, task_run_name="dvc-{stage}", retry_condition_fn=retry_unless_deterministic)
 def run_stage(stage: str, root: str) -> None:
     """One DVC stage (skipped by DVC when nothing it depends on changed)."""
     _run([_dvc(), "repro", "--single-item", stage], root)
 
 
-@task(retries=1, retry_delay_seconds=10)
+@task(retries=1, retry_delay_seconds=10, retry_condition_fn=retry_unless_deterministic)
 def run_experiment(overrides: dict, root: str) -> None:
     args = [item for key, value in overrides.items() for item in ("-S", f"{key}={value}")]
     _run([_dvc(), "exp", "run", *args], root)
@@ -107,27 +121,81 @@ def repro_flow(root: str = str(ROOT), overrides: dict | None = None) -> list[str
     return stages
 
 
-@task(tags=[GPU_TAG], task_run_name="tune-worker-{index}")
-def tune_worker(plan: dict, index: int) -> int:
+@task(tags=[GPU_TAG], task_run_name="tune-share-{index}")
+def tune_share(plan: dict, index: int) -> int:
+    """The trials of one worker, as a task tagged ``gpu``: a concurrency limit on the tag (held by
+    the Prefect server) counts the cards in use across every machine."""
     from audiovae import tune
 
     tune.run_worker(plan, index)
     return plan["shares"][index]
 
 
-@flow(name="tune", task_runner=ThreadPoolTaskRunner(max_workers=8))
+@flow(name="tune-worker")
+def tune_worker_flow(plan: dict, index: int) -> int:
+    """One Optuna worker: its own process and flow run, which any Prefect worker of the pool can
+    take, so K workers on K machines each run a share of the study."""
+    return tune_share(plan, index)
+
+
+def _deployment_exists(name: str) -> bool:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return False
+    return True
+
+
+def _wait_for(run_ids: list, poll: float = 3.0) -> list:
+    """Poll the server until every flow run is final; returns their final runs."""
+    import time
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = [client.read_flow_run(run_id) for run_id in run_ids]
+            if all(run.state is not None and run.state.is_final() for run in runs):
+                return runs
+            time.sleep(poll)
+
+
+@flow(name="tune")
 def tune_flow(target: str = "inner", trials: int = 20, workers: int = 2, storage: str | None = None,
-              study: str | None = None, root: str = str(ROOT), params: dict | None = None) -> dict:
-    """K Optuna workers against one study storage, each a task tagged ``gpu``: with a concurrency
-    limit on that tag equal to the GPUs in the pool, trials queue instead of sharing a card."""
+              study: str | None = None, root: str = str(ROOT), params: dict | None = None,
+              worker_deployment: str = TUNE_WORKER) -> dict:
+    """K Optuna workers against one study storage, each its own process.
+
+    With the ``tune-worker`` deployment on the server (``prefect.yaml``), each worker is a flow run
+    of it, started with ``run_deployment`` and taken by whichever Prefect worker is free; without
+    one (a laptop, Prefect's ephemeral mode) the workers are local processes. Never threads: each
+    trial seeds the global RNGs, which threads would share."""
     from audiovae import tune
 
+    logger = get_run_logger()
     plan = tune.prepare(target, trials, storage, study, workers, Path(root), params)
-    futures = [tune_worker.submit(plan, i) for i in range(len(plan["shares"]))]
-    ran = sum(f.result() for f in futures)
+    if worker_deployment and _deployment_exists(worker_deployment):
+        from prefect.deployments import run_deployment
+
+        started = [run_deployment(worker_deployment, parameters={"plan": plan, "index": i}, timeout=0,
+                                  flow_run_name=f"{plan['study_name']}-worker-{i}")
+                   for i in range(len(plan["shares"]))]
+        logger.info("started %d %s flow runs", len(started), worker_deployment)
+        failed = [run.name for run in _wait_for([run.id for run in started]) if not run.state.is_completed()]
+        if failed:
+            raise RuntimeError(f"tuning worker flow run(s) failed: {', '.join(failed)}")
+    else:
+        logger.info("no %s deployment: running %d local worker processes", worker_deployment, len(plan["shares"]))
+        tune.run_processes(plan)
     result = tune.finish(plan)
     complete = [t for t in result.trials if t.state.name == "COMPLETE"]
-    return {"study": result.study_name, "trials": len(result.trials), "ran": ran,
+    mine = result.trials[plan["before"]:]
+    return {"study": result.study_name, "trials": len(result.trials), "ran": len(mine),
+            "workers": sorted({t.user_attrs.get("worker", "?") for t in mine}),
             "best_value": result.best_value if complete else None}
 
 
@@ -207,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="flow", required=True)
     p = sub.add_parser("repro", help="dvc repro as Prefect tasks")
     p.add_argument("-S", "--set", action="append", default=[], help="override key=value (dvc exp run -S)")
-    p = sub.add_parser("tune", help="Optuna workers as Prefect tasks tagged gpu")
+    p = sub.add_parser("tune", help="Optuna workers as tune-worker flow runs (or local processes)")
     p.add_argument("target", choices=("outer", "inner"))
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--workers", type=int, default=2)

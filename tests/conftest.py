@@ -1,6 +1,7 @@
 """Shared fixtures: tiny archives built from the real FSDD mirror, and throw-away project roots."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -214,3 +215,90 @@ def wait_http(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120)
             break
         time.sleep(0.5)
     pytest.fail(f"{url} did not come up:\n{log.read_text()[-3000:]}")
+
+
+# ---------------------------------------------------------------- PostgreSQL (Debian's package)
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(candidates[-1]) if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server: data dir in a temp folder, 127.0.0.1, a free port, stopped in
+    ``finally``. Yields ``make_db(name) -> SQLAlchemy URL``. As root it runs as the ``postgres``
+    user (the server refuses root). Skipped without the binaries; under CI=true that fails."""
+    import pwd
+    import tempfile
+
+    tools = {name: _pg_bin(name) for name in ("initdb", "pg_ctl", "createdb")}
+    if not all(tools.values()):
+        message = "PostgreSQL server binaries not found: `sudo apt-get install postgresql`"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (.ci/run installs it)")
+        pytest.skip(message)
+    as_user: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="audiovae-pg-"))  # under /tmp: readable by the server's user
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        os.chown(base, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = base / "data", free_port()
+
+    def run(*args):
+        result = subprocess.run([*as_user, *args], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"{args[0]} failed:\n{result.stdout}\n{result.stderr}"
+
+    run(tools["initdb"], "-D", str(data), "-A", "trust", "-U", "audiovae", "-E", "UTF8", "--no-sync")
+    try:
+        run(tools["pg_ctl"], "-D", str(data), "-l", str(base / "server.log"), "-w", "-t", "60", "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+
+        def make_db(name: str) -> str:
+            run(tools["createdb"], "-h", "127.0.0.1", "-p", str(port), "-U", "audiovae", name)
+            return f"postgresql+psycopg2://audiovae@127.0.0.1:{port}/{name}"
+        yield make_db
+    finally:
+        subprocess.run([*as_user, tools["pg_ctl"], "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True, timeout=120)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_mlflow_server(backend_uri: str, folder: Path):
+    """``mlflow server`` on 127.0.0.1 with ``backend_uri`` as its store and artifacts in ``folder``;
+    yields its URL and stops it even when the test fails."""
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    if not mlflow_bin.exists():
+        pytest.skip("mlflow is not installed next to this Python (run `make test`)")
+    port = free_port()
+    log_path = folder / f"mlflow-server-{port}.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [str(mlflow_bin), "server", "--backend-store-uri", backend_uri, "--artifacts-destination",
+         str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/health", proc, log_path, seconds=120)
+        yield url
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+CHROMIUM = os.environ.get("AUDIOVAE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def require_chromium():
+    """Debian's Chromium and Playwright's sync API, or a skip (a failure under CI)."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium is required in CI: {CHROMIUM} is missing (.ci/run installs Debian's chromium)")
+        pytest.skip(f"no Chromium at {CHROMIUM}: `sudo apt-get install chromium` (or set AUDIOVAE_CHROMIUM)")
+    return pytest.importorskip("playwright.sync_api")

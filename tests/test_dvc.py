@@ -1,14 +1,20 @@
 """`dvc repro` for real on tiny data: caching, no-op re-runs, and only downstream stages re-run."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import yaml
 
-from conftest import DVC, sh
+from conftest import CHROMIUM, CHROMIUM_ARGS, DVC, free_port, require_chromium, sh, stop_process, wait_http
 
 
 def test_repro_is_cached_and_reruns_only_downstream(dvc_project):
     root, env = dvc_project
-    stages = ("params", "download", "filter", "features", "train_outer", "encode", "train_inner", "evaluate")
+    stages = ("params", "download", "filter", "features", "train_outer", "encode", "train_inner", "evaluate",
+              "export")
     first = sh([str(DVC), "repro"], root, env)
     for stage in stages:
         assert f"Running stage '{stage}'" in first
@@ -20,11 +26,12 @@ def test_repro_is_cached_and_reruns_only_downstream(dvc_project):
     params["evaluate"]["perturb_db"] = 6
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     third = sh([str(DVC), "repro"], root, env)
+    # the bundle does not hold evaluation settings: no new registry version for a perturb_db change
     assert [s for s in stages if f"Running stage '{s}'" in third] == ["params", "evaluate"]
     params["inner"]["beta"] = 0.5
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     fourth = sh([str(DVC), "repro"], root, env)
-    assert [s for s in stages if f"Running stage '{s}'" in fourth] == ["params", "train_inner", "evaluate"]
+    assert [s for s in stages if f"Running stage '{s}'" in fourth] == ["params", "train_inner", "evaluate", "export"]
 
     # every `dvc repro` that ran something is one parent run in MLflow, each stage a child under it
     from mlflow.tracking import MlflowClient
@@ -36,7 +43,7 @@ def test_repro_is_cached_and_reruns_only_downstream(dvc_project):
     children = {p.info.run_id: sorted(r.data.tags["stage"] for r in runs
                                       if r.data.tags.get("mlflow.parentRunId") == p.info.run_id) for p in parents}
     assert sorted(children.values()) == sorted([["evaluate", "params"], sorted(stages),
-                                                ["evaluate", "params", "train_inner"]])
+                                                ["evaluate", "export", "params", "train_inner"]])
     for run in runs:  # the params stage of the first repro runs before there is any data
         assert run.data.tags["git_commit"]
         assert run.data.tags["dataset_manifest"] != "none" or run.data.tags.get("stage") == "params"
@@ -44,13 +51,13 @@ def test_repro_is_cached_and_reruns_only_downstream(dvc_project):
     assert all("classifier.recon_accuracy" in r.data.metrics for r in evaluate_runs)
     outer_run = next(r for r in runs if r.data.tags.get("stage") == "train_outer")
     assert len(client.get_metric_history(outer_run.info.run_id, "val_loss")) == params["outer"]["train"]["epochs"]
-    for name, count in (("audiovae-outer", 1), ("audiovae-inner", 2)):
+    for name, count in (("audiovae-outer", 1), ("audiovae-inner", 2), ("audiovae", 2)):
         versions = client.search_model_versions(f"name='{name}'")
         assert len(versions) == count and {v.run_id for v in versions} <= {r.info.run_id for r in runs}
 
 
 
-def test_exp_run_with_a_preset_reruns_exactly_the_stages_it_changes(dvc_project):
+def test_exp_run_with_a_preset_reruns_exactly_the_stages_it_changes(dvc_project, tmp_path):
     """`dvc exp run -S preset=NAME` is seen by DVC: the stages whose effective values the preset
     changes re-run, the others do not, and dvc.lock / `dvc params diff` show the effective values."""
     root, env = dvc_project
@@ -62,11 +69,68 @@ def test_exp_run_with_a_preset_reruns_exactly_the_stages_it_changes(dvc_project)
     sh(["git", "commit", "-qm", "base run"], root, env)
     out = sh([str(DVC), "exp", "run", "-S", "preset=tiny_wider_inner"], root, env)
     ran = [s for s in ("params", "download", "filter", "features", "train_outer", "encode", "train_inner",
-                       "evaluate") if f"Running stage '{s}'" in out]
-    assert ran == ["params", "train_inner", "evaluate"]
+                       "evaluate", "export") if f"Running stage '{s}'" in out]
+    assert ran == ["params", "train_inner", "evaluate", "export"]
     lock = yaml.safe_load((root / "dvc.lock").read_text())
     assert lock["stages"]["train_inner"]["params"]["reports/params/train_inner.yaml"]["inner"]["latent_dim"] == 6
     diff = sh([str(DVC), "params", "diff"], root, env)
     assert "reports/params/train_inner.yaml" in diff and "inner.latent_dim" in diff
     assert any(line.split()[-2:] == ["4", "6"] for line in diff.splitlines() if "inner.latent_dim" in line)
     assert "up to date" in sh([str(DVC), "status"], root, env)
+    compare_in_mlflow_ui(root, env, tmp_path)
+
+
+def compare_in_mlflow_ui(root, env, tmp_path):
+    """The two pipeline runs (base and experiment), as a user compares them: `mlflow ui` on the
+    run's store, opened in headless Chromium on the experiment's runs, both parent runs ticked,
+    Compare pressed; the differing parameter and the quality and classifier metrics are on the page."""
+    from mlflow.tracking import MlflowClient
+
+    sync_api = require_chromium()
+    store = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("audiovae")
+    parents = client.search_runs([experiment.experiment_id], "tags.kind = 'pipeline'")
+    assert len(parents) == 2, [r.info.run_name for r in parents]
+    assert {r.data.params["inner.latent_dim"] for r in parents} == {"4", "6"}
+    assert all("quality.full_pesq_nb" in r.data.metrics for r in parents)
+    port = free_port()
+    log = tmp_path / "mlflow-ui.log"
+    ui = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "ui", "--backend-store-uri", store,
+                           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                          stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", ui, log)
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs"
+                          "?workflowType=machine_learning")
+                for run in parents:
+                    row = page.get_by_role("row").filter(has_text=run.info.run_name)
+                    row.first.get_by_role("checkbox").first.check(timeout=30000)
+                page.get_by_role("button", name="Compare").first.click()
+                page.get_by_text("Comparing 2 Runs").wait_for(timeout=30000)
+                page.get_by_text("Show diff only").first.click()  # the parameters that differ
+                text = page.inner_text("body")
+                assert "inner.latent_dim\t4\t6" in text or "inner.latent_dim\t6\t4" in text, text[:3000]
+                # the metrics table renders the rows in view: scroll it as a reader would
+                seen = set(text.split("\n"))
+                page.get_by_text("classifier.clean_full_accuracy").first.hover()
+                wanted = {"quality.full_pesq_nb", "quality.full_stoi", "classifier.clean_full_accuracy"}
+                for _ in range(60):
+                    if wanted <= seen:
+                        break
+                    page.mouse.wheel(0, 250)
+                    page.wait_for_timeout(150)
+                    seen |= set(page.inner_text("body").split("\n"))
+                assert wanted <= seen, sorted(wanted - seen)
+                shots = Path(os.environ.get("AUDIOVAE_SCREENSHOTS", tmp_path))
+                shots.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(shots / "mlflow_compare.png"), full_page=True)
+                assert (shots / "mlflow_compare.png").stat().st_size > 10_000
+            finally:
+                browser.close()
+    finally:
+        stop_process(ui)

@@ -140,7 +140,8 @@ def test_features_stage_writes_a_memmap_index_and_codec(filter_project):
     params["features"] = {"n_fft": 256, "hop_length": 64, "window": "hann", "drop_nyquist": True,
                           "representation": "db", "mu": 8, "scaling": "global", "db_floor": -80,
                           "db_ceiling": 0, "batch_size": 7, "output_peak": 0.9,
-                          "griffin_lim": {"iterations": 8, "momentum": 0.99, "seed": 0}}
+                          "griffin_lim": {"iterations": 8, "momentum": 0.99, "seed": 0},
+                          "augment": {"mix": {"enabled": False, "per_train_file": 0.5, "gain_db": [-6, 0]}}}
     features.run(params, root)
     specs, index, codec = open_features(root / "data" / "features")
     assert isinstance(specs, np.memmap) and specs.shape == (31, 128, 1 + 4000 // 64)

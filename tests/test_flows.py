@@ -20,28 +20,34 @@ def prefect_home(tmp_path, monkeypatch):
     sys.path.remove(str(REPO))
 
 
-def test_tune_flow_runs_two_workers_tagged_gpu(trained, tmp_path, monkeypatch, prefect_home):
+def test_tune_flow_without_a_deployment_runs_worker_processes(trained, tmp_path, monkeypatch, prefect_home):
+    """No ``tune-worker`` deployment (Prefect's ephemeral mode): the workers are local processes, never
+    threads of the flow (each trial reseeds the global RNGs); every trial runs once."""
+    import os
+
+    import optuna
+
     root, params, *_ = trained
     from test_tune import tiny_tune_params
 
     from pipeline import flows
     p = tiny_tune_params(params, root)
     p["tracking"]["enabled"] = False
-    result = flows.tune_flow(target="inner", trials=4, workers=2, storage=f"sqlite:///{tmp_path / 'optuna.db'}",
-                             study="flow-study", root=str(root), params=p, return_state=True)
-    value = result.result()
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    value = flows.tune_flow(target="inner", trials=4, workers=2, storage=storage, study="flow-study",
+                            root=str(root), params=p)
     assert value["study"] == "flow-study" and value["ran"] == 4 and value["trials"] == 4
+    pids = {worker.split(":")[1] for worker in value["workers"]}
+    assert len(pids) == 2 and str(os.getpid()) not in pids
+    trials = optuna.load_study(study_name="flow-study", storage=storage).trials
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
 
-    import asyncio
 
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+def test_stage_retries_skip_deterministic_failures(prefect_home):
+    """Exit code 2 (bad params, missing inputs) fails at once; other failures go to the retry policy."""
+    from prefect.states import Failed
 
-    async def task_runs():
-        async with get_client() as client:
-            return await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[result.state_details.flow_run_id])))
-    runs = asyncio.run(task_runs())
-    workers = [r for r in runs if r.name.startswith("tune-worker-")]
-    assert len(workers) == 2 and all("gpu" in r.tags for r in workers)
-    assert all(r.state.is_completed() for r in workers)
+    from pipeline import flows
+    assert not flows.retry_unless_deterministic(None, None, Failed(data=flows.StageFailed(["dvc"], 2)))
+    assert flows.retry_unless_deterministic(None, None, Failed(data=flows.StageFailed(["dvc"], 1)))
+    assert flows.retry_unless_deterministic(None, None, Failed(data=RuntimeError("crash")))

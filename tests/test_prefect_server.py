@@ -1,81 +1,102 @@
-"""A real Prefect server, a `gpu` process work pool with a concurrency limit, one worker, the
-`repro` flow deployed and run on a tiny project; everything started is stopped, even on failure."""
+"""A real Prefect server: `make prefect-setup` creates the `gpu` process pool and its concurrency
+limit and deploys prefect.yaml; two process workers take the `repro` run and then the `tune` flow's
+`tune-worker` runs, each in its own process. Everything started is stopped, even on failure."""
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+import optuna
 import pytest
 
-from conftest import REPO, free_port, stop_process, wait_http
+from conftest import REPO, free_port, stop_process, tiny_params, wait_http
+from test_tune import tiny_tune_params
 
 PREFECT = Path(sys.executable).with_name("prefect")
+FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
 
-def test_repro_deployment_runs_on_a_gpu_pool_worker(dvc_project, tmp_path):
+def test_prefect_yaml_deployments_scale_tuning_over_process_workers(dvc_project, tmp_path):
     if not PREFECT.exists():
         pytest.skip("prefect is not installed next to this Python (run `make test`)")
     root, env = dvc_project
-    env = {**env, "COLUMNS": "200"}
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {**env, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    env = {**env, "COLUMNS": "200", "PREFECT_HOME": str(tmp_path / "prefect-home"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
            "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port),
            "PREFECT_API_URL": api, "PYTHONPATH": str(REPO)}
     started: list[subprocess.Popen] = []
+    logs = []
     try:
-        server_log = tmp_path / "server.log"
-        server = subprocess.Popen([str(PREFECT), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                                  env=env, stdout=open(server_log, "w"), stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-        started.append(server)
+        def start(name, *args):
+            log = tmp_path / f"{name}.log"
+            logs.append(log)
+            started.append(subprocess.Popen([str(PREFECT), *args], env=env, stdout=open(log, "w"),
+                                            stderr=subprocess.STDOUT, start_new_session=True))
+            return started[-1], log
+
+        server, server_log = start("server", "server", "start", "--host", "127.0.0.1", "--port", str(port))
         wait_http(f"{api}/health", server, server_log)
+        setup = subprocess.run(["make", "-C", str(REPO), "prefect-setup", "GPUS=1"], env=env,
+                               capture_output=True, text=True, timeout=300)
+        assert setup.returncode == 0, setup.stdout + setup.stderr
+        for name in ("worker-a", "worker-b"):
+            start(name, "worker", "start", "--pool", "gpu", "--name", name)
 
-        def cli(*args):
-            result = subprocess.run([str(PREFECT), *args], env=env, capture_output=True, text=True, timeout=120)
-            assert result.returncode == 0, result.stdout + result.stderr
-            return result.stdout
-
-        cli("work-pool", "create", "gpu", "--type", "process")
-        cli("concurrency-limit", "create", "gpu", "1")
-
-        deploy = subprocess.run([sys.executable, "-c", (
-            "from pipeline.flows import repro_flow\n"
-            f"repro_flow.from_source(source={str(REPO)!r}, entrypoint='pipeline/flows.py:repro_flow')"
-            ".deploy(name='repro-test', work_pool_name='gpu', print_next_steps=False)\n")],
-            env=env, cwd=str(REPO), capture_output=True, text=True, timeout=180)
-        assert deploy.returncode == 0, deploy.stdout + deploy.stderr
-
-        worker_log = tmp_path / "worker.log"
-        worker = subprocess.Popen([str(PREFECT), "worker", "start", "--pool", "gpu"], env=env,
-                                  stdout=open(worker_log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
-        started.append(worker)
-
-        # everything below talks to the server over its REST API or CLI (never this process's Prefect
-        # settings, which an earlier test may have pointed at an ephemeral server)
-        import json
-        import re
-
+        # the server is asked over its REST API (this process's Prefect settings may point elsewhere)
         def get(path):
             with urllib.request.urlopen(f"{api}{path}", timeout=10) as response:
                 return json.loads(response.read())
-        assert get("/concurrency_limits/tag/gpu")["concurrency_limit"] == 1
-        out = cli("deployment", "run", "repro/repro-test", "--param", f"root={root}")
-        run_id = re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", out).group(0)
-        deadline = time.monotonic() + 420
-        state = get(f"/flow_runs/{run_id}")["state"]
-        while state["type"] not in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") and time.monotonic() < deadline:
-            time.sleep(3)
+
+        def post(path, body):
+            request = urllib.request.Request(f"{api}{path}", data=json.dumps(body).encode(),
+                                             headers={"Content-Type": "application/json"}, method="POST")
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read())
+
+        def run(deployment, params, seconds):
+            out = subprocess.run([str(PREFECT), "deployment", "run", deployment, "--params", json.dumps(params)],
+                                 env=env, capture_output=True, text=True, timeout=120)
+            assert out.returncode == 0, out.stdout + out.stderr
+            run_id = re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", out.stdout).group(0)
+            deadline = time.monotonic() + seconds
             state = get(f"/flow_runs/{run_id}")["state"]
-        assert state["type"] == "COMPLETED", f"{state}\n{worker_log.read_text()[-4000:]}"
-        assert get(f"/flow_runs/{run_id}")["work_pool_name"] == "gpu"
-        assert (root / "data" / "features" / "spectrograms.npy").exists()
+            while state["type"] not in FINAL and time.monotonic() < deadline:
+                time.sleep(3)
+                state = get(f"/flow_runs/{run_id}")["state"]
+            tails = "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in logs[1:])
+            assert state["type"] == "COMPLETED", f"{deployment}: {state}\n{tails}"
+            return run_id
+
+        # what prefect.yaml declares, created by `make prefect-setup`
+        assert get("/concurrency_limits/tag/gpu")["concurrency_limit"] == 1
+        assert get("/work_pools/gpu")["type"] == "process"
+        names = {d["name"] for d in post("/deployments/filter", {})}
+        assert {"repro", "tune", "tune-worker", "retrain"} <= names
+
+        repro = run("repro/repro", {"root": str(root)}, 420)
+        assert get(f"/flow_runs/{repro}")["work_pool_name"] == "gpu"
         assert (root / "data" / "models" / "inner" / "model.pt").exists()
-        assert (root / "reports" / "metrics.json").exists()
+
+        storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+        params = tiny_tune_params(tiny_params(), root)
+        params["tracking"]["enabled"] = False
+        tune = run("tune/tune", {"root": str(root), "trials": 4, "workers": 2, "storage": storage,
+                                 "study": "served", "params": params}, 420)
+        children = post("/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"operator": "and_", "any_": [tune]}}})
+        workers = [r for r in post("/flow_runs/filter", {}) if r["name"].startswith("served-worker-")]
+        assert len(workers) == 2 and all(r["state"]["type"] == "COMPLETED" for r in workers), children
+        trials = optuna.load_study(study_name="served", storage=storage).trials
+        assert sorted(t.number for t in trials) == [0, 1, 2, 3]  # every trial once, none lost
+        assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+        assert len({t.user_attrs["worker"] for t in trials}) == 2  # two processes, one share each
     finally:
         for proc in reversed(started):
             stop_process(proc)

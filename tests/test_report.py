@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import threading
-from pathlib import Path
 
 import pytest
 
 from audiovae import cli, report
+from conftest import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
-CHROMIUM = os.environ.get("AUDIOVAE_CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture
@@ -50,17 +48,12 @@ def test_report_cli_rebuilds_without_retraining(trained, capsys):
 
 
 def test_report_in_headless_chromium(served_reports):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium is required in CI: {CHROMIUM} is missing (.ci/run installs Debian's chromium)")
-        pytest.skip(f"no Chromium at {CHROMIUM}: `sudo apt-get install chromium` (or set AUDIOVAE_CHROMIUM)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = require_chromium()
     root, url = served_reports
     errors: list[str] = []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic", "--autoplay-policy=no-user-gesture-required"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)

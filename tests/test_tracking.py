@@ -1,38 +1,18 @@
 """MLflow tracking against a real `mlflow server` over HTTP, and a clear error when it is down."""
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from audiovae import download, features, filter as filter_stage, tracking, train_outer
 from audiovae.tracking import TrackingError
-from conftest import free_port, stop_process, wait_http
-
-MLFLOW = Path(sys.executable).with_name("mlflow")
+from conftest import free_port, running_mlflow_server
 
 
 @pytest.fixture
 def mlflow_server(tmp_path):
     """A real MLflow tracking server: SQLite backend and artifacts in a temp dir, on 127.0.0.1."""
-    if not MLFLOW.exists():
-        pytest.skip("mlflow is not installed next to this Python (run `make test`)")
-    port = free_port()
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen(
-        [str(MLFLOW), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/health", proc, tmp_path / "server.log", seconds=90)
+    with running_mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path) as url:
         yield url
-    finally:  # stopped even when the test fails
-        stop_process(proc)
-        log.close()
 
 
 def test_tiny_pipeline_logs_to_a_real_server(project, mlflow_server, monkeypatch):

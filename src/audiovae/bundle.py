@@ -46,8 +46,10 @@ def portable(value: Any) -> Any:
 
 def effective_params(root: Path) -> dict:
     """The values the last run trained with: the ``params`` stage's per-stage files merged (preset
-    applied), else ``params.yaml`` itself, else nothing (a bare folder of outputs)."""
-    files = sorted((root / "reports" / "params").glob("*.yaml"))
+    applied; the evaluate stage's left out), else ``params.yaml`` itself, else nothing."""
+    # the training stages' values and export's (which holds the sampling spread); evaluation
+    # settings are not part of the model
+    files = sorted(f for f in (root / "reports" / "params").glob("*.yaml") if f.name != "evaluate.yaml")
     if files:
         merged: dict = {}
         for path in files:

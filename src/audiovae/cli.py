@@ -161,7 +161,8 @@ STAGES = ("params", "download", "filter", "features", "train_outer", "encode", "
 def cmd_stage(args) -> None:
     import importlib
 
-    importlib.import_module(f"audiovae.{args.name}").main()
+    module = "params_stage" if args.name == "params" else args.name  # `audiovae.params` is the reader
+    importlib.import_module(f"audiovae.{module}").main()
 
 
 def build_parser() -> argparse.ArgumentParser:

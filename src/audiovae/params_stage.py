@@ -31,7 +31,9 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     # evaluate also times an inner epoch (inner) and names the run on its report page
     "evaluate": ("seed", "preset", "evaluate", "inner", "outer.model", "outer.device", "features.n_fft",
                  "features.hop_length", "data.sources", "data.split.method"),
-    "export": ("export",),
+    # the bundle carries the spread generations were evaluated at (the CLI's default), not the
+    # rest of evaluate: an evaluation setting does not make a new model version
+    "export": ("export", "evaluate.generate_spread"),
 }
 OUT_DIR = Path("reports") / "params"
 

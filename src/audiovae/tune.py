@@ -13,6 +13,8 @@ validation loss and final state). ``--apply`` writes the best values back into p
 from __future__ import annotations
 
 import copy
+import os
+import socket
 import logging
 import multiprocessing as mp
 import time
@@ -120,6 +122,8 @@ def objective_for(target: str, params: dict, root: Path, parent_run: str | None)
     def objective(trial: optuna.Trial) -> float:
         trial_params = copy.deepcopy(params)
         trial_params["tracking"]["enabled"] = False  # the trial logs its own nested run below
+        # which worker ran it: with K workers on K machines, each shows up here
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         for key, spec in space.items():
             set_dotted(trial_params, key, suggest(trial, key, spec))
         set_dotted(trial_params, f"{target}.train.epochs", int(cfg["epochs"]))
@@ -243,16 +247,21 @@ def tune(target: str, trials: int, storage: str | None = None, study_name: str |
     if len(plan["shares"]) == 1:
         run_worker(plan, 0)
     else:
-        ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=run_worker, args=(plan, i)) for i in range(len(plan["shares"]))]
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join()
-        failed = [p.exitcode for p in procs if p.exitcode]
-        if failed:
-            raise RuntimeError(f"{len(failed)} tuning worker(s) failed (exit codes {failed})")
+        run_processes(plan)
     return finish(plan, apply)
+
+
+def run_processes(plan: dict) -> None:
+    """Every share of ``plan`` in its own (spawned) process on this machine."""
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=run_worker, args=(plan, i)) for i in range(len(plan["shares"]))]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    failed = [p.exitcode for p in procs if p.exitcode]
+    if failed:
+        raise RuntimeError(f"{len(failed)} tuning worker(s) failed (exit codes {failed})")
 
 
 def save_study_report(study: optuna.Study, out_dir: Path, rate: float) -> dict:
