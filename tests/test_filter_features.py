@@ -43,7 +43,7 @@ def filter_project(tmp_path):
     add("text.wav", lambda p: p.write_text("this is not audio at all, just text"))
     add("gone.wav", lambda p: None)  # listed, but the file is missing
     pd.DataFrame(rows).to_csv(root / "data" / "metadata.csv", index=False)
-    params = {"tracking": {"enabled": False},
+    params = {"seed": 0, "tracking": {"enabled": False},
               "filter": {"lower_percentile": 3, "upper_percentile": 97, "silence_peak": 1e-4,
                          "sample_rate": 8000, "seconds": 0.5, "length_mode": "center", "trim_db": 0}}
     return root, params
