@@ -11,10 +11,18 @@ import yaml
 from conftest import CHROMIUM, CHROMIUM_ARGS, DVC, free_port, require_chromium, sh, stop_process, wait_http
 
 
-def test_repro_is_cached_and_reruns_only_downstream(dvc_project):
+def test_repro_caching_preset_exp_run_and_the_compare_view(dvc_project, tmp_path):
+    """One tiny DVC project, as a user works with it (one test: each full `dvc repro` costs minutes):
+    a first repro runs every stage, a second nothing; an evaluation setting re-runs only evaluate;
+    `dvc exp run -S preset=NAME` re-runs exactly the stages whose effective values the preset
+    changes, and dvc.lock / `dvc params diff` show those values; every repro that ran something is
+    one MLflow parent run; two of them compare side by side in the MLflow UI."""
     root, env = dvc_project
     stages = ("params", "download", "filter", "features", "train_outer", "encode", "train_inner", "evaluate",
               "export")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["presets"]["tiny_wider_inner"] = {"inner": {"latent_dim": 6}, "evaluate": {"probe_dims": 1}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     first = sh([str(DVC), "repro"], root, env)
     for stage in stages:
         assert f"Running stage '{stage}'" in first
@@ -22,18 +30,24 @@ def test_repro_is_cached_and_reruns_only_downstream(dvc_project):
     second = sh([str(DVC), "repro"], root, env)
     assert "Running stage" not in second
     assert "up to date" in sh([str(DVC), "status"], root, env)
-    params = yaml.safe_load((root / "params.yaml").read_text())
     params["evaluate"]["perturb_db"] = 6
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     third = sh([str(DVC), "repro"], root, env)
     # the bundle does not hold evaluation settings: no new registry version for a perturb_db change
     assert [s for s in stages if f"Running stage '{s}'" in third] == ["params", "evaluate"]
-    params["inner"]["beta"] = 0.5
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    fourth = sh([str(DVC), "repro"], root, env)
-    assert [s for s in stages if f"Running stage '{s}'" in fourth] == ["params", "train_inner", "evaluate", "export"]
 
-    # every `dvc repro` that ran something is one parent run in MLflow, each stage a child under it
+    sh(["git", "add", "-A"], root, env)
+    sh(["git", "commit", "-qm", "base run"], root, env)
+    out = sh([str(DVC), "exp", "run", "-S", "preset=tiny_wider_inner"], root, env)
+    assert [s for s in stages if f"Running stage '{s}'" in out] == ["params", "train_inner", "evaluate", "export"]
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    assert lock["stages"]["train_inner"]["params"]["reports/params/train_inner.yaml"]["inner"]["latent_dim"] == 6
+    diff = sh([str(DVC), "params", "diff"], root, env)
+    assert "reports/params/train_inner.yaml" in diff and "inner.latent_dim" in diff
+    assert any(line.split()[-2:] == ["4", "6"] for line in diff.splitlines() if "inner.latent_dim" in line)
+    assert "up to date" in sh([str(DVC), "status"], root, env)
+
+    # every `dvc repro` / `dvc exp run` that ran something is one parent run, each stage a child under it
     from mlflow.tracking import MlflowClient
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("audiovae")
@@ -54,45 +68,18 @@ def test_repro_is_cached_and_reruns_only_downstream(dvc_project):
     for name, count in (("audiovae-outer", 1), ("audiovae-inner", 2), ("audiovae", 2)):
         versions = client.search_model_versions(f"name='{name}'")
         assert len(versions) == count and {v.run_id for v in versions} <= {r.info.run_id for r in runs}
+    experiment_run = next(r for r in parents if r.data.params["inner.latent_dim"] == "6")
+    base_run = next(r for r in parents if r.data.params["inner.latent_dim"] == "4")
+    compare_in_mlflow_ui(root, [base_run, experiment_run], tmp_path)
 
 
-
-def test_exp_run_with_a_preset_reruns_exactly_the_stages_it_changes(dvc_project, tmp_path):
-    """`dvc exp run -S preset=NAME` is seen by DVC: the stages whose effective values the preset
-    changes re-run, the others do not, and dvc.lock / `dvc params diff` show the effective values."""
-    root, env = dvc_project
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["presets"]["tiny_wider_inner"] = {"inner": {"latent_dim": 6}, "evaluate": {"probe_dims": 1}}
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh([str(DVC), "repro"], root, env)
-    sh(["git", "add", "-A"], root, env)
-    sh(["git", "commit", "-qm", "base run"], root, env)
-    out = sh([str(DVC), "exp", "run", "-S", "preset=tiny_wider_inner"], root, env)
-    ran = [s for s in ("params", "download", "filter", "features", "train_outer", "encode", "train_inner",
-                       "evaluate", "export") if f"Running stage '{s}'" in out]
-    assert ran == ["params", "train_inner", "evaluate", "export"]
-    lock = yaml.safe_load((root / "dvc.lock").read_text())
-    assert lock["stages"]["train_inner"]["params"]["reports/params/train_inner.yaml"]["inner"]["latent_dim"] == 6
-    diff = sh([str(DVC), "params", "diff"], root, env)
-    assert "reports/params/train_inner.yaml" in diff and "inner.latent_dim" in diff
-    assert any(line.split()[-2:] == ["4", "6"] for line in diff.splitlines() if "inner.latent_dim" in line)
-    assert "up to date" in sh([str(DVC), "status"], root, env)
-    compare_in_mlflow_ui(root, env, tmp_path)
-
-
-def compare_in_mlflow_ui(root, env, tmp_path):
-    """The two pipeline runs (base and experiment), as a user compares them: `mlflow ui` on the
-    run's store, opened in headless Chromium on the experiment's runs, both parent runs ticked,
-    Compare pressed; the differing parameter and the quality and classifier metrics are on the page."""
-    from mlflow.tracking import MlflowClient
-
+def compare_in_mlflow_ui(root, parents, tmp_path):
+    """Two pipeline runs (base and experiment), as a user compares them: `mlflow ui` on the run's
+    store, opened in headless Chromium on the experiment's runs, both parent runs ticked, Compare
+    pressed; the differing parameter and the quality and classifier metrics are on the page."""
     sync_api = require_chromium()
     store = f"sqlite:///{root / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=store)
-    experiment = client.get_experiment_by_name("audiovae")
-    parents = client.search_runs([experiment.experiment_id], "tags.kind = 'pipeline'")
-    assert len(parents) == 2, [r.info.run_name for r in parents]
-    assert {r.data.params["inner.latent_dim"] for r in parents} == {"4", "6"}
+    experiment_id = parents[0].info.experiment_id
     assert all("quality.full_pesq_nb" in r.data.metrics for r in parents)
     port = free_port()
     log = tmp_path / "mlflow-ui.log"
@@ -105,7 +92,7 @@ def compare_in_mlflow_ui(root, env, tmp_path):
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.goto(f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs"
+                page.goto(f"http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs"
                           "?workflowType=machine_learning")
                 for run in parents:
                     row = page.get_by_role("row").filter(has_text=run.info.run_name)

@@ -1,9 +1,11 @@
 """A real Prefect server: `make prefect-setup` creates the `gpu` process pool and its concurrency
-limit and deploys prefect.yaml; two process workers take the `repro` run and then the `tune` flow's
-`tune-worker` runs, each in its own process. Everything started is stopped, even on failure."""
+limit and deploys prefect.yaml; two process workers take the `tune` flow and its `tune-worker`
+runs, each in its own process. Everything started is stopped, even on failure. (The tiny project
+is the session's trained one: a `repro` deployment run would add a full pipeline's minutes.)"""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,20 +16,20 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import REPO, free_port, stop_process, tiny_params, wait_http
+from conftest import REPO, free_port, stop_process, wait_http
 from test_tune import tiny_tune_params
 
 PREFECT = Path(sys.executable).with_name("prefect")
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
 
-def test_prefect_yaml_deployments_scale_tuning_over_process_workers(dvc_project, tmp_path):
+def test_prefect_yaml_deployments_scale_tuning_over_process_workers(trained, tmp_path):
     if not PREFECT.exists():
         pytest.skip("prefect is not installed next to this Python (run `make test`)")
-    root, env = dvc_project
+    root, params, *_ = trained
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {**env, "COLUMNS": "200", "PREFECT_HOME": str(tmp_path / "prefect-home"),
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "COLUMNS": "200", "PREFECT_HOME": str(tmp_path / "prefect-home"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
            "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port),
@@ -81,15 +83,12 @@ def test_prefect_yaml_deployments_scale_tuning_over_process_workers(dvc_project,
         names = {d["name"] for d in post("/deployments/filter", {})}
         assert {"repro", "tune", "tune-worker", "retrain"} <= names
 
-        repro = run("repro/repro", {"root": str(root)}, 420)
-        assert get(f"/flow_runs/{repro}")["work_pool_name"] == "gpu"
-        assert (root / "data" / "models" / "inner" / "model.pt").exists()
-
         storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-        params = tiny_tune_params(tiny_params(), root)
-        params["tracking"]["enabled"] = False
+        tune_params = tiny_tune_params(params, root)
+        tune_params["tracking"]["enabled"] = False
         tune = run("tune/tune", {"root": str(root), "trials": 4, "workers": 2, "storage": storage,
-                                 "study": "served", "params": params}, 420)
+                                 "study": "served", "params": tune_params}, 420)
+        assert get(f"/flow_runs/{tune}")["work_pool_name"] == "gpu"
         children = post("/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"operator": "and_", "any_": [tune]}}})
         workers = [r for r in post("/flow_runs/filter", {}) if r["name"].startswith("served-worker-")]
         assert len(workers) == 2 and all(r["state"]["type"] == "COMPLETED" for r in workers), children
