@@ -23,6 +23,9 @@ from typing import Iterator
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# the local (ephemeral) API server starts in a subprocess; Prefect's 20 s wait is not always enough
+# on a busy 2-core machine (measured: one CI run timed out there)
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 import yaml  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
