@@ -199,7 +199,7 @@ def tune_flow(target: str = "inner", trials: int = 20, workers: int = 2, storage
     mine = result.trials[plan["before"]:]
     return {"study": result.study_name, "trials": len(result.trials), "ran": len(mine),
             "workers": sorted({t.user_attrs.get("worker", "?") for t in mine}),
-            "best_value": result.best_value if complete else None}
+            "best_value": tune.chosen_trial(result).values[0] if complete else None}
 
 
 @task

@@ -79,7 +79,7 @@ def tiny_params() -> dict:
     p["outer"]["conv1d"].update(hidden=32, code_channels=8)
     p["outer"]["train"].update(epochs=2, patience=2)
     p["outer"]["batch_size"] = 16
-    p["inner"].update(latent_dim=4, hidden=[32, 16], conv_filters=[16, 16], batch_size=16)
+    p["inner"].update(latent_dim=4, latent_channels=2, hidden=[32, 16], conv_filters=[16, 16], batch_size=16)
     p["inner"]["train"].update(epochs=3, patience=3)
     p["inner"]["kl_warmup_epochs"] = 1
     p["evaluate"].update(generated_per_class=4, tsne_perplexity=5)
@@ -126,9 +126,31 @@ def sine(seconds: float, sr: int, freq: float = 440.0, channels: int = 1) -> np.
     return np.stack([mono] * channels, axis=1) if channels > 1 else mono
 
 
+def tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` with its size and modification time (ns): what a stage touched."""
+    out = {}
+    for folder, _, files in os.walk(root):  # links (a scratch root's inputs) are not followed
+        for name in files:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                stat = path.stat()
+                out[path.relative_to(root).as_posix()] = (stat.st_size, stat.st_mtime_ns)
+    return out
+
+
+def written_by(root: Path, before: dict) -> set[str]:
+    """Files created or changed under ``root`` since ``before`` (a ``tree_state``)."""
+    return {path for path, state in tree_state(root).items() if before.get(path) != state}
+
+
+# what each stage of the ``trained`` fixture created or changed (tests/test_dvc_outs.py reads it)
+STAGE_WRITES: dict[str, set[str]] = {}
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, tiny_fsdd_zip):
-    """Run every stage once on 240 real FSDD recordings with tiny models; shared by the tests below."""
+    """Run every stage once on 240 real FSDD recordings with tiny models; shared by the tests below.
+    Records the files each stage writes in ``STAGE_WRITES``."""
     root = tmp_path_factory.mktemp("pipeline")
     mirror = tiny_fsdd_zip.parent
     mp = pytest.MonkeyPatch()
@@ -137,14 +159,20 @@ def trained(tmp_path_factory, tiny_fsdd_zip):
     params = tiny_params()
     save_params(root, params)
     from audiovae import download, encode, evaluate, features, filter as filter_stage, train_inner, train_outer
+
+    def stage(name, module):
+        before = tree_state(root)
+        result = module.run(params, root)
+        STAGE_WRITES[name] = written_by(root, before)
+        return result
     try:
-        download.run(params, root)
-        filter_stage.run(params, root)
-        features.run(params, root)
-        outer = train_outer.run(params, root)
-        encode.run(params, root)
-        inner = train_inner.run(params, root)
-        metrics = evaluate.run(params, root)
+        stage("download", download)
+        stage("filter", filter_stage)
+        stage("features", features)
+        outer = stage("train_outer", train_outer)
+        stage("encode", encode)
+        inner = stage("train_inner", train_inner)
+        metrics = stage("evaluate", evaluate)
         yield root, params, outer, inner, metrics
     finally:
         mp.undo()

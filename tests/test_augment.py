@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from audiovae import augment, download, features, filter as filter_stage
 from audiovae.artifacts import load_codec, real_rows
@@ -57,3 +58,71 @@ def _bytes_file(root, data: bytes):
     path = root / "off.npy"
     path.write_bytes(data)
     return path
+
+
+def encode_augment(**cfg) -> dict:
+    return {"copies": 1, "gain_db": 0, "shift_seconds": 0, "speed": 0, "noise_snr_db": [], **cfg}
+
+
+def test_each_encode_transform_does_what_it_says():
+    from types import SimpleNamespace
+
+    sr = 8000
+    t = np.arange(sr) / sr
+    tone = np.zeros(sr, np.float32)
+    tone[1000:5000] = np.sin(2 * np.pi * 500 * t[1000:5000])
+
+    def row(**kw):
+        return SimpleNamespace(**{"gain_db": 0.0, "shift_seconds": 0.0, "speed": 1.0, "noise_snr_db": np.inf,
+                                  "noise_seed": 0, **kw})
+
+    def pitch(x):
+        return np.argmax(np.abs(np.fft.rfft(x))) * sr / len(x)
+
+    assert np.allclose(augment.transform(tone, row(), sr), tone)  # identity when every range is 0
+    faster = augment.transform(tone, row(speed=1.1), sr)
+    assert len(faster) == sr and abs(pitch(faster) - 550) < 5  # a tape played 10 % faster: 10 % higher
+    shifted = augment.transform(tone, row(shift_seconds=0.05), sr)
+    assert np.flatnonzero(np.abs(shifted) > 0.1)[0] == np.flatnonzero(np.abs(tone) > 0.1)[0] + 400
+    assert np.abs(augment.transform(tone, row(gain_db=-6.0), sr)).max() == pytest.approx(10 ** (-6 / 20), rel=1e-4)
+    noisy = augment.transform(tone, row(noise_snr_db=20.0), sr)
+    a = float(noisy @ tone / (tone @ tone))  # the tone's share of the (peak-normalised) output
+    snr = 10 * np.log10(np.mean((a * tone) ** 2) / np.mean((noisy - a * tone) ** 2))
+    assert 19 < snr < 21
+
+
+def test_encode_augmentation_adds_training_codes_only_and_is_deterministic(trained, tmp_path):
+    from audiovae import encode
+    from audiovae.scratch import scratch_root
+
+    root, params, *_ = trained
+    plain_codes = np.load(root / "data" / "encodings" / "codes.npy")
+    plain_index = pd.read_csv(root / "data" / "encodings" / "index.csv", dtype={"label": str, "speaker": str})
+    plain_stats = np.load(root / "data" / "encodings" / "stats.npz")
+    inputs = ["data/features", "data/filtered", "data/models/outer"]
+
+    def run(seed, **cfg):
+        p = deep_merge(params, {"seed": seed, "encode": {"augment": encode_augment(**cfg)}})
+        with scratch_root(root, inputs) as scratch:
+            encode.run(p, scratch)
+            enc = scratch / "data" / "encodings"
+            summary = json.loads((scratch / "reports" / "encode" / "summary.json").read_text())
+            return (np.load(enc / "codes.npy"), pd.read_csv(enc / "index.csv", dtype={"label": str, "speaker": str}),
+                    dict(np.load(enc / "stats.npz")), summary)
+
+    codes, index, stats, summary = run(params["seed"], copies=2, speed=0.1)
+    real_train = real_rows(plain_index, "train")
+    n = len(plain_index)
+    assert len(index) == n + 2 * len(real_train) == summary["rows"] and summary["augmented_copies"] == 2 * len(real_train)
+    added = index.iloc[n:]
+    assert (added["split"] == "train").all() and (added["augmented"] == 1).all() and (added["row"] == -1).all()
+    assert sorted(added["label"]) == sorted(np.repeat(plain_index["label"].to_numpy()[real_train], 2))
+    # the real rows, every split, and the standardisation are those of the plain run
+    assert np.array_equal(codes[:n], plain_codes)
+    assert all(np.array_equal(stats[k], plain_stats[k]) for k in ("mean", "std"))
+    assert not np.allclose(codes[n:n + 1], plain_codes[real_train[:1]])  # a copy is not its source
+    again, *_ = run(params["seed"], copies=2, speed=0.1)
+    other, *_ = run(params["seed"] + 1, copies=2, speed=0.1)
+    assert np.array_equal(again, codes) and not np.array_equal(other[n:], codes[n:])
+    off, off_index, *_ = run(params["seed"], copies=0, speed=0.1)
+    assert np.array_equal(off, plain_codes) and len(off_index) == n

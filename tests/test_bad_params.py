@@ -66,8 +66,8 @@ def write(tmp_path, params) -> str:
     (lambda p: p.update(sede=1), r"sede: unknown key"),
     (lambda p: p["presets"]["sample_generator"]["outer"].update(bach_size=4),
      r"presets\.sample_generator\).*outer\.bach_size: unknown key"),
-    (lambda p: p["tune"]["inner"]["space"].update({"inner.latent": {"type": "int", "low": 2, "high": 8}}),
-     r"tune\.inner\.space\.inner\.latent: not a parameter"),
+    (lambda p: p["tune"]["inner"]["space"].update({"inner.latent_size": {"type": "int", "low": 2, "high": 8}}),
+     r"tune\.inner\.space\.inner\.latent_size: not a parameter"),
 ])
 def test_schema_refuses_bad_keys_and_types_with_their_path(tmp_path, change, message):
     params = base_params()

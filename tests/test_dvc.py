@@ -21,7 +21,7 @@ def test_repro_caching_preset_exp_run_and_the_compare_view(dvc_project, tmp_path
     stages = ("params", "download", "filter", "features", "train_outer", "encode", "train_inner", "evaluate",
               "export")
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["presets"]["tiny_wider_inner"] = {"inner": {"latent_dim": 6}, "evaluate": {"probe_dims": 1}}
+    params["presets"]["tiny_wider_inner"] = {"inner": {"latent_channels": 3}, "evaluate": {"probe_dims": 1}}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     first = sh([str(DVC), "repro"], root, env)
     for stage in stages:
@@ -41,10 +41,10 @@ def test_repro_caching_preset_exp_run_and_the_compare_view(dvc_project, tmp_path
     out = sh([str(DVC), "exp", "run", "-S", "preset=tiny_wider_inner"], root, env)
     assert [s for s in stages if f"Running stage '{s}'" in out] == ["params", "train_inner", "evaluate", "export"]
     lock = yaml.safe_load((root / "dvc.lock").read_text())
-    assert lock["stages"]["train_inner"]["params"]["reports/params/train_inner.yaml"]["inner"]["latent_dim"] == 6
+    assert lock["stages"]["train_inner"]["params"]["reports/params/train_inner.yaml"]["inner"]["latent_channels"] == 3
     diff = sh([str(DVC), "params", "diff"], root, env)
-    assert "reports/params/train_inner.yaml" in diff and "inner.latent_dim" in diff
-    assert any(line.split()[-2:] == ["4", "6"] for line in diff.splitlines() if "inner.latent_dim" in line)
+    assert "reports/params/train_inner.yaml" in diff and "inner.latent_channels" in diff
+    assert any(line.split()[-2:] == ["2", "3"] for line in diff.splitlines() if "inner.latent_channels" in line)
     assert "up to date" in sh([str(DVC), "status"], root, env)
 
     # every `dvc repro` / `dvc exp run` that ran something is one parent run, each stage a child under it
@@ -68,8 +68,8 @@ def test_repro_caching_preset_exp_run_and_the_compare_view(dvc_project, tmp_path
     for name, count in (("audiovae-outer", 1), ("audiovae-inner", 2), ("audiovae", 2)):
         versions = client.search_model_versions(f"name='{name}'")
         assert len(versions) == count and {v.run_id for v in versions} <= {r.info.run_id for r in runs}
-    experiment_run = next(r for r in parents if r.data.params["inner.latent_dim"] == "6")
-    base_run = next(r for r in parents if r.data.params["inner.latent_dim"] == "4")
+    experiment_run = next(r for r in parents if r.data.params["inner.latent_channels"] == "3")
+    base_run = next(r for r in parents if r.data.params["inner.latent_channels"] == "2")
     compare_in_mlflow_ui(root, [base_run, experiment_run], tmp_path)
 
 
@@ -100,7 +100,7 @@ def compare_in_mlflow_ui(root, parents, tmp_path):
                 page.get_by_role("button", name="Compare").first.click()
                 page.get_by_text("Comparing 2 Runs").wait_for(timeout=30000)
                 text = page.inner_text("body")
-                assert "inner.latent_dim\t4\t6" in text or "inner.latent_dim\t6\t4" in text, text[:3000]
+                assert "inner.latent_channels\t2\t3" in text or "inner.latent_channels\t3\t2" in text, text[:3000]
                 # the metrics table renders the rows in view: scroll down the page as a reader would
                 seen = set(text.split("\n"))
                 page.get_by_text("classifier.clean_full_accuracy").first.hover()
@@ -126,3 +126,26 @@ def compare_in_mlflow_ui(root, parents, tmp_path):
                 browser.close()
     finally:
         stop_process(ui)
+
+
+def test_run_cache_restores_every_report_the_stage_owns(dvc_project):
+    """Parameters A, then B, then A again: the third run comes from DVC's run-cache, and every
+    report the filter stage owns is the first run's, byte for byte (undeclared reports used to keep
+    the second run's content)."""
+    root, env = dvc_project
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    reports = root / "reports" / "filter"
+
+    def run(upper: float) -> tuple[str, dict[str, bytes]]:
+        params["filter"]["upper_percentile"] = upper
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        out = sh([str(DVC), "repro", "filter"], root, env)
+        return out, {p.name: p.read_bytes() for p in sorted(reports.iterdir()) if p.is_file()}
+
+    _, first = run(97)
+    assert {"rejections.csv", "lengths.csv", "percentiles.csv", "summary.json", "length_hist.png"} <= set(first)
+    _, second = run(60)
+    assert second["rejections.csv"] != first["rejections.csv"]  # B rejects other files
+    out, third = run(97)
+    assert "Stage 'filter' is cached" in out
+    assert third == first

@@ -115,3 +115,60 @@ def test_champion_loads_from_a_real_registry_and_aliases_follow_the_registering_
     assert wav_bytes(tmp_path / "project") == wav_bytes(tmp_path / "champion")
     assert cli.main(["--root", str(elsewhere), "--model", "models:/audiovae@nobody"] + args
                     + ["--out", str(tmp_path / "x")]) == 2
+
+
+def test_the_other_latent_kind_through_every_consumer(trained, tmp_path, tiny_fsdd_zip):
+    """The fixture trains the default latent kind; this retrains the inner VAE with the other one
+    (sequence <-> global) on the same cached codes and takes it through everything downstream:
+    per-channel KL, kde sampling, probes, interpolation, the bundle (bit-identical from a file),
+    the pyfunc, and the CLI commands."""
+    import mlflow
+    import pandas as pd
+
+    from audiovae import serving, train_inner
+    from audiovae.scratch import scratch_root
+
+    root, params, *_ = trained
+    other = "global" if params["inner"]["latent"] == "sequence" else "sequence"
+    p = deep_merge(params, {"inner": {"latent": other, "latent_channels": 3, "latent_dim": 5}})
+    with scratch_root(root, ["data/features", "data/filtered", "data/encodings", "data/models/outer"]) as scratch:
+        result = train_inner.run(p, scratch)
+        vae = result["model"]
+        assert vae.latent == other
+        frames = -(-vae.hyper["code_shape"][-1] // 2 ** len(p["inner"]["conv_filters"]))
+        assert vae.latent_shape == ((3, frames) if other == "sequence" else (5,))
+        kl = pd.read_csv(scratch / "reports" / "inner" / "kl_per_dim.csv")
+        assert len(kl) == vae.latent_dim and (("channel" in kl) == (other == "sequence"))
+        (scratch / "params.yaml").write_text(yaml_dump(p))  # the bundle's effective params
+        path = bundle.write(bundle.from_project(scratch), tmp_path / "other.avae")
+        project = AudioVAE.from_project(scratch)
+        model = AudioVAE.from_file(path)
+        assert model.inner.latent == other and model.class_points.shape[1] == vae.latent_dim
+        z = model.sample(model.labels[0], 3, seed=1, spread=0.4)
+        assert z.shape == (3, vae.latent_dim)
+        assert np.array_equal(model.generate(model.labels[0], 3, seed=1, spread=0.4),
+                              project.generate(project.labels[0], 3, seed=1, spread=0.4))
+        assert model.probe_units == (3 if other == "sequence" else 5)
+        sweep = model.probe(model.probe_units - 1, 3, 2.0)
+        assert sweep.shape[0] == 3 and not np.allclose(sweep[0], sweep[-1])
+        # the CLI from the bundle file, anywhere, and the project give the same bytes
+        voice = stereo_44k(tmp_path / "voice.wav", tiny_fsdd_zip)
+        for name, args in (("generate", ["generate", "--label", model.labels[1], "--count", "2"]),
+                           ("reconstruct", ["reconstruct", str(voice)]),
+                           ("vary", ["vary", str(voice), "--count", "2"]),
+                           ("interpolate", ["interpolate", str(voice), str(voice), "--steps", "3"]),
+                           ("probe", ["probe", "--dim", "0", "--steps", "3"])):
+            assert cli.main(["--root", str(scratch)] + args + ["--out", str(tmp_path / "p" / name)]) == 0, name
+            assert cli.main(["--root", str(tmp_path), "--model", str(path)] + args
+                            + ["--out", str(tmp_path / "b" / name)]) == 0, name
+            made = wav_bytes(tmp_path / "p" / name)
+            assert made and made == wav_bytes(tmp_path / "b" / name), name
+    # the pyfunc the registry serves, saved and loaded as MLflow does
+    mlflow.pyfunc.save_model(str(tmp_path / "pyfunc"), python_model=serving.__file__, artifacts={"bundle": str(path)})
+    audio = mlflow.pyfunc.load_model(str(tmp_path / "pyfunc")).predict(pd.DataFrame({"label": [model.labels[0]], "seed": [1]}))
+    assert audio.shape == (1, model.length) and np.isfinite(audio).all() and np.abs(audio).max() > 0
+
+
+def yaml_dump(params: dict) -> str:
+    import yaml
+    return yaml.safe_dump(params, sort_keys=False)

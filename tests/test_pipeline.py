@@ -29,11 +29,15 @@ def test_stages_hand_over_their_outputs(trained):
     history = pd.read_csv(root / "reports" / "outer" / "history.csv")
     assert list(history["epoch"]) == [0, 1] and (history["overfit_ratio"] > 0).all()
     kl = pd.read_csv(root / "reports" / "inner" / "kl_per_dim.csv")
-    assert len(kl) == params["inner"]["latent_dim"]
+    assert len(kl) == inner["model"].latent_dim == math.prod(inner["model"].latent_shape)
+    if params["inner"]["latent"] == "sequence":  # channels x frames, the code's 96 frames / 2**layers
+        assert inner["model"].latent_shape == (params["inner"]["latent_channels"],
+                                               -(-96 // 2 ** len(params["inner"]["conv_filters"])))
+        assert sorted(kl["channel"].unique()) == list(range(params["inner"]["latent_channels"]))
 
 
 def test_metrics_have_every_documented_key(trained):
-    root, *_ = trained
+    root, params, *_ = trained
     metrics = json.loads((root / "reports" / "metrics.json").read_text())
     expected = {
         "outer": ["test_rmse_db", "test_stdev_pct", "overfit_ratio", "compression", "params", "train_seconds"],
@@ -49,7 +53,10 @@ def test_metrics_have_every_documented_key(trained):
     for group, keys in expected.items():
         for key in keys:
             assert math.isfinite(metrics[group][key]), f"{group}.{key}"
-    assert metrics["inner"]["latent_dims"] == 4 and 0 <= metrics["inner"]["active_dims"] <= 4
+    dims, channels = metrics["inner"]["latent_dims"], metrics["inner"]["latent_channels"]
+    assert 0 <= metrics["inner"]["active_dims"] <= dims and 0 <= metrics["inner"]["active_channels"] <= channels
+    if params["inner"]["latent"] == "sequence":
+        assert channels == params["inner"]["latent_channels"] and dims == channels * 24
     assert metrics["outer"]["compression"] > 1
     # the oracle (Griffin-Lim of the true magnitude) bounds what any model can reach
     assert metrics["audio"]["oracle_lsd_db"] < metrics["audio"]["test_lsd_db"]
@@ -163,27 +170,45 @@ def test_cli_commands_on_a_stereo_44k_input(trained, tmp_path, tiny_fsdd_zip, ca
         assert ((tmp_path / "gen" / "7_001.wav").read_bytes() == (out / "7_001.wav").read_bytes()) is same
 
 
-def test_reconstruct_keeps_a_word_after_long_silence(trained, tmp_path, tiny_fsdd_zip):
-    """A real recording's shape: 44.1 kHz stereo, 1.5 s of room noise, then the word, then more noise.
-    The output keeps the whole length and the word where it was (it used to be centre-cropped to
-    0.76 s, which here is nothing but the silence)."""
-    root, *_ = trained
+def test_reconstruct_places_windows_on_the_word_and_adds_nothing_to_the_silence(trained, tmp_path, tiny_fsdd_zip):
+    """A real recording's shape: 2.9 s of 44.1 kHz stereo, near-silence (a quiet room) with the word
+    1.0 s in. The output keeps the whole length; it is silent outside the word (and its margins),
+    and the word comes back as it does in a short take with the word near its start: where the
+    word sits in a recording no longer matters (fixed half-overlapping windows used to hallucinate
+    a whole word in every window of room noise). `benchmarks/long_recordings.py` measures what a
+    digit judge makes of such takes with the trained default model."""
+    import librosa
+
+    root, params, *_ = trained
     word, _ = sf.read(stereo_44k(tmp_path / "word.wav", tiny_fsdd_zip), dtype="float32")
+    word *= 0.5 / np.abs(word).max()  # recorded at a normal level (this FSDD take peaks at -31 dBFS)
     rng = np.random.default_rng(0)
-    before, after = int(1.5 * 44100), int(0.5 * 44100)
 
-    def noise(n):  # about -60 dB: a quiet room
-        return 1e-3 * rng.standard_normal((n, 2)).astype(np.float32)
-    recording = np.concatenate([noise(before), word + noise(len(word)), noise(after)])
-    sf.write(tmp_path / "take.wav", recording, 44100, subtype="PCM_16")
-    assert cli.main(["--root", str(root), "reconstruct", str(tmp_path / "take.wav"), "--out", str(tmp_path / "rec")]) == 0
-    out = check_wav(tmp_path / "rec" / "take.wav", length=-(-len(recording) * 8000 // 44100))
-    start, stop = round(1.5 * 8000), round((1.5 + len(word) / 44100) * 8000)
+    def take(path, seconds, at):
+        total, onset = int(seconds * 44100), int(at * 44100)
+        recording = 3e-4 * rng.standard_normal((total, 2)).astype(np.float32)  # a quiet room, about -70 dBFS
+        recording[onset:onset + len(word)] += word
+        sf.write(path, recording, 44100, subtype="PCM_16")
+        return total
+    total = take(tmp_path / "long.wav", 2.9, 1.0)
+    assert 44100 + len(word) <= int(1.6 * 44100)
+    take(tmp_path / "short.wav", 1.0, 0.25)
+    assert cli.main(["--root", str(root), "reconstruct", str(tmp_path / "long.wav"), str(tmp_path / "short.wav"),
+                     "--out", str(tmp_path / "rec")]) == 0
+    out = check_wav(tmp_path / "rec" / "long.wav", length=-(-total * 8000 // 44100))
+    short = check_wav(tmp_path / "rec" / "short.wav", length=8000)
+    margin = params["inference"]["margin_seconds"] + 0.025  # plus one analysis frame
+    length = round(len(word) / 44100 * 8000)
+    start, stop = round((1.0 - margin) * 8000), round(1.0 * 8000) + length + round(margin * 8000)
+    # nothing outside the word: exact zeros, where the old windows made a syllable in every one
+    assert not out[:start].any() and not out[stop:].any()
+    assert not short[: round((0.25 - margin) * 8000)].any() and not short[round(0.25 * 8000) + length + round(margin * 8000):].any()
 
-    def rms(x):
-        return float(np.sqrt(np.mean(x ** 2)))
-    # the word is there; the room before it, in windows that hold no word, stays quiet
-    assert rms(out[start:stop]) > 10 * rms(out[: round(0.7 * 8000)])
+    def spectrum(x):  # magnitudes, not phases: Griffin-Lim's phase moves with the slightest change
+        return np.abs(librosa.stft(x, n_fft=256, hop_length=64)).ravel()
+    here = out[round(0.9 * 8000): round(0.9 * 8000) + round(0.45 * 8000)]
+    there = short[round(0.15 * 8000): round(0.15 * 8000) + round(0.45 * 8000)]
+    assert np.corrcoef(spectrum(here), spectrum(there))[0, 1] > 0.9
 
 
 def test_cli_errors_are_clear(trained, tmp_path, capsys):
@@ -201,3 +226,19 @@ def test_cli_help_has_examples(capsys):
         cli.main(["generate", "--help"])
     out = capsys.readouterr().out
     assert "example" in out and "--count" in out and "default: 10" in out
+
+
+def test_global_options_are_taken_before_or_after_the_command(trained, tmp_path, capsys):
+    root, *_ = trained
+    args = ["--label", "7", "--count", "2", "--seed", "3"]
+    assert cli.main(["--root", str(root), "generate"] + args + ["--out", str(tmp_path / "before")]) == 0
+    assert cli.main(["generate"] + args + ["--out", str(tmp_path / "after"), "--root", str(root), "--device", "cpu"]) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "before").iterdir()}
+    assert before and before == {p.name: p.read_bytes() for p in (tmp_path / "after").iterdir()}
+    # after the command wins over before it; a missing bundle is named, whichever side it is on
+    assert cli.main(["--root", str(tmp_path), "generate"] + args + ["--out", str(tmp_path / "x"),
+                    "--model", str(tmp_path / "none.avae")]) == 2
+    assert "none.avae" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.startswith("audiovae ")

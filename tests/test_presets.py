@@ -28,7 +28,9 @@ def test_preset_builds(preset):
     vae = build_vae(params["inner"], math.prod(code.shape[1:]), 10, list(code.shape[1:])).eval()
     with torch.no_grad():
         out, mu, logvar, _ = vae(code.flatten(1), torch.tensor([0, 1]))
-    assert out.shape == code.flatten(1).shape and mu.shape == (2, params["inner"]["latent_dim"])
+    assert out.shape == code.flatten(1).shape and mu.shape == (2, vae.latent_dim)
+    if params["inner"]["latent"] == "global":
+        assert vae.latent_dim == params["inner"]["latent_dim"]
 
 
 def test_seed_shapes_are_reproduced():

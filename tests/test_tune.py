@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 
@@ -14,9 +15,9 @@ def tiny_tune_params(params: dict, root: Path) -> dict:
     p = copy.deepcopy(params)
     p["tracking"]["enabled"] = True
     p["tune"].update(sampler="tpe", n_startup_trials=2, pruner="ratio", pruner_ratio=0.5, pruner_warmup_epochs=0)
-    p["tune"]["inner"] = {"epochs": 3, "space": {
+    p["tune"]["inner"] = {"trials": 6, "epochs": 3, "objectives": ["val_loss"], "space": {
         "inner.beta": {"type": "float", "low": 0.5, "high": 2.0, "log": True},
-        "inner.latent_dim": {"type": "categorical", "choices": [2, 4]}}}
+        "inner.latent_channels": {"type": "categorical", "choices": [1, 2]}}}
     return p
 
 
@@ -43,7 +44,7 @@ def test_tune_inner_with_two_workers(trained, tmp_path, monkeypatch):
     for run in trial_runs:
         assert run.data.tags["mlflow.parentRunId"] == parent[0].info.run_id
         assert run.data.tags["optuna.state"] == states[int(run.data.tags["optuna.trial"])].name
-        assert set(run.data.params) == {"inner.beta", "inner.latent_dim"}
+        assert set(run.data.params) == {"inner.beta", "inner.latent_channels"}
         assert client.get_metric_history(run.info.run_id, "val_loss")
     assert parent[0].data.metrics["trials_per_minute"] > 0
     report = root / "reports" / "tuning" / "inner-test"
@@ -109,3 +110,67 @@ def test_a_killed_run_leaves_no_scratch_folder(tmp_path):
     finally:
         proc.kill()
     assert not scratch.exists()
+
+
+def test_full_path_objective_ranks_a_better_reconstruction_lower(trained):
+    """Known cases: the real spectrograms themselves, then copies blurred along time more and more,
+    then noise; the full-path objective orders them best to worst, and scores a model by its
+    full-path reconstructions."""
+    from scipy.ndimage import uniform_filter1d
+
+    from audiovae.validation import Validation
+
+    root, params, _, inner, _ = trained
+    scorer = Validation.from_project(root, params, clips=0, generated_per_label=2, classifier=False)
+    specs = scorer.specs
+    rng = np.random.default_rng(0)
+    cases = [specs] + [uniform_filter1d(specs, size, axis=-1) for size in (3, 9, 27)] + [rng.random(specs.shape)]
+    scores = [scorer.spectrogram_score(c) for c in cases]
+    assert scores[0] == 0.0 and scores == sorted(scores) and len(set(scores)) == len(scores), scores
+    model = scorer.model(inner["model"], inner["info"])
+    assert scorer.full_path(model) == scorer.spectrogram_score(model.reconstruct(specs)) > 0
+
+
+def test_two_objective_study_returns_its_pareto_front_and_applies_a_named_trial(trained, tmp_path):
+    import json
+
+    root, params, *_ = trained
+    p = tiny_tune_params(params, root)
+    p["tracking"]["enabled"] = False
+    p["tune"]["inner"]["objectives"] = ["full_path", "generated_accuracy"]
+    p["tune"]["validation"] = {"clips": 16, "generated_per_label": 2}
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = tune.tune("inner", 3, storage=storage, study_name="pareto-test", root=root, params=p)
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MAXIMIZE"]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 3  # a multi-objective study is not pruned
+    front = study.best_trials
+    assert front
+
+    def dominates(a, b):
+        return a.values[0] <= b.values[0] and a.values[1] >= b.values[1] and a.values != b.values
+    for t in front:  # no trial of the study dominates one on the front
+        assert not any(dominates(o, t) for o in complete)
+    for t in complete:
+        assert 0.0 <= t.values[1] <= 1.0 and t.values[0] > 0
+    summary = json.loads((root / "reports" / "tuning" / "pareto-test" / "summary.json").read_text())
+    assert sorted(e["trial"] for e in summary["pareto"]) == sorted(t.number for t in front)
+    assert (root / "reports" / "tuning" / "pareto-test" / "pareto_front.png").exists()
+    # --apply takes a named trial; the default is the best on the first objective
+    assert tune.chosen_trial(study).number == min(complete, key=lambda t: t.values[0]).number
+    named = front[-1].number
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    p["tune"]["storage"] = storage
+    plan = tune.prepare("inner", 0, storage, "pareto-test", 1, tmp_path, p)
+    plan["root"] = str(tmp_path)
+    tune.finish(plan, apply=True, trial=named)
+    import yaml
+    applied = yaml.safe_load(params_file.read_text())
+    assert applied["inner"]["beta"] == pytest.approx(study.trials[named].params["inner.beta"])
+    with pytest.raises(Exception, match="did not complete"):
+        tune.chosen_trial(study, 999)
+    # a study keeps its objectives: resuming it with others is refused
+    p["tune"]["inner"]["objectives"] = ["val_loss"]
+    with pytest.raises(Exception, match="other objectives"):
+        tune.prepare("inner", 1, storage, "pareto-test", 1, root, p)

@@ -116,7 +116,7 @@ def cmd_export(args) -> list[Path]:
 
 def cmd_probe(args) -> list[Path]:
     model = _model(args)
-    dims = range(model.inner.latent_dim) if args.dim is None else [args.dim]
+    dims = range(model.probe_units) if args.dim is None else [args.dim]
     written = []
     for dim in dims:
         specs = model.probe(dim, args.steps, args.extent, args.label)
@@ -131,14 +131,21 @@ def cmd_tune(args) -> None:
     if trials is None:
         from .params import load_params, section
         trials = int(section(load_params(Path(args.root).resolve() / "params.yaml"), f"tune.{args.target}.trials"))
+    from .tune import chosen_trial
+
     study = tune(args.target, trials, storage=args.storage, study_name=args.study, workers=args.workers,
-                 apply=args.apply, root=Path(args.root).resolve())
+                 apply=args.apply, root=Path(args.root).resolve(), trial=args.trial)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     print(f"study {study.study_name}: {len(study.trials)} trials, {len(complete)} complete")
+    if len(study.directions) > 1:
+        for t in sorted(study.best_trials, key=lambda t: t.number):
+            print(f"pareto trial {t.number}: values {[round(v, 6) for v in t.values]} with {t.params}")
     if complete:
-        print(f"best value {study.best_value:.6g} with {study.best_params}")
+        best = chosen_trial(study, args.trial)
+        print(f"{'chosen' if args.trial is not None else 'best'} trial {best.number}: "
+              f"value {best.values[0]:.6g} with {best.params}")
         if args.apply:
-            print("params.yaml updated with the best values; `dvc params diff` shows the change")
+            print(f"params.yaml updated with trial {best.number}'s values; `dvc params diff` shows the change")
 
 
 def cmd_report(args) -> None:
@@ -165,21 +172,33 @@ def cmd_stage(args) -> None:
     importlib.import_module(f"audiovae.{module}").main()
 
 
+def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """``--root``, ``--model``, ``--device``, ``-v``: accepted before the command and after it (as
+    people type them); after it they override the ones before (``SUPPRESS`` keeps an option that
+    was not given after the command from resetting one given before it)."""
+    default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
+    parser.add_argument("--root", default=default("."), help="project root holding data/models (default: .)")
+    parser.add_argument("--model", default=default(None), help="an exported bundle (model.avae) or a registry URI "
+                        "(models:/audiovae@champion; store: $MLFLOW_TRACKING_URI, else the project's); "
+                        "default: the project's last dvc repro")
+    parser.add_argument("--device", default=default("auto"), help="auto | cpu | cuda | mps (default: auto)")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="debug logging")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="audiovae", description=__doc__.replace("``", ""), epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default=".", help="project root holding data/models (default: %(default)s)")
-    parser.add_argument("--model", help="an exported bundle (model.avae) or a registry URI "
-                        "(models:/audiovae@champion; store: $MLFLOW_TRACKING_URI, else the project's); "
-                        "default: the project's last dvc repro")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: %(default)s)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"audiovae {__version__}")
+    _global_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, func, help_text, example):
         p = sub.add_parser(name, help=help_text, description=f"{help_text}\n\nexample:\n  {example}",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        _global_options(p, suppress=True)
         p.set_defaults(func=func)
         return p
 
@@ -209,9 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-a", help="label of A (label-conditioned model only)")
     p.add_argument("--label-b", help="label of B (label-conditioned model only)")
 
-    p = add("probe", cmd_probe, "Sweep latent dimensions one at a time, the rest at zero.",
+    p = add("probe", cmd_probe, "Sweep latent dimensions (a sequence latent's channels) one at a time, the rest at zero.",
             "audiovae probe --dim 3 --steps 9 --out probes/")
-    p.add_argument("--dim", type=int, help="one dimension (default: every dimension)")
+    p.add_argument("--dim", type=int, help="one dimension, or channel of a sequence latent (default: every one)")
     p.add_argument("--steps", type=int, default=9, help="(default: %(default)s)")
     p.add_argument("--extent", type=float, default=3.0, help="sweep from -extent to +extent (default: %(default)s)")
     p.add_argument("--label", help="label for a label-conditioned model")
@@ -238,7 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="SQLAlchemy URL or journal:PATH (default: tune.storage, else sqlite:///optuna.db)")
     p.add_argument("--study", help="study name; an existing study resumes (default: <target>-default)")
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing the storage (default: %(default)s)")
-    p.add_argument("--apply", action="store_true", help="write the best values into params.yaml")
+    p.add_argument("--apply", action="store_true",
+                   help="write the best values (on the first objective) into params.yaml")
+    p.add_argument("--trial", type=int, help="with --apply: take this trial's values (e.g. one on the Pareto front); "
+                   "with --trials 0 it applies without running more")
 
     p = add("report", cmd_report, "Rebuild reports/index.html from the existing outputs (no retraining).",
             "audiovae report --open")

@@ -156,11 +156,15 @@ def outer_metrics(model: AudioVAE, out: TestOutputs, x_train: np.ndarray, info: 
 
 
 def inner_metrics(model: AudioVAE, out: TestOutputs, info: dict) -> dict:
+    """The rate (``kl``: nats per clip on the test split) next to the distortion; active latent
+    dimensions and, for a sequence latent, active channels (a channel's KL summed over frames)."""
+    unit_kl = model.inner.channel_kl(torch.from_numpy(out.kl_dims[None])).numpy()[0]
     return {"test_rmse_db": rmse_db(model, out.full, out.x_test),
             "test_stdev_pct": 100 * np.sqrt(mse(out.full, out.x_test)), "kl": float(out.kl_dims.sum()),
             "active_dims": int(np.sum(out.kl_dims > ACTIVE_KL_THRESHOLD)),
-            "latent_dims": int(model.inner.latent_dim), "params": info["params"],
-            "train_seconds": info["train_seconds"]}
+            "latent_dims": int(model.inner.latent_dim),
+            "active_channels": int(np.sum(unit_kl > ACTIVE_KL_THRESHOLD)), "latent_channels": len(unit_kl),
+            "params": info["params"], "train_seconds": info["train_seconds"]}
 
 
 def audio_metrics(model: AudioVAE, out: TestOutputs) -> dict:
@@ -332,7 +336,8 @@ def write_media(root: Path, cfg: dict, model: AudioVAE, out: TestOutputs, index:
         for k, wave in enumerate(model.to_audio(strip)):
             write_wav(audio_dir / f"interpolation_{k:02d}.wav", wave, sr)
     probe_label = model.labels[0] if model.inner.conditional else None
-    for dim in np.argsort(out.kl_dims)[::-1][: int(cfg["probe_dims"])]:
+    unit_kl = model.inner.channel_kl(torch.from_numpy(out.kl_dims[None])).numpy()[0]  # per channel of a sequence
+    for dim in np.argsort(unit_kl)[::-1][: int(cfg["probe_dims"])]:
         sweep = model.probe(int(dim), int(cfg["probe_steps"]), 2.0, probe_label)
         plots.spectrogram_grid({f"dim {dim}": sweep}, [f"{v:+.1f}" for v in np.linspace(-2, 2, len(sweep))],
                                plot_dir / f"probe_dim{int(dim):02d}.png")

@@ -18,11 +18,21 @@ from .checkpoints import inner_from_info, outer_from_info
 from .models.inner import VAE
 from .models.outer import OuterAE
 from .progress import Progress
+from .segments import Segmenter, edge_fade
 from .spectrogram import Codec
 
 
 def _array(value) -> np.ndarray | None:
     return None if value is None else np.asarray(value)
+
+
+def segmenter_of(params: dict, sample_rate: int) -> Segmenter | None:
+    """The ``inference`` section of a model's params as a ``Segmenter`` (None for a model trained
+    before the section existed: it windows whole recordings, as it always did)."""
+    cfg = params.get("inference")
+    if not cfg:
+        return None
+    return Segmenter(sample_rate, float(cfg["silence_db"]), float(cfg["min_gap_seconds"]), float(cfg["margin_seconds"]))
 
 
 @dataclass
@@ -36,13 +46,14 @@ class AudioVAE:
     length_mode: str
     labels: list[str]
     class_means: np.ndarray
-    class_scales: np.ndarray  # (labels, latent, latent): new latents are centre + spread * L @ eps
+    class_scales: np.ndarray  # (labels, latent, r): centre + spread * L @ eps; (labels, latent): diagonal
     device: torch.device
     trim_db: float = 0.0      # the filter stage's silence trimming, applied to user recordings too
     class_points: np.ndarray | None = None        # kde sampling: the training latents (kernel centres)
     class_point_labels: np.ndarray | None = None  # and their label ids
 
     params: dict | None = None  # the effective params it was trained with (bundles carry them)
+    segmenter: Segmenter | None = None  # where the sound is in a recording (``inference`` params)
 
     @classmethod
     def from_bundle(cls, bundle: dict, device: str | torch.device = "cpu") -> "AudioVAE":
@@ -55,7 +66,7 @@ class AudioVAE:
                    [str(label) for label in info["labels"]], np.asarray(info["class_means"]),
                    np.asarray(info["class_scales"]), device, float(audio_meta.get("trim_db", 0.0)),
                    _array(info.get("class_points")), _array(info.get("class_point_labels")),
-                   bundle.get("params") or None)
+                   bundle.get("params") or None, segmenter_of(bundle.get("params") or {}, int(bundle["codec"]["sample_rate"])))
 
     @classmethod
     def from_project(cls, root: Path, device: str | torch.device = "cpu") -> "AudioVAE":
@@ -91,11 +102,19 @@ class AudioVAE:
         return audio_io.load_mono(path, self.codec.sample_rate, 0.0, self.trim_db)
 
     # ---------------------------------------------------------------- long sounds
+    def regions(self, wave: np.ndarray) -> list[tuple[int, int]]:
+        """Where the sound is (``segments.Segmenter``); the whole recording for a model that
+        records no segmentation settings (``inference`` in its params)."""
+        if self.segmenter is None:
+            return [(0, len(wave))] if len(wave) else []
+        return self.segmenter.regions(wave)
+
     def windows(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A sound -> (model-length windows, each peak-normalised as training files are; their peaks).
 
-        A sound no longer than the model's length is one window, padded; a longer one is cut into
-        windows that overlap by half, so ``stitch`` can cross-fade them and nothing is cut off."""
+        A sound no longer than the model's length is one window, padded with silence after it (as
+        the filter pads short training files); a longer one is cut into windows that overlap by
+        half, so ``stitch`` can cross-fade them and nothing is cut off."""
         length, hop = self.length, self.length // 2
         n = 1 if len(wave) <= length else 1 + -(-(len(wave) - length) // hop)
         padded = np.pad(wave, (0, (n - 1) * hop + length - len(wave)))
@@ -118,16 +137,47 @@ class AudioVAE:
             weight[i * hop: i * hop + length] += fade
         return (out / np.maximum(weight, 1e-3))[:total]
 
+    def plan(self, wave: np.ndarray) -> "WindowPlan":
+        """The windows of a recording: ``windows`` of each sound region, all in one array."""
+        regions = self.regions(wave)
+        parts = [self.windows(wave[a:b]) for a, b in regions]
+        if not parts:
+            return WindowPlan([], np.zeros((0, self.length), np.float32), np.zeros(0, np.float32), [], len(wave))
+        return WindowPlan(regions, np.concatenate([c for c, _ in parts]), np.concatenate([p for _, p in parts]),
+                          [len(c) for c, _ in parts], len(wave))
+
+    def assemble(self, plan: "WindowPlan", audio: np.ndarray) -> np.ndarray:
+        """Window audio -> the recording's length: each region stitched back where it was, faded in
+        and out over its margin, and silence (zeros) wherever the input was silent."""
+        out = np.zeros(max(plan.total, 1), dtype=np.float32)
+        fade = int(self.segmenter.margin_seconds * self.codec.sample_rate) if self.segmenter else 0
+        first = 0
+        for (a, b), count in zip(plan.regions, plan.counts):
+            piece = self.stitch(audio[first:first + count], plan.peaks[first:first + count], b - a)
+            out[a:b] = piece * edge_fade(b - a, fade)
+            first += count
+        return out
+
     def reconstruct_audio(self, wave: np.ndarray, label: str | None = None) -> np.ndarray:
-        """A sound of any length through the whole model, window by window, back to its length."""
-        chunks, peaks = self.windows(wave)
-        labels = [label] * len(chunks) if label is not None else None
-        out = self.to_audio(self.reconstruct(self.spectrogram(chunks), labels))
-        return self.stitch(out, peaks, max(len(wave), 1))
+        """A recording of any length through the whole model: windows on its sound, back to its length."""
+        plan = self.plan(wave)
+        if not plan.counts:
+            return np.zeros(max(len(wave), 1), dtype=np.float32)
+        labels = [label] * len(plan.chunks) if label is not None else None
+        return self.assemble(plan, self.to_audio(self.reconstruct(self.spectrogram(plan.chunks), labels)))
+
+    def trimmed(self, wave: np.ndarray) -> np.ndarray:
+        """The recording from its first sound to the end of its last (segmentation's span)."""
+        if self.segmenter is None:
+            return wave
+        a, b = self.segmenter.span(wave)
+        return wave[a:b] if b > a else wave
 
     def interpolate_audio(self, a: np.ndarray, b: np.ndarray, steps: int, labels=None) -> list[np.ndarray]:
-        """Morph between two sounds of any length: window k of A towards window k of B (the shorter
-        sound is padded with silence), each step stitched back to the longer length."""
+        """Morph between two sounds of any length, each trimmed to its sound first: window k of A
+        towards window k of B (the shorter sound is padded with silence), each step stitched back
+        to the longer length."""
+        a, b = self.trimmed(a), self.trimmed(b)
         total = max(len(a), len(b))
         (wa, pa), (wb, pb) = self.windows(np.pad(a, (0, total - len(a)))), self.windows(np.pad(b, (0, total - len(b))))
         paths = [self.to_audio(self.interpolate(sa, sb, steps, labels))
@@ -215,18 +265,21 @@ class AudioVAE:
         nearer its typical sound.
         """
         rng = np.random.default_rng(seed)
-        eps = rng.standard_normal((count, self.inner.latent_dim)).astype(np.float32)
         if self.inner.conditional:
-            return eps * spread
+            return rng.standard_normal((count, self.inner.latent_dim)).astype(np.float32) * spread
         c = self.label_ids([label]).item()
+        scale = self.class_scales[c]
+        # a diagonal scale (labels, latent) multiplies; a factor (latent, r) maps r normal draws
+        eps = rng.standard_normal((count, scale.shape[-1])).astype(np.float32)
+        offsets = eps * scale if scale.ndim == 1 else eps @ scale.T
         points = self.class_points[self.class_point_labels == c] if self.class_points is not None else []
         if len(points):
             # kde: a kernel density over the label's training latents, so each new sound starts from
             # a real recording's latent and moves spread * (the label's std) away from it; a label
             # with no training file (a rare category that fell into val/test) keeps its centre
             centres = points[rng.integers(0, len(points), count)]
-            return (centres + spread * eps @ self.class_scales[c].T).astype(np.float32)
-        return self.class_means[c] + spread * eps @ self.class_scales[c].T
+            return (centres + spread * offsets).astype(np.float32)
+        return (self.class_means[c] + spread * offsets).astype(np.float32)
 
     def generate(self, label: str, count: int, seed: int = 0, spread: float = 1.0) -> np.ndarray:
         z = self.sample(label, count, seed, spread)
@@ -239,31 +292,48 @@ class AudioVAE:
         path_labels = [labels[0] if ti < 0.5 else labels[1] for ti in t[:, 0]] if labels else None
         return self.from_latents(path, path_labels)
 
+    @property
+    def probe_units(self) -> int:
+        """What ``probe`` sweeps: a global latent's dimensions, a sequence latent's channels."""
+        return int(self.inner.latent_shape[0])
+
     def probe(self, dim: int, steps: int, extent: float = 3.0, label: str | None = None) -> np.ndarray:
-        """Sweep one latent dimension from -extent to +extent, the others at zero (the seed's probes)."""
-        if not 0 <= dim < self.inner.latent_dim:
-            raise ValueError(f"dimension {dim} out of range 0..{self.inner.latent_dim - 1}")
-        z = np.zeros((steps, self.inner.latent_dim), dtype=np.float32)
-        z[:, dim] = np.linspace(-extent, extent, steps)
-        return self.from_latents(z, [label] * steps if self.inner.conditional else None)
+        """Sweep one latent unit from -extent to +extent, the others at zero (the seed's probes): a
+        global latent's dimension, or a sequence latent's channel at every frame at once."""
+        if not 0 <= dim < self.probe_units:
+            raise ValueError(f"dimension {dim} out of range 0..{self.probe_units - 1}")
+        z = np.zeros((steps, *self.inner.latent_shape), dtype=np.float32)
+        z[:, dim] = np.linspace(-extent, extent, steps).reshape(-1, *([1] * (z.ndim - 2)))
+        return self.from_latents(z.reshape(steps, -1), [label] * steps if self.inner.conditional else None)
 
     def vary_specs(self, wave: np.ndarray, count: int, noise: float, seed: int = 0,
-                   label: str | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+                   label: str | None = None) -> tuple[list[np.ndarray], "WindowPlan"]:
         """Variations around one recording: its latent (posterior mean) plus ``noise`` times standard
         normal noise, decoded (the sample generator's "variations"); ``noise`` 0 is the plain
         reconstruction. Every window of a long sound gets the same draw, so a variation stays one
         sound; the same seed gives the same variations. Returns each variation's window
-        spectrograms and the windows' peaks."""
+        spectrograms and the recording's window plan."""
         if noise < 0:
             raise ValueError(f"--noise must be >= 0, not {noise}")
-        chunks, peaks = self.windows(wave)
-        labels = [label] * len(chunks) if label is not None else None
-        z = self.latents(self.spectrogram(chunks), labels)
-        eps = np.random.default_rng(seed).standard_normal((count, z.shape[1])).astype(np.float32)
-        return [self.from_latents(z + noise * eps[k], labels) for k in range(count)], peaks
+        plan = self.plan(wave)
+        labels = [label] * len(plan.chunks) if label is not None else None
+        z = self.latents(self.spectrogram(plan.chunks), labels)
+        eps = np.random.default_rng(seed).standard_normal((count, self.inner.latent_dim)).astype(np.float32)
+        return [self.from_latents(z + noise * eps[k], labels) for k in range(count)], plan
 
     def vary(self, wave: np.ndarray, count: int, noise: float, seed: int = 0,
              label: str | None = None) -> list[np.ndarray]:
-        """``vary_specs`` as audio, each variation stitched back to the recording's length."""
-        specs, peaks = self.vary_specs(wave, count, noise, seed, label)
-        return [self.stitch(self.to_audio(s), peaks, max(len(wave), 1)) for s in specs]
+        """``vary_specs`` as audio, each variation assembled back to the recording's length."""
+        specs, plan = self.vary_specs(wave, count, noise, seed, label)
+        return [self.assemble(plan, self.to_audio(s)) for s in specs]
+
+
+@dataclass
+class WindowPlan:
+    """How a recording was cut: its sound regions, their windows (peak-normalised) and peaks, how
+    many windows each region has, and the recording's length."""
+    regions: list[tuple[int, int]]
+    chunks: np.ndarray
+    peaks: np.ndarray
+    counts: list[int]
+    total: int

@@ -32,8 +32,9 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "evaluate": ("seed", "preset", "evaluate", "inner", "outer.model", "outer.device", "features.n_fft",
                  "features.hop_length", "data.sources", "data.split.method"),
     # the bundle carries the spread generations were evaluated at (the CLI's default), not the
-    # rest of evaluate: an evaluation setting does not make a new model version
-    "export": ("export", "evaluate.generate_spread"),
+    # rest of evaluate: an evaluation setting does not make a new model version; and how the
+    # model windows real recordings (inference)
+    "export": ("export", "evaluate.generate_spread", "inference"),
 }
 OUT_DIR = Path("reports") / "params"
 

@@ -114,6 +114,20 @@ def _audio(rel: str) -> str:
     return f'<audio controls preload="metadata" src="{html.escape(rel)}"></audio>'
 
 
+def _latent_text(inner: dict, inner_metrics: dict) -> str:
+    """``sequence, 16 channels x 12 frames`` or ``global, 64 dims``."""
+    dims = inner_metrics.get("latent_dims")
+    if inner.get("latent") == "sequence":
+        channels = inner.get("latent_channels")
+        frames = f" x {dims // channels} frames" if dims and channels else ""
+        return f"sequence, {channels} channels{frames}"
+    return f"global, {inner.get('latent_dim')} dims"
+
+
+def _number(value) -> str:
+    return "–" if value is None else f"{float(value):.1f}"
+
+
 def build(root: Path, params: dict) -> Path:
     reports = root / "reports"
     metrics = json.loads((reports / "metrics.json").read_text())
@@ -126,14 +140,18 @@ def build(root: Path, params: dict) -> Path:
                "split": params.get("data", {}).get("split", {}).get("method"),
                "outer model": params.get("outer", {}).get("model"),
                "inner model": params.get("inner", {}).get("architecture", "mlp"),
-               "inner latent": params.get("inner", {}).get("latent_dim"),
+               "inner latent": _latent_text(params.get("inner", {}), metrics.get("inner", {})),
                "inner beta": params.get("inner", {}).get("beta"),
+               "inner rate (KL, nats per clip)": _number(metrics.get("inner", {}).get("kl")),
                "conditional": params.get("inner", {}).get("conditional"),
                "STFT": f"n_fft {params.get('features', {}).get('n_fft')}, hop {params.get('features', {}).get('hop_length')}",
                "seed": params.get("seed")}
     features = reports / "features" / "summary.json"
     if features.exists() and json.loads(features.read_text()).get("mixed"):
         summary["mixed training examples"] = json.loads(features.read_text())["mixed"]
+    encoded = reports / "encode" / "summary.json"
+    if encoded.exists() and json.loads(encoded.read_text()).get("augmented_copies"):
+        summary["augmented training codes (encode)"] = json.loads(encoded.read_text())["augmented_copies"]
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>audiovae report</title>"
              f"<style>{CSS}</style></head><body>",
              "<h1>audiovae run report</h1>",

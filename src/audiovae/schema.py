@@ -156,26 +156,46 @@ class Outer(Strict):
     train: Train
 
 
+class EncodeAugment(Strict):
+    copies: int = Field(ge=0)
+    gain_db: float = Field(ge=0)
+    shift_seconds: float = Field(ge=0)
+    speed: float = Field(ge=0, lt=0.5)
+    noise_snr_db: list[float] = Field(max_length=2)
+
+
 class Encode(Strict):
     batch_size: int = Field(gt=0)
     standardise: Literal["per_dim", "global", "none"]
+    augment: EncodeAugment
 
 
 class Export(Strict):
     register_model: bool
 
 
+class Inference(Strict):
+    silence_db: float = Field(ge=0)
+    min_gap_seconds: float = Field(ge=0)
+    margin_seconds: float = Field(ge=0)
+
+
 class Inner(Strict):
     architecture: Literal["conv1d", "mlp", "conv2d"]
     conv_filters: list[int]
+    latent: Literal["sequence", "global"]
+    latent_channels: int = Field(gt=0)
+    blocks: int = Field(ge=0)
     latent_dim: int = Field(gt=0)
     hidden: list[int]
     beta: float = Field(ge=0)
     kl_warmup_epochs: int = Field(ge=0)
+    free_bits: float = Field(ge=0)
     prior: Literal["normal", "mixture", "class_mixture"]
     mixture_components: int = Field(gt=0)
     conditional: bool
     class_sampling: Literal["kde", "full", "diagonal", "prior"]
+    class_sampling_rank: int = Field(ge=0)
     reconstruction: Literal["mse", "bce"]
     reconstruction_reduction: Literal["sum", "mean"]
     reconstruction_weight: float = Field(gt=0)
@@ -249,7 +269,13 @@ class SpaceEntry(Strict):
 class TuneTarget(Strict):
     trials: int = Field(gt=0)
     epochs: int = Field(gt=0)
+    objectives: list[Literal["val_loss", "full_path", "generated_accuracy"]] = Field(min_length=1, max_length=2)
     space: dict[str, SpaceEntry]
+
+
+class TuneValidation(Strict):
+    clips: int = Field(ge=0)
+    generated_per_label: int = Field(gt=0)
 
 
 class Tune(Strict):
@@ -261,6 +287,7 @@ class Tune(Strict):
     pruner_ratio: float = Field(gt=0)
     pruner_startup_trials: int = Field(ge=0)
     pruner_warmup_epochs: int = Field(ge=0)
+    validation: TuneValidation
     outer: TuneTarget
     inner: TuneTarget
 
@@ -284,6 +311,7 @@ class Params(Strict):
     inner: Inner
     evaluate: Evaluate
     export: Export
+    inference: Inference
     tune: Tune
     retrain: Retrain
     presets: dict[str, dict[str, Any]]

@@ -18,7 +18,7 @@ from . import tracking
 from .stage import run_stage
 from .atomic import atomic_path, write_json
 from .checkpoints import save_model
-from .artifacts import load_encodings, split_rows, standardised
+from .artifacts import load_encodings, real_rows, split_rows, standardised
 from .models.build import build_vae
 from .models.inner import ACTIVE_KL_THRESHOLD, VAE, vae_loss
 from .models.outer import count_params
@@ -45,10 +45,10 @@ def label_codes(index: pd.DataFrame) -> tuple[list[str], np.ndarray]:
     return labels, index["label"].astype(str).map(lookup).to_numpy()
 
 
-def make_step(device, beta: Annealed, reconstruction: str, weight: float, reduction: str):
+def make_step(device, beta: Annealed, reconstruction: str, weight: float, reduction: str, free_bits: float = 0.0):
     def step(model, batch):
         x, y = (t.to(device) for t in batch)
-        loss, rec, kl = vae_loss(model, x, y, beta.value, reconstruction, weight, reduction)
+        loss, rec, kl = vae_loss(model, x, y, beta.value, reconstruction, weight, reduction, free_bits)
         return loss, {"n": x.shape[0], "reconstruction": rec.detach(), "kl": kl.detach()}
     return step
 
@@ -74,21 +74,35 @@ def check_class_sampling(how: str, model: VAE) -> None:
         raise ParamsError("inner.class_sampling prior needs inner.prior class_mixture")
 
 
-def class_scales(mu: np.ndarray, y: np.ndarray, n_classes: int, how: str, model: VAE) -> tuple[np.ndarray, np.ndarray]:
-    """Each label's latent centre and a scale matrix ``L`` (new latents: centre + spread * L @ eps).
+def class_scales(mu: np.ndarray, y: np.ndarray, n_classes: int, how: str, model: VAE,
+                 rank: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Each label's latent centre and scale (new latents: centre + spread * scale applied to eps).
 
-    ``full``: mean and Cholesky factor of the covariance of the label's posterior means (ex-post
-    density estimation: samples follow the directions the label really varies in); ``kde`` uses the
-    same scale around each training latent of the label instead of around their mean (see
-    ``AudioVAE.sample``); ``diagonal``:
-    the FSDD report's mean and per-dimension std; ``prior``: the class-mixture prior's own
-    component N(m_y, I)."""
+    ``full``: mean and a factor ``L`` of the covariance of the label's posterior means (ex-post
+    density estimation: samples follow the directions the label really varies in), ``(labels,
+    latent, r)``: the Cholesky factor, or with ``rank`` r < latent the leading r principal
+    directions scaled by their standard deviations (a sequence latent has hundreds of dimensions
+    and a label a few hundred examples: its covariance has no more directions than that, and a
+    full factor per label would weigh tens of megabytes in the model file); ``kde`` uses the same
+    scale around each training latent of the label instead of around their mean (see
+    ``AudioVAE.sample``); ``diagonal``: the FSDD report's mean and per-dimension std, ``(labels,
+    latent)``; ``prior``: the class-mixture prior's own component N(m_y, I)."""
     check_class_sampling(how, model)
     d = mu.shape[1]
     if how == "prior":
         means = model.prior_means.detach().cpu().numpy()
-        return means.astype(np.float32), np.broadcast_to(np.eye(d), (n_classes, d, d)).astype(np.float32)
-    means, scales = np.zeros((n_classes, d)), np.broadcast_to(np.eye(d), (n_classes, d, d)).copy()
+        return means.astype(np.float32), np.ones((n_classes, d), np.float32)
+    if how == "diagonal":
+        means, scales = np.zeros((n_classes, d)), np.ones((n_classes, d))
+        for c in range(n_classes):
+            rows = mu[y == c]
+            if len(rows):
+                means[c] = rows.mean(0)
+            if len(rows) > 1:
+                scales[c] = rows.std(0)
+        return means.astype(np.float32), scales.astype(np.float32)
+    r = d if rank <= 0 else min(rank, d)
+    means, scales = np.zeros((n_classes, d)), np.broadcast_to(np.eye(d)[:, :r], (n_classes, d, r)).copy()
     for c in range(n_classes):
         rows = mu[y == c]
         if len(rows) == 0:
@@ -96,16 +110,18 @@ def class_scales(mu: np.ndarray, y: np.ndarray, n_classes: int, how: str, model:
         means[c] = rows.mean(0)
         if len(rows) < 2:
             continue
-        if how in ("full", "kde"):
-            scales[c] = np.linalg.cholesky(np.cov(rows, rowvar=False) + COVARIANCE_RIDGE * np.eye(d))
+        cov = np.cov(rows, rowvar=False) + COVARIANCE_RIDGE * np.eye(d)
+        if r == d:
+            scales[c] = np.linalg.cholesky(cov)
         else:
-            scales[c] = np.diag(rows.std(0))
+            values, vectors = np.linalg.eigh(cov)  # ascending: the last r are the leading directions
+            scales[c] = vectors[:, -r:][:, ::-1] * np.sqrt(values[-r:][::-1])
     return means.astype(np.float32), scales.astype(np.float32)
 
 
 @torch.no_grad()
 def latent_statistics(model: VAE, x: np.ndarray, y: np.ndarray, n_classes: int, device,
-                      class_sampling: str | None = None) -> dict:
+                      class_sampling: str | None = None, rank: int = 0) -> dict:
     """Per-dimension KL on ``x``; with ``class_sampling``, also each class's latent centre and scale
     (from the posterior means)."""
     model.eval()
@@ -121,8 +137,18 @@ def latent_statistics(model: VAE, x: np.ndarray, y: np.ndarray, n_classes: int, 
     stats = {"kl_per_dim": kl, "mu_mean": mu_np.mean(0), "mu_std": mu_np.std(0), "mu": mu_np}
     if class_sampling is not None:
         stats["class_means"], stats["class_scales"] = class_scales(mu_np.astype(np.float64), y, n_classes,
-                                                                   class_sampling, model)
+                                                                   class_sampling, model, rank)
     return stats
+
+
+def kl_table(model: VAE, stats: dict) -> pd.DataFrame:
+    """One row per latent dimension; a sequence latent's rows also name its channel and frame."""
+    dims = np.arange(model.latent_dim)
+    table = {"dim": dims}
+    if model.latent == "sequence":
+        channels, frames = model.latent_shape
+        table.update(channel=dims // frames, frame=dims % frames)
+    return pd.DataFrame({**table, "kl": stats["kl_per_dim"], "mu_mean": stats["mu_mean"], "mu_std": stats["mu_std"]})
 
 
 def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=None) -> dict:
@@ -141,7 +167,7 @@ def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=No
     check_class_sampling(sampling, model)  # before training, not after it
     beta = Annealed(float(cfg["beta"]), int(cfg["kl_warmup_epochs"]))
     step = make_step(device, beta, cfg["reconstruction"], float(cfg["reconstruction_weight"]),
-                     cfg["reconstruction_reduction"])
+                     cfg["reconstruction_reduction"], float(cfg["free_bits"]))
     fit_cfg = FitConfig.from_params(cfg["train"])
     batch_size = int(cfg["batch_size"])
     signature = config_hash(cfg, seed, manifest)
@@ -158,7 +184,11 @@ def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=No
                       fit_cfg, device, checkpoint, signature, "train inner", on_epoch=on_epoch,
                       epoch_hook=beta if epoch_hook is None else lambda m, e: (beta(m, e), epoch_hook(m, e)),
                       trial_report=trial_report)
-        latent = latent_statistics(model, x_train, y[train], len(labels), device, sampling)
+        # label statistics and kde centres from real recordings only: a generation starts from a
+        # real sound's latent, never from an augmented copy's
+        real = np.isin(train, real_rows(index, "train"))
+        latent = latent_statistics(model, x_train[real], y[train][real], len(labels), device, sampling,
+                                   int(cfg["class_sampling_rank"]))
         val_latent = latent_statistics(model, x_val, y[val], len(labels), device)
         active = int(np.sum(val_latent["kl_per_dim"] > ACTIVE_KL_THRESHOLD))
         info = {"hyper": model.hyper, "labels": labels, "params": count_params(model),
@@ -167,7 +197,7 @@ def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=No
                 "class_scales": latent["class_scales"], "class_sampling": sampling,
                 # kde: every training latent is a kernel centre; the others need none
                 "class_points": latent["mu"] if sampling == "kde" else np.zeros((0, model.latent_dim), np.float32),
-                "class_point_labels": y[train] if sampling == "kde" else np.zeros(0, np.int64), "outer_model_sha256": manifest["outer_model_sha256"],
+                "class_point_labels": y[train][real] if sampling == "kde" else np.zeros(0, np.int64), "outer_model_sha256": manifest["outer_model_sha256"],
                 "beta": float(cfg["beta"])}
         out_dir = root / "data" / "models" / "inner"
         digest = save_model(out_dir / "model.pt", model, **info)
@@ -179,9 +209,7 @@ def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=No
         with atomic_path(report / "history.csv") as tmp:
             pd.DataFrame(history.epochs).to_csv(tmp, index=False, float_format="%.6g")
         with atomic_path(report / "kl_per_dim.csv") as tmp:
-            pd.DataFrame({"dim": np.arange(model.latent_dim), "kl": val_latent["kl_per_dim"],
-                          "mu_mean": val_latent["mu_mean"], "mu_std": val_latent["mu_std"]}).to_csv(
-                tmp, index=False, float_format="%.6g")
+            kl_table(model, val_latent).to_csv(tmp, index=False, float_format="%.6g")
         if active < model.latent_dim / 2:
             log.warning("posterior collapse: only %d of %d latent dimensions are active (KL > %g nats)",
                         active, model.latent_dim, ACTIVE_KL_THRESHOLD)

@@ -9,6 +9,13 @@ Search spaces live in ``params.yaml`` under ``tune.<outer|inner>.space`` as dott
 Every trial is a nested MLflow run under the study's parent run (its params, per-epoch
 validation loss and final state). ``--apply`` writes the best values back into params.yaml
 (only the tuned keys; comments and order preserved), so the next ``dvc repro`` uses them.
+
+What a trial is scored by is ``tune.<target>.objectives``: the model's own validation loss
+(``val_loss``), or for the inner VAE what a listener hears (``audiovae.validation``): the outer
+model's spectrogram loss through the whole path (``full_path``) and the clean classifier's
+accuracy on generations (``generated_accuracy``). Two objectives make a multi-objective study:
+its Pareto front is plotted and logged, and ``--apply`` takes the trial you name (``--trial``)
+or the best one on the first objective.
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ import optuna
 from . import tracking
 from .params import ParamsError, load_params, project_root, section
 from .scratch import scratch_root
+from .validation import NEEDS as VALIDATION_NEEDS, OBJECTIVES, Validation
 
 log = logging.getLogger("audiovae.tune")
 DATA_FOR = {"outer": ["data/features"], "inner": ["data/encodings"]}
@@ -113,13 +121,44 @@ def set_dotted(params: dict, key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def objectives_of(params: dict, target: str) -> list[str]:
+    """The study's objectives, checked: names from ``validation.OBJECTIVES``, full-path ones for
+    the inner VAE only (they decode its output through the trained outer model)."""
+    names = list(section(params, f"tune.{target}.objectives"))
+    unknown = [n for n in names if n not in OBJECTIVES]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ParamsError(f"tune.{target}.objectives: give distinct names from {', '.join(OBJECTIVES)}, not {names}")
+    if target == "outer" and names != ["val_loss"]:
+        raise ParamsError("tune.outer.objectives: the outer model is tuned on val_loss only")
+    return names
+
+
 def objective_for(target: str, params: dict, root: Path, parent_run: str | None):
     from . import train_inner, train_outer
 
     cfg = section(params, f"tune.{target}")
     space = cfg["space"]
+    names = objectives_of(params, target)
+    listened = [n for n in names if n != "val_loss"]
+    inputs = DATA_FOR[target] + (VALIDATION_NEEDS if listened else [])
+    scorer: list[Validation] = []  # built once per worker, on its first trial
 
-    def objective(trial: optuna.Trial) -> float:
+    def score(result: dict) -> list[float]:
+        history = result["history"]
+        values = {"val_loss": min(e["val_loss"] for e in history.epochs)}
+        if listened:
+            if not scorer:
+                vcfg = section(params, "tune.validation")
+                scorer.append(Validation.from_project(root, params, int(vcfg["clips"]), int(vcfg["generated_per_label"]),
+                                                      classifier="generated_accuracy" in names))
+            model = scorer[0].model(result["model"], result["info"])
+            if "full_path" in names:
+                values["full_path"] = scorer[0].full_path(model)
+            if "generated_accuracy" in names:
+                values["generated_accuracy"] = scorer[0].generated_accuracy(model)
+        return [values[n] for n in names]
+
+    def objective(trial: optuna.Trial):
         trial_params = copy.deepcopy(params)
         trial_params["tracking"]["enabled"] = False  # the trial logs its own nested run below
         # which worker ran it: with K workers on K machines, each shows up here
@@ -137,23 +176,27 @@ def objective_for(target: str, params: dict, root: Path, parent_run: str | None)
         def report(value: float, epoch: int) -> None:
             if mlflow is not None:
                 mlflow.log_metric("val_loss", value, step=epoch)
+            if len(names) > 1:  # Optuna prunes single-objective studies only
+                return
             trial.report(value, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} (val {value:.5g})")
 
         state = "FAIL"
         try:
-            with scratch_root(root, DATA_FOR[target], prefix=f"audiovae-trial-{target}-") as scratch:
+            with scratch_root(root, inputs, prefix=f"audiovae-trial-{target}-") as scratch:
                 module = train_outer if target == "outer" else train_inner
                 result = module.run(trial_params, scratch, trial_report=report)
             history = result["history"]
-            value = min(e["val_loss"] for e in history.epochs)
+            values = score(result)
             trial.set_user_attr("params", int(result["info"]["params"]))
             trial.set_user_attr("train_seconds", float(history.seconds))
             state = "COMPLETE"
             if mlflow is not None:
-                mlflow.log_metrics({"best_val_loss": value, "params": result["info"]["params"]})
-            return value
+                mlflow.log_metrics({"best_val_loss": min(e["val_loss"] for e in history.epochs),
+                                    "params": result["info"]["params"],
+                                    **{f"objective.{n}": v for n, v in zip(names, values)}})
+            return values[0] if len(values) == 1 else values
         except optuna.TrialPruned:
             state = "PRUNED"
             raise
@@ -178,7 +221,7 @@ def _worker(target: str, params: dict, root: str, storage_url: str | None, study
                               sampler=make_sampler(cfg, cfg[target]["space"], seed), pruner=make_pruner(cfg))
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:  # one plain line per trial
         log.info("%s trial %d %s%s", study.study_name, trial.number, trial.state.name,
-                 f" value={trial.value:.5g}" if trial.value is not None else "")
+                 f" values={[round(v, 5) for v in trial.values]}" if trial.values is not None else "")
     study.optimize(objective_for(target, params, root_path, parent_run), n_trials=n_trials, callbacks=[report])
 
 
@@ -194,8 +237,12 @@ def prepare(target: str, trials: int, storage: str | None = None, study_name: st
     seed = int(params.get("seed", 0))
     storage = storage or cfg.get("storage") or None
     study_name = study_name or f"{target}-{cfg.get('study_suffix', 'default')}"
-    study = optuna.create_study(storage=make_storage(storage, root), study_name=study_name, direction="minimize",
+    directions = [OBJECTIVES[name] for name in objectives_of(params, target)]
+    study = optuna.create_study(storage=make_storage(storage, root), study_name=study_name, directions=directions,
                                 load_if_exists=True, sampler=make_sampler(cfg, space, seed), pruner=make_pruner(cfg))
+    if [d.name.lower() for d in study.directions] != directions:
+        raise ParamsError(f"study {study_name} was created with other objectives "
+                          f"({[d.name.lower() for d in study.directions]}); name a new one with --study")
     mlflow = tracking.configure(params, root)
     parent = None
     if mlflow is not None:
@@ -203,7 +250,8 @@ def prepare(target: str, trials: int, storage: str | None = None, study_name: st
             "kind": "study", "stage": f"tune_{target}", "optuna.study": study_name, **tracking.git_state(root)})
         parent = run.info.run_id
         mlflow.log_params({"target": target, "trials": trials, "workers": workers, "sampler": cfg.get("sampler", "tpe"),
-                           "pruner": cfg.get("pruner", "median"), "epochs_per_trial": cfg[target]["epochs"]})
+                           "pruner": cfg.get("pruner", "median"), "epochs_per_trial": cfg[target]["epochs"],
+                           "objectives": ",".join(objectives_of(params, target))})
         mlflow.end_run()
     shares = [trials // workers + (1 if i < trials % workers else 0) for i in range(workers)]
     return {"target": target, "params": params, "root": str(root), "storage": storage, "study_name": study_name,
@@ -217,8 +265,24 @@ def run_worker(plan: dict, index: int) -> None:
             plan["shares"][index], plan["parent_run"], plan["seed"] + index)
 
 
-def finish(plan: dict, apply: bool = False) -> optuna.Study:
-    """Report the study (plots, trials per minute, MLflow) and optionally apply the best values."""
+def chosen_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.FrozenTrial:
+    """The trial ``--apply`` takes: the one numbered ``number``, else the best on the first objective."""
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise ParamsError("no completed trial to apply")
+    if number is not None:
+        picked = [t for t in complete if t.number == number]
+        if not picked:
+            raise ParamsError(f"trial {number} of study {study.study_name} did not complete; "
+                              f"completed: {[t.number for t in complete]}")
+        return picked[0]
+    sign = 1 if study.directions[0] == optuna.study.StudyDirection.MINIMIZE else -1
+    return min(complete, key=lambda t: sign * t.values[0])
+
+
+def finish(plan: dict, apply: bool = False, trial: int | None = None) -> optuna.Study:
+    """Report the study (plots, trials per minute, MLflow) and optionally apply the best values
+    (``trial``: a chosen trial's values instead, e.g. one from a Pareto front)."""
     root, params = Path(plan["root"]), plan["params"]
     minutes = (time.monotonic() - plan["started"]) / 60
     study = optuna.load_study(study_name=plan["study_name"], storage=make_storage(plan["storage"], root))
@@ -231,24 +295,24 @@ def finish(plan: dict, apply: bool = False) -> optuna.Study:
     if mlflow is not None and plan["parent_run"]:
         with mlflow.start_run(run_id=plan["parent_run"]):
             mlflow.log_metrics({"trials_per_minute": rate, "trials": done,
-                                **({"best_value": study.best_value} if summary.get("best_value") is not None else {})})
+                                **({"best_value": summary["best_value"]} if summary.get("best_value") is not None else {})})
             mlflow.log_artifacts(str(out_dir), artifact_path="tuning")
     if apply:
-        if summary.get("best_value") is None:
-            raise ParamsError("no completed trial to apply")
-        apply_params(root / "params.yaml", study.best_params)
+        apply_params(root / "params.yaml", chosen_trial(study, trial).params)
     return study
 
 
 def tune(target: str, trials: int, storage: str | None = None, study_name: str | None = None, workers: int = 1,
-         apply: bool = False, root: Path | None = None, params: dict | None = None) -> optuna.Study:
+         apply: bool = False, root: Path | None = None, params: dict | None = None,
+         trial: int | None = None) -> optuna.Study:
     """Run (or resume) a study of ``trials`` more trials split over ``workers`` processes."""
     plan = prepare(target, trials, storage, study_name, workers, root, params)
-    if len(plan["shares"]) == 1:
-        run_worker(plan, 0)
-    else:
-        run_processes(plan)
-    return finish(plan, apply)
+    if trials > 0:
+        if len(plan["shares"]) == 1:
+            run_worker(plan, 0)
+        else:
+            run_processes(plan)
+    return finish(plan, apply, trial)
 
 
 def run_processes(plan: dict) -> None:
@@ -278,14 +342,25 @@ def save_study_report(study: optuna.Study, out_dir: Path, rate: float) -> dict:
     states = {}
     for t in study.trials:
         states[t.state.name] = states.get(t.state.name, 0) + 1
+    multi = len(study.directions) > 1
+    best = chosen_trial(study) if complete else None
     summary = {"study": study.study_name, "trials": len(study.trials), "states": states,
+               "directions": [d.name.lower() for d in study.directions],
                "trials_per_minute_last_run": rate,
-               "best_value": study.best_value if complete else None,
-               "best_params": study.best_params if complete else None}
+               "best_value": best.values[0] if best else None,   # on the first objective
+               "best_trial": best.number if best else None,
+               "best_params": best.params if best else None}
+    if multi:
+        summary["pareto"] = [{"trial": t.number, "values": t.values, "params": t.params}
+                             for t in sorted(study.best_trials, key=lambda t: t.number)]
     write_json(out_dir / "summary.json", summary)
-    plots = {"optimization_history": vis.plot_optimization_history, "parallel_coordinate": vis.plot_parallel_coordinate}
-    if len(complete) >= 2 and len(study.best_params) > 0:
-        plots["param_importances"] = vis.plot_param_importances
+    first = {"target": lambda t: t.values[0], "target_name": "first objective"} if multi else {}
+    plots = {"optimization_history": lambda s: vis.plot_optimization_history(s, **first),
+             "parallel_coordinate": lambda s: vis.plot_parallel_coordinate(s, **first)}
+    if multi and len(study.directions) <= 3:
+        plots["pareto_front"] = vis.plot_pareto_front
+    if len(complete) >= 2 and best is not None and len(best.params) > 0:
+        plots["param_importances"] = lambda s: vis.plot_param_importances(s, **first)
     for name, func in plots.items():
         if not complete:
             break

@@ -28,7 +28,8 @@ def build_vae(cfg: dict, input_dim: int, n_classes: int, code_shape=()) -> VAE:
     hyper = {"input_dim": input_dim, "architecture": cfg["architecture"], "code_shape": list(code_shape),
              "conv_filters": list(cfg["conv_filters"]), "latent_dim": int(cfg["latent_dim"]),
              "hidden": tuple(cfg["hidden"]), "prior": cfg["prior"], "mixture_components": int(cfg["mixture_components"]),
-             "n_classes": n_classes, "conditional": bool(cfg["conditional"]), "reconstruction": cfg["reconstruction"]}
+             "n_classes": n_classes, "conditional": bool(cfg["conditional"]), "reconstruction": cfg["reconstruction"],
+             "latent": cfg["latent"], "latent_channels": int(cfg["latent_channels"]), "blocks": int(cfg["blocks"])}
     model = VAE(**hyper)
     if cfg["max_params"] and count_params(model) > int(cfg["max_params"]):
         raise ParamsError(f"inner VAE has {count_params(model):,} parameters, "

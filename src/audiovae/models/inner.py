@@ -1,4 +1,11 @@
-"""The inner VAE: an MLP over a flattened, standardised outer code.
+"""The inner VAE over the standardised outer code: an MLP, 1-D or 2-D convolutions.
+
+Its latent is either one vector per clip (``global``, the seeds' choice) or a short sequence of
+vectors (``sequence``: ``latent_channels`` per latent frame, the time axis kept, as RAVE, DDSP and
+Stable Audio's VAE keep it): a 0.76 s clip holds several syllables, and one vector of 64 numbers
+cannot carry their timing. Either way the model hands out latents as flat vectors
+(``latent_dim`` = channels x frames for a sequence), so sampling, priors and bundles need no
+second code path; ``latent_shape`` says how to fold them back.
 
 Options: a mixture-of-Gaussians prior (the GM-VAE the FSDD report compared; its KL is a
 one-sample Monte-Carlo estimate) and a label-conditioned mode (encoder and decoder see a
@@ -12,6 +19,8 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .outer import Residual
 
 ACTIVE_KL_THRESHOLD = 0.01  # nats; a dimension whose mean KL is below this carries no information
 
@@ -68,15 +77,17 @@ class Conv1dTrunk(nn.Module):
     """Strided 1-D convolutions along the code's time axis (its channels are the outer code's
     channels): shift-tolerant where an MLP over the flattened code must learn every position."""
 
-    def __init__(self, shape: tuple[int, int], channels: tuple[int, ...], extra: int = 0):
+    def __init__(self, shape: tuple[int, int], channels: tuple[int, ...], extra: int = 0, blocks: int = 0):
         super().__init__()
         c, t = shape
         layers, width = [], c + extra
         for f in channels:
             layers += [nn.Conv1d(width, f, 4, stride=2, padding=1), nn.GELU()]
+            # residual blocks at each resolution: depth that starts as the identity
+            layers += [Residual(f, 3, "gelu") for _ in range(blocks)]
             width = f
         self.net = nn.Sequential(*layers)
-        self.shape, self.channels, self.extra = (c, t), tuple(channels), extra
+        self.shape, self.channels, self.extra, self.blocks = (c, t), tuple(channels), extra, blocks
         # each layer halves the time axis exactly when it is even: pad it to a multiple of
         # 2**layers (zeros: the standardised code's mean) and crop the decoder's output back
         multiple = 2 ** len(channels)
@@ -109,20 +120,84 @@ class Conv1dHead(nn.Module):
         return out[..., : self.out_shape[1]].flatten(1)
 
 
+class SequenceTrunk(nn.Module):
+    """``Conv1dTrunk`` then a kernel-3 convolution at the latent frame rate: features per latent
+    frame, kept as ``(batch, channels, frames)`` for the 1x1 heads."""
+
+    def __init__(self, trunk: Conv1dTrunk):
+        super().__init__()
+        width = trunk.channels[-1]
+        self.trunk = trunk
+        self.mix = nn.Sequential(nn.Conv1d(width, width, 3, padding=1), nn.GELU())
+
+    def forward(self, x):
+        x = x.reshape(len(x), -1, self.trunk.shape[1])
+        x = F.pad(x, (0, self.trunk.padded_frames - self.trunk.shape[1]))
+        return self.mix(self.trunk.net(x))
+
+
+class Pointwise(nn.Module):
+    """A 1x1 convolution to ``channels`` per latent frame, flattened (channel-major) to one vector."""
+
+    def __init__(self, width: int, channels: int):
+        super().__init__()
+        self.conv = nn.Conv1d(width, channels, 1)
+
+    def forward(self, h):
+        return self.conv(h).flatten(1)
+
+
+class SequenceHead(nn.Module):
+    """The mirror of ``SequenceTrunk``: latent frames -> a kernel-3 convolution -> transposed
+    convolutions back to the code's frames."""
+
+    def __init__(self, trunk: Conv1dTrunk, latent_channels: int):
+        super().__init__()
+        width = trunk.channels[-1]
+        self.latent_channels, self.frames, self.out_shape = latent_channels, trunk.inner_shape[1], trunk.shape
+        layers: list[nn.Module] = [nn.Conv1d(latent_channels, width, 3, padding=1), nn.GELU()]
+        layers += [Residual(width, 3, "gelu") for _ in range(trunk.blocks)]
+        for f in reversed(trunk.channels[:-1]):
+            layers += [nn.ConvTranspose1d(width, f, 4, stride=2, padding=1), nn.GELU()]
+            layers += [Residual(f, 3, "gelu") for _ in range(trunk.blocks)]
+            width = f
+        layers += [nn.ConvTranspose1d(width, trunk.shape[0], 4, stride=2, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        out = self.net(z.reshape(len(z), self.latent_channels, self.frames))
+        return out[..., : self.out_shape[1]].flatten(1)
+
+
+LATENTS = ("sequence", "global")
+
+
 class VAE(nn.Module):
     def __init__(self, input_dim: int, latent_dim: int = 32, hidden: tuple[int, ...] = (512, 256),
                  prior: str = "normal", mixture_components: int = 10, n_classes: int = 0,
                  conditional: bool = False, reconstruction: str = "mse", architecture: str = "mlp",
-                 code_shape: tuple[int, ...] = (), conv_filters: tuple[int, ...] = ()):
+                 code_shape: tuple[int, ...] = (), conv_filters: tuple[int, ...] = (),
+                 latent: str = "global", latent_channels: int = 0, blocks: int = 0):
         super().__init__()
         self.reconstruction, self.architecture = reconstruction, architecture
+        if latent not in LATENTS:
+            raise ValueError(f"inner.latent must be 'sequence' or 'global', not {latent!r}")
+        if latent == "sequence" and architecture != "conv1d":
+            raise ValueError(f"inner.latent sequence needs inner.architecture conv1d (a time axis), not {architecture!r}")
+        if latent == "sequence" and latent_channels < 1:
+            raise ValueError("inner.latent sequence needs inner.latent_channels >= 1")
+        if blocks and latent != "sequence":
+            raise ValueError("inner.blocks (residual blocks) are built for inner.latent sequence only")
+        self.latent = latent
+        # (dims,) for a global latent, (channels, frames) for a sequence; set below for a sequence
+        self.latent_shape: tuple[int, ...] = (latent_dim,)
         if prior not in ("normal", "mixture", "class_mixture"):
             raise ValueError(f"inner.prior must be 'normal', 'mixture' or 'class_mixture', not {prior!r}")
         if prior == "class_mixture" and n_classes < 2:
             raise ValueError("inner.prior class_mixture needs at least two labels in the training data")
         if conditional and n_classes < 2:
             raise ValueError("inner.conditional needs at least two labels in the training data")
-        self.input_dim, self.latent_dim, self.prior = input_dim, latent_dim, prior
+        self.input_dim, self.prior = input_dim, prior
         self.n_classes, self.conditional = n_classes, conditional
         extra = n_classes if conditional else 0
         if architecture == "conv2d":
@@ -142,11 +217,19 @@ class VAE(nn.Module):
                 code_shape = (code_shape[0] * code_shape[1], code_shape[2])
             if len(code_shape) != 2:
                 raise ValueError(f"inner.architecture conv1d needs a (channels, frames) code, not {list(code_shape)}")
-            trunk = Conv1dTrunk(tuple(code_shape), tuple(conv_filters))
-            self.encoder = trunk
-            self.fc_mu = nn.Linear(trunk.out_dim, latent_dim)
-            self.fc_logvar = nn.Linear(trunk.out_dim, latent_dim)
-            self.decoder = Conv1dHead(trunk, latent_dim)
+            trunk = Conv1dTrunk(tuple(code_shape), tuple(conv_filters), blocks=blocks)
+            if latent == "sequence":
+                frames = trunk.inner_shape[1]
+                latent_dim, self.latent_shape = latent_channels * frames, (latent_channels, frames)
+                self.encoder = SequenceTrunk(trunk)
+                self.fc_mu = Pointwise(trunk.channels[-1], latent_channels)
+                self.fc_logvar = Pointwise(trunk.channels[-1], latent_channels)
+                self.decoder = SequenceHead(trunk, latent_channels)
+            else:
+                self.encoder = trunk
+                self.fc_mu = nn.Linear(trunk.out_dim, latent_dim)
+                self.fc_logvar = nn.Linear(trunk.out_dim, latent_dim)
+                self.decoder = Conv1dHead(trunk, latent_dim)
             self.out = nn.Identity()
         elif architecture == "mlp":
             hidden = list(hidden)
@@ -157,6 +240,7 @@ class VAE(nn.Module):
             self.out = nn.Linear(hidden[0], input_dim)
         else:
             raise ValueError(f"inner.architecture must be 'mlp', 'conv1d' or 'conv2d', not {architecture!r}")
+        self.latent_dim = latent_dim
         if prior == "mixture":
             self.prior_means = nn.Parameter(torch.randn(mixture_components, latent_dim))
             self.prior_logvars = nn.Parameter(torch.zeros(mixture_components, latent_dim))
@@ -198,6 +282,13 @@ class VAE(nn.Module):
             return kl_per_dim(mu - self.prior_means[labels], logvar)
         return kl_per_dim(mu, logvar)
 
+    def channel_kl(self, kl_dims: torch.Tensor) -> torch.Tensor:
+        """Per-dimension KL ``(batch, latent_dim)`` -> per latent channel ``(batch, channels)``: a
+        sequence's channel sums its frames; a global latent's channels are its dimensions."""
+        if self.latent == "sequence":
+            return kl_dims.reshape(len(kl_dims), *self.latent_shape).sum(-1)
+        return kl_dims
+
     def kl(self, mu, logvar, z, labels=None) -> torch.Tensor:
         """KL(q(z|x) || p(z)) per example (analytic for the normal and class priors, one-sample MC for
         the mixture)."""
@@ -209,7 +300,7 @@ class VAE(nn.Module):
         return log_q - log_p
 
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        device = self.fc_mu.weight.device
+        device = next(self.parameters()).device
         eps = torch.randn(n, self.latent_dim, generator=generator, device=device)
         if self.prior == "normal":
             return eps
@@ -228,11 +319,14 @@ def _log_normal(x, mu, logvar):
 
 
 def vae_loss(model: VAE, x: torch.Tensor, labels, beta: float, reconstruction: str = "mse",
-             weight: float = 1.0, reduction: str = "sum"):
+             weight: float = 1.0, reduction: str = "sum", free_bits: float = 0.0):
     """Returns (loss, reconstruction term, kl term), each a mean over the batch.
 
     ``reduction`` sums or averages the reconstruction error over the code's dimensions; the
-    FSDD report's ``reconstruction_weight`` of 1e6 applies to a mean.
+    FSDD report's ``reconstruction_weight`` of 1e6 applies to a mean. ``free_bits`` (nats per
+    latent channel, batch-averaged; Kingma et al. 2016) is a KL floor: a channel below it costs
+    no more than the floor, so the optimiser has no reason to switch it off. The KL returned is
+    the true one, whatever the floor.
     """
     x_hat, mu, logvar, z = model(x, labels)
     if reconstruction == "mse":
@@ -245,4 +339,11 @@ def vae_loss(model: VAE, x: torch.Tensor, labels, beta: float, reconstruction: s
         raise ValueError(f"inner.reconstruction_reduction must be 'sum' or 'mean', not {reduction!r}")
     rec = weight * (rec.sum(-1) if reduction == "sum" else rec.mean(-1))
     kl = model.kl(mu, logvar, z, labels)
+    if free_bits > 0:
+        if model.prior == "mixture":  # a one-sample estimate has no per-channel form: floor the total
+            penalty = kl.mean().clamp_min(free_bits * model.latent_shape[0])
+        else:
+            per_channel = model.channel_kl(model.kl_dims(mu, logvar, labels)).mean(0)
+            penalty = per_channel.clamp_min(free_bits).sum()
+        return rec.mean() + beta * penalty, rec.mean(), kl.mean()
     return (rec + beta * kl).mean(), rec.mean(), kl.mean()
