@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # runner (PyPI's Linux wheel pulls gigabytes of CUDA libraries), .../whl/cu128 on a GPU runner.
 TORCH_INDEX ?=
 
-.PHONY: setup setup-dev repro test lint ui dag prefect-setup clean-venv
+.PHONY: setup setup-dev repro test lint docs docs-build ui dag prefect-setup clean-venv
 
 ## setup: create .venv and install the pinned runtime dependencies (idempotent)
 setup: $(STAMP)
@@ -39,6 +39,14 @@ test: setup-dev
 ## lint: ruff (rules in pyproject.toml: pyflakes, import placement, bare excepts)
 lint: setup-dev
 	$(BIN)/ruff check src tests pipeline benchmarks
+
+## docs: serve the documentation site (docs/, mkdocs.yml) on http://127.0.0.1:8000
+docs: setup-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+## docs-build: build it into site/; a broken link or an orphan page fails (CI runs this)
+docs-build: setup-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 ## ui: open the MLflow UI over the local store on http://127.0.0.1:5000
 ## (the link opens the experiment on its runs: MLflow 3 otherwise starts on its GenAI pages)
