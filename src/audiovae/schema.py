@@ -24,6 +24,7 @@ class Tracking(Strict):
     experiment: str
     uri: str
     fallback_local: bool
+    retry_seconds: int = Field(ge=0)
 
 
 class Source(Strict):
@@ -287,6 +288,10 @@ class Tune(Strict):
     pruner_ratio: float = Field(gt=0)
     pruner_startup_trials: int = Field(ge=0)
     pruner_warmup_epochs: int = Field(ge=0)
+    heartbeat_seconds: int = Field(ge=0)
+    grace_seconds: int = Field(ge=1)
+    max_retries: int = Field(ge=0)
+    threads_per_worker: int = Field(ge=0)
     validation: TuneValidation
     outer: TuneTarget
     inner: TuneTarget

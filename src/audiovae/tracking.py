@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -32,7 +33,71 @@ BATCH = 100  # MLflow takes at most 100 params per call
 
 
 class TrackingError(RuntimeError):
-    """The tracking server cannot be reached; raised before any work starts."""
+    """The tracking server cannot be reached: before any work starts, or (EpochLog) still not at
+    the end of a stage whose outputs are written."""
+
+
+@contextlib.contextmanager
+def quick_requests(timeout_seconds: int = 5) -> Iterator[None]:
+    """MLflow's client retries a request for about four minutes; a training loop must not wait
+    that long each epoch for a server that is gone. Per-epoch sends fail fast and are kept."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT=str(timeout_seconds))
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class EpochLog:
+    """Per-epoch metrics that outlive a tracking server's blink: a send that fails is kept, training
+    goes on, and what was kept is sent (with its own steps and times) once the server answers
+    again; ``close`` waits up to ``retry_seconds`` with back-off and then names what was not logged."""
+
+    def __init__(self, mlflow, retry_seconds: float):
+        self.client, self.run_id = mlflow.MlflowClient(), mlflow.active_run().info.run_id
+        self.retry_seconds = float(retry_seconds)
+        self.pending: list[list[Any]] = []
+        self.down_since: float | None = None
+
+    def __call__(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        self.pending.append([Metric(k, float(v), stamp, step) for k, v in metrics.items()])
+        self.send()
+
+    def send(self) -> bool:
+        """Send what is kept, oldest first; False while the server does not answer."""
+        while self.pending:
+            try:
+                with quick_requests():
+                    self.client.log_batch(self.run_id, metrics=self.pending[0])
+            except Exception as exc:  # noqa: BLE001 - MLflow raises several types for a server that is gone
+                if self.down_since is None:
+                    self.down_since = time.monotonic()
+                    log.warning("tracking server not answering (%s); training goes on, epochs are kept", exc)
+                return False
+            self.pending.pop(0)
+        if self.down_since is not None:
+            log.info("tracking server back after %.0f s: the kept epochs are logged", time.monotonic() - self.down_since)
+            self.down_since = None
+        return True
+
+    def close(self) -> None:
+        deadline, wait = time.monotonic() + self.retry_seconds, 1.0
+        while not self.send():
+            if time.monotonic() >= deadline:
+                steps = [batch[0].step for batch in self.pending if batch]
+                raise TrackingError(f"the tracking server did not answer for {self.retry_seconds:.0f} s: metrics of "
+                                    f"epochs {steps} were not logged to run {self.run_id} (the stage's outputs are "
+                                    "written; raise tracking.retry_seconds to wait longer)")
+            time.sleep(wait)
+            wait = min(wait * 2, 30.0)
 
 
 def enabled(params: dict) -> bool:
@@ -220,7 +285,15 @@ def stage_run(stage: str, params: dict, root: Path | None = None,
             value = params.get(key)
             logged.update(flatten(value, key + ".") if isinstance(value, dict) else {key: value})
         mlflow.log_params({k: str(v)[:500] for k, v in logged.items()})
-        yield mlflow
+        try:
+            yield mlflow
+        except TrackingError:  # the server is gone: end the run here, without the client's minutes of retries
+            with quick_requests():
+                try:
+                    mlflow.end_run("FAILED")
+                except Exception as exc:  # noqa: BLE001 - any client error: the TrackingError says what matters
+                    log.warning("could not mark the run FAILED: %s", exc)
+            raise
     if parent:
         touch_parent(mlflow, parent, root)
 

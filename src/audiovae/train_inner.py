@@ -175,10 +175,13 @@ def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=No
     log.info("inner: VAE %d -> %d latent, %s parameters on %s", codes.shape[1], model.latent_dim,
              f"{count_params(model):,}", device)
     with tracking.stage_run("train_inner", params, root, section_keys=("inner", "encode")) as mlflow:
+        # a tracking server that goes away mid-training must not stop it: epochs are kept and sent later
+        epochs = tracking.EpochLog(mlflow, section(params, "tracking.retry_seconds")) if mlflow is not None else None
+
         def on_epoch(record):
             record["beta"] = beta.value
-            if mlflow is not None:
-                mlflow.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=record["epoch"])
+            if epochs is not None:
+                epochs({k: v for k, v in record.items() if k != "epoch"}, record["epoch"])
         history = fit(model, step, tensor_loader(x_train, y[train], batch_size, seed),
                       tensor_loader(x_val, y[val], 1024, None),
                       fit_cfg, device, checkpoint, signature, "train inner", on_epoch=on_epoch,
@@ -213,7 +216,8 @@ def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=No
         if active < model.latent_dim / 2:
             log.warning("posterior collapse: only %d of %d latent dimensions are active (KL > %g nats)",
                         active, model.latent_dim, ACTIVE_KL_THRESHOLD)
-        if mlflow is not None:
+        if mlflow is not None:  # the outputs are written: now wait for the server, if it is gone
+            epochs.close()
             mlflow.log_metrics({"active_dims": active, "latent_dims": model.latent_dim, "params": info["params"],
                                 "train_seconds": history.seconds,
                                 **{f"kl_dim_{i:03d}": float(v) for i, v in enumerate(val_latent["kl_per_dim"])}})

@@ -67,9 +67,12 @@ def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=No
     log.info("outer: %s with %s parameters on %s (%d train / %d val)", cfg["model"],
              f"{count_params(model):,}", device, len(train), len(val))
     with tracking.stage_run("train_outer", params, root, section_keys=("outer", "features")) as mlflow:
+        # a tracking server that goes away mid-training must not stop it: epochs are kept and sent later
+        epochs = tracking.EpochLog(mlflow, section(params, "tracking.retry_seconds")) if mlflow is not None else None
+
         def on_epoch(record):
-            if mlflow is not None:
-                mlflow.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=record["epoch"])
+            if epochs is not None:
+                epochs({k: v for k, v in record.items() if k != "epoch"}, record["epoch"])
         started = time.monotonic()
         if count_params(model) == 0:  # identity: the inner VAE works on spectrograms directly
             history = History(stopped="nothing to train")
@@ -92,7 +95,8 @@ def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=No
                              ["epoch", "train_loss", "val_loss", "overfit_ratio"])
         with atomic_path(root / "reports" / "outer" / "history.csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")
-        if mlflow is not None:
+        if mlflow is not None:  # the outputs are written: now wait for the server, if it is gone
+            epochs.close()
             mlflow.log_metrics({"params": info["params"], "compression": info["compression"],
                                 "train_seconds": history.seconds,
                                 "best_val_loss": float(frame["val_loss"].min()) if len(frame) else 0.0})

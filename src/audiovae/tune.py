@@ -19,8 +19,11 @@ or the best one on the first objective.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import signal
+import threading
 import socket
 import logging
 import multiprocessing as mp
@@ -57,15 +60,58 @@ class RatioPruner(optuna.pruners.BasePruner):
         return bool(best) and value > self.ratio * min(best)
 
 
-def make_storage(url: str | None, root: Path):
+def make_storage(url: str | None, root: Path, params: dict | None = None):
     """SQLite (default, with a busy timeout for several processes), any SQLAlchemy URL, or
-    ``journal:PATH`` for an Optuna journal file."""
+    ``journal:PATH`` for an Optuna journal file.
+
+    With ``params`` (their ``tune`` section) a database storage beats a heartbeat for each running
+    trial: a trial whose worker died (a preempted machine, the OOM killer) is failed at the next
+    start once ``grace_seconds`` have passed without a beat, and its parameters are retried. The
+    connection pool pings before use, so a database server that restarted is reconnected to."""
     url = url or f"sqlite:///{root / 'optuna.db'}"
-    if url.startswith("journal:"):
+    if url.startswith("journal:"):  # Optuna's journal has no heartbeats: run_processes covers local deaths
         from optuna.storages.journal import JournalFileBackend, JournalStorage
         return JournalStorage(JournalFileBackend(url[len("journal:"):]))
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    beats: dict[str, Any] = {}
+    cfg = section(params, "tune") if params else None
+    if cfg and int(cfg["heartbeat_seconds"]) > 0:
+        beat, grace = int(cfg["heartbeat_seconds"]), int(cfg["grace_seconds"])
+        if grace <= beat:
+            raise ParamsError(f"tune.grace_seconds ({grace}) must exceed tune.heartbeat_seconds ({beat}): "
+                              "a live worker would be taken for dead between two beats")
+        beats = {"heartbeat_interval": beat, "grace_period": grace,
+                 "heartbeat_stale_trial_callback": StaleTrial(int(cfg["max_retries"]), params, root)}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **beats)
+
+
+class StaleTrial:
+    """What happens to a trial whose worker died: its MLflow run ends FAILED (not left open) and
+    its parameters go back to the study as a waiting trial, at most ``max_retries`` times."""
+
+    def __init__(self, max_retries: int, params: dict, root: Path):
+        self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retries)
+        self.params, self.root = params, root
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        end_trial_run(self.params, self.root, study.study_name, trial.number)
+        self.retry(study, trial)
+
+
+def end_trial_run(params: dict, root: Path, study_name: str, number: int) -> None:
+    """Mark a dead trial's MLflow run FAILED (its worker could not); nothing when tracking is off."""
+    try:
+        mlflow = tracking.configure(params, root)
+        if mlflow is None:
+            return
+        client = mlflow.MlflowClient()
+        runs = mlflow.search_runs(search_all_experiments=True, output_format="list", filter_string=(
+            f"tags.`optuna.study` = '{study_name}' and tags.`optuna.trial` = '{number}' and attributes.status = 'RUNNING'"))
+        for run in runs:
+            client.set_tag(run.info.run_id, "optuna.state", "FAIL")
+            client.set_terminated(run.info.run_id, "FAILED")
+    except Exception as exc:  # noqa: BLE001 - an unreachable tracking store must not stop the study healing
+        log.warning("could not end the MLflow run of trial %d: %s", number, exc)
 
 
 def make_sampler(cfg: dict, space: dict, seed: int):
@@ -134,6 +180,8 @@ def objectives_of(params: dict, target: str) -> list[str]:
 
 
 def objective_for(target: str, params: dict, root: Path, parent_run: str | None):
+    import torch
+
     from . import train_inner, train_outer
 
     cfg = section(params, f"tune.{target}")
@@ -163,6 +211,7 @@ def objective_for(target: str, params: dict, root: Path, parent_run: str | None)
         trial_params["tracking"]["enabled"] = False  # the trial logs its own nested run below
         # which worker ran it: with K workers on K machines, each shows up here
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("torch_threads", torch.get_num_threads())
         for key, spec in space.items():
             set_dotted(trial_params, key, suggest(trial, key, spec))
         set_dotted(trial_params, f"{target}.train.epochs", int(cfg["epochs"]))
@@ -217,7 +266,7 @@ def _worker(target: str, params: dict, root: str, storage_url: str | None, study
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     root_path = Path(root)
     cfg = section(params, "tune")
-    study = optuna.load_study(study_name=study_name, storage=make_storage(storage_url, root_path),
+    study = optuna.load_study(study_name=study_name, storage=make_storage(storage_url, root_path, params),
                               sampler=make_sampler(cfg, cfg[target]["space"], seed), pruner=make_pruner(cfg))
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:  # one plain line per trial
         log.info("%s trial %d %s%s", study.study_name, trial.number, trial.state.name,
@@ -238,7 +287,7 @@ def prepare(target: str, trials: int, storage: str | None = None, study_name: st
     storage = storage or cfg.get("storage") or None
     study_name = study_name or f"{target}-{cfg.get('study_suffix', 'default')}"
     directions = [OBJECTIVES[name] for name in objectives_of(params, target)]
-    study = optuna.create_study(storage=make_storage(storage, root), study_name=study_name, directions=directions,
+    study = optuna.create_study(storage=make_storage(storage, root, params), study_name=study_name, directions=directions,
                                 load_if_exists=True, sampler=make_sampler(cfg, space, seed), pruner=make_pruner(cfg))
     if [d.name.lower() for d in study.directions] != directions:
         raise ParamsError(f"study {study_name} was created with other objectives "
@@ -315,17 +364,99 @@ def tune(target: str, trials: int, storage: str | None = None, study_name: str |
     return finish(plan, apply, trial)
 
 
+def worker_threads(params: dict, workers: int) -> int:
+    """Torch threads for each of ``workers`` local processes: they share the machine's cores
+    (two processes that each take every core run slower together than one alone)."""
+    chosen = int(section(params, "tune.threads_per_worker"))
+    return chosen or max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def _process_worker(plan: dict, index: int, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    run_worker(plan, index)
+
+
 def run_processes(plan: dict) -> None:
-    """Every share of ``plan`` in its own (spawned) process on this machine."""
+    """Every share of ``plan`` in its own (spawned) process on this machine, each with its share of
+    the cores. A worker that dies (killed, out of memory) has its running trial failed at once and
+    retried, and a replacement finishes the rest of its share; after ``tune.max_retries``
+    replacements for one share, the study stops with an error naming the exit codes."""
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=run_worker, args=(plan, i)) for i in range(len(plan["shares"]))]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join()
-    failed = [p.exitcode for p in procs if p.exitcode]
-    if failed:
-        raise RuntimeError(f"{len(failed)} tuning worker(s) failed (exit codes {failed})")
+    threads = worker_threads(plan["params"], len(plan["shares"]))
+    log.info("tune: %d worker processes, %d torch thread(s) each", len(plan["shares"]), threads)
+    retries = int(section(plan["params"], "tune.max_retries"))
+    pending = list(enumerate(plan["shares"]))
+    attempts = {i: 0 for i, _ in pending}
+    deaths: list[int | None] = []
+    with stopped_by_sigterm():
+        while pending:
+            procs = []
+            for index, share in pending:
+                part = dict(plan, shares=[0] * len(plan["shares"]))
+                part["shares"][index] = share
+                proc = ctx.Process(target=_process_worker, args=(part, index, threads))
+                proc.start()
+                procs.append((index, share, proc))
+            pending = []
+            try:
+                for index, share, proc in procs:
+                    proc.join()
+                    if proc.exitcode == 0:
+                        continue
+                    deaths.append(proc.exitcode)
+                    left = share - settle_dead_worker(plan, proc.pid)
+                    log.warning("tune worker %d (pid %d) died with exit code %s; %d of its trials left",
+                                index, proc.pid, proc.exitcode, left)
+                    attempts[index] += 1
+                    if left > 0 and attempts[index] <= retries:
+                        pending.append((index, left))
+                    elif left > 0:
+                        raise RuntimeError(f"tuning worker {index} died {attempts[index]} times (exit codes "
+                                           f"{deaths}); {left} of its trials were not run: resume with the same --study")
+            except KeyboardInterrupt:  # Ctrl-C or a scheduler's SIGTERM: stop the workers, leave nothing RUNNING
+                for _, _, proc in procs:
+                    if proc.is_alive():
+                        proc.terminate()
+                    proc.join()
+                    settle_dead_worker(plan, proc.pid)
+                raise
+
+
+@contextlib.contextmanager
+def stopped_by_sigterm():
+    """A scheduler's time limit (SIGTERM) stops ``tune`` as Ctrl-C does, so its workers' trials are
+    failed and queued again instead of left RUNNING. Only the main thread may set a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def settle_dead_worker(plan: dict, pid: int) -> int:
+    """Fail the trials a dead local worker left RUNNING (ending their MLflow runs), queue their
+    parameters again; returns how many trials it finished."""
+    root, params = Path(plan["root"]), plan["params"]
+    study = optuna.load_study(study_name=plan["study_name"], storage=make_storage(plan["storage"], root))
+    worker = f"{socket.gethostname()}:{pid}"
+    mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker]
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=int(section(params, "tune.max_retries")))
+    for trial in mine:
+        if trial.state == optuna.trial.TrialState.RUNNING:
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            end_trial_run(params, root, plan["study_name"], trial.number)
+            retry(study, study._storage.get_trial(trial._trial_id))
+            log.warning("trial %d of dead worker %s failed; its parameters are queued again", trial.number, worker)
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return sum(1 for t in mine if t.state in finished)
 
 
 def save_study_report(study: optuna.Study, out_dir: Path, rate: float) -> dict:

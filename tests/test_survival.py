@@ -1,0 +1,220 @@
+"""Work survives dying workers: a tune worker process killed with SIGKILL mid-trial (SQLite and
+PostgreSQL storages), a single-process `tune` killed and resumed after the heartbeat's grace period,
+a tracking server killed and restarted mid-training. Real processes, servers and signals, no mocks."""
+from __future__ import annotations
+
+import copy
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+from mlflow.tracking import MlflowClient
+
+from audiovae import train_inner, tune
+from audiovae.scratch import scratch_root
+from audiovae.tracking import TrackingError
+from conftest import free_port, stop_process, wait_http
+from test_tune import tiny_tune_params
+
+RUNNING, COMPLETE, FAIL = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE,
+                           optuna.trial.TrialState.FAIL)
+
+
+def survival_params(params, root, heartbeat=10, grace=60):
+    p = tiny_tune_params(params, root)
+    p["tune"].update(pruner="none", heartbeat_seconds=heartbeat, grace_seconds=grace, max_retries=2)
+    p["tune"]["inner"]["epochs"] = 12  # long enough to be caught mid-trial
+    return p
+
+
+def kill_a_trial_worker(storage, study_name, root, spare_pid, killed, timeout=300):
+    """SIGKILL the process running the first trial that has reported an epoch (so its MLflow run is
+    open), unless that process is ``spare_pid``; record (trial number, params, pid) in ``killed``."""
+    deadline = time.monotonic() + timeout
+    engine = sqlalchemy.create_engine(storage)
+    while time.monotonic() < deadline:
+        # the watcher opens the storage only once `tune` has created the study: Optuna's storage
+        # writes its schema version when it opens a fresh database, and two writers would collide
+        try:
+            with engine.connect() as connection:
+                exists = connection.execute(sqlalchemy.text("SELECT count(*) FROM studies WHERE study_name = :n"),
+                                            {"n": study_name}).scalar()
+        except sqlalchemy.exc.SQLAlchemyError:  # no tables yet
+            exists = 0
+        if not exists:
+            time.sleep(0.05)
+            continue
+        study = optuna.load_study(study_name=study_name, storage=tune.make_storage(storage, root))
+        for t in study.get_trials(deepcopy=False, states=(RUNNING,)):
+            worker = t.user_attrs.get("worker")
+            if worker and t.intermediate_values:
+                pid = int(worker.rsplit(":", 1)[1])
+                if pid != spare_pid:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append((t.number, dict(t.params), pid))
+                    return
+        time.sleep(0.05)
+
+
+def assert_healed(study, killed_number, killed_params, requested, mlflow_uri=None):
+    states = [t.state for t in study.trials]
+    assert states.count(COMPLETE) == requested  # every requested trial, after the death
+    assert RUNNING not in states and optuna.trial.TrialState.WAITING not in states
+    assert [t.number for t in study.trials if t.state == FAIL] == [killed_number]
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed_number]
+    assert len(retried) == 1 and retried[0].state == COMPLETE
+    assert retried[0].params == killed_params  # the dead trial's parameters were run again
+    if mlflow_uri:
+        client = MlflowClient(tracking_uri=mlflow_uri)
+        experiment = client.get_experiment_by_name("audiovae")
+        runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`optuna.trial` = '{killed_number}'")
+        assert [r.info.status for r in runs] == ["FAILED"]  # ended, not left RUNNING
+        assert runs[0].data.tags["optuna.state"] == "FAIL"
+
+
+def run_two_workers_and_kill_one(root, params, storage, study_name):
+    killed: list = []
+    killer = threading.Thread(target=kill_a_trial_worker, args=(storage, study_name, root, os.getpid(), killed))
+    killer.start()
+    try:
+        study = tune.tune("inner", 3, storage=storage, study_name=study_name, workers=2, root=root, params=params)
+    finally:
+        killer.join()
+    assert killed, "no trial was caught running"
+    return study, killed[0]
+
+
+def test_killed_worker_trial_fails_is_retried_and_the_study_completes(trained, tmp_path, monkeypatch):
+    root, params, *_ = trained
+    mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study, (number, trial_params, pid) = run_two_workers_and_kill_one(
+        root, survival_params(params, root), storage, "inner-killed")
+    assert_healed(study, number, trial_params, requested=3, mlflow_uri=mlflow_uri)
+    # two workers on this machine share its cores instead of each taking all of them
+    threads = {t.user_attrs["torch_threads"] for t in study.trials if t.state == COMPLETE}
+    assert threads == {max(1, (os.cpu_count() or 1) // 2)}
+
+
+def test_killed_worker_on_a_postgres_study(trained, postgres):
+    root, params, *_ = trained
+    p = survival_params(params, root)
+    p["tracking"]["enabled"] = False
+    storage = postgres("optuna_killed")
+    study, (number, trial_params, _) = run_two_workers_and_kill_one(root, p, storage, "pg-killed")
+    assert_healed(study, number, trial_params, requested=3)
+
+
+def test_trial_of_a_killed_tune_is_failed_after_the_grace_period_and_retried(trained, tmp_path, monkeypatch):
+    root, params, *_ = trained
+    mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    p = survival_params(params, root, heartbeat=1, grace=3)
+    # a whole `tune` (one worker, in its own process) dies with SIGKILL: nothing of it can clean up
+    child = mp.get_context("spawn").Process(target=tune.tune, args=("inner", 1),
+                                            kwargs={"storage": storage, "study_name": "inner-stale", "workers": 1,
+                                                    "root": root, "params": p})
+    child.start()
+    killed: list = []
+    kill_a_trial_worker(storage, "inner-stale", root, os.getpid(), killed)
+    child.join(60)
+    assert killed and child.exitcode == -signal.SIGKILL
+    number, trial_params, _ = killed[0]
+    study = optuna.load_study(study_name="inner-stale", storage=tune.make_storage(storage, root))
+    assert study.trials[number].state == RUNNING  # the zombie the issue describes
+    time.sleep(4)  # past the grace period without a heartbeat
+    study = tune.tune("inner", 1, storage=storage, study_name="inner-stale", workers=1, root=root, params=p)
+    assert_healed(study, number, trial_params, requested=1, mlflow_uri=mlflow_uri)
+
+
+def test_grace_period_must_exceed_the_heartbeat(trained, tmp_path):
+    root, params, *_ = trained
+    p = survival_params(params, root, heartbeat=10, grace=10)
+    with pytest.raises(tune.ParamsError, match="grace_seconds"):
+        tune.make_storage(f"sqlite:///{tmp_path / 'o.db'}", root, p)
+
+
+def start_mlflow_server(store: str, folder, port: int):
+    """``mlflow server`` on a fixed port (a restarted server must come back where the client looks)."""
+    log_path = folder / f"mlflow-{port}-{time.monotonic_ns()}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", store,
+                                 "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1",
+                                 "--port", str(port), "--workers", "1"],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_http(f"http://127.0.0.1:{port}/health", proc, log_path)
+    return proc
+
+
+def test_training_outlives_its_tracking_server(trained, tmp_path, monkeypatch):
+    """A real `mlflow server` killed mid-training and restarted on the same store: the stage goes
+    on, finishes, and its run holds every epoch's metrics."""
+    root, params, *_ = trained
+    store, port = f"sqlite:///{tmp_path / 'store.db'}", free_port()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    p = copy.deepcopy(params)
+    p["tracking"].update(enabled=True, retry_seconds=120)
+    p["inner"]["train"].update(epochs=8, patience=100)
+    servers = [start_mlflow_server(store, tmp_path, port)]
+    events = []
+
+    def blink(model, epoch):  # before epoch 2 the server dies (SIGKILL); before epoch 5 it is back
+        if epoch == 2:
+            os.killpg(servers[-1].pid, signal.SIGKILL)
+            servers[-1].wait()
+            events.append("killed")
+        elif epoch == 5:
+            servers.append(start_mlflow_server(store, tmp_path, port))
+            events.append("restarted")
+
+    try:
+        with scratch_root(root, ["data/encodings"]) as scratch:
+            result = train_inner.run(p, scratch, epoch_hook=blink)
+    finally:
+        for server in servers:
+            stop_process(server)
+    assert events == ["killed", "restarted"]
+    client = MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("audiovae")
+    run = client.search_runs([experiment.experiment_id], filter_string="tags.stage = 'train_inner'")[0]
+    assert run.info.status == "FINISHED"
+    epochs = [e["epoch"] for e in result["history"].epochs]
+    assert len(epochs) == 8
+    for key in ("val_loss", "train_loss", "beta"):
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, key)) == epochs, key
+    assert "params" in run.data.metrics  # the end-of-stage logging reached the server too
+
+
+def test_a_tracking_server_that_never_comes_back_is_named_after_the_outputs_are_written(trained, tmp_path,
+                                                                                      monkeypatch):
+    root, params, *_ = trained
+    store, port = f"sqlite:///{tmp_path / 'store.db'}", free_port()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    p = copy.deepcopy(params)
+    p["tracking"].update(enabled=True, retry_seconds=2)
+    p["inner"]["train"].update(epochs=3, patience=100)
+    server = start_mlflow_server(store, tmp_path, port)
+
+    def die(model, epoch):
+        if epoch == 1 and server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+    try:
+        with scratch_root(root, ["data/encodings"]) as scratch:
+            with pytest.raises(TrackingError, match=r"epochs \[1, 2\] were not logged"):
+                train_inner.run(p, scratch, epoch_hook=die)
+            assert (scratch / "data" / "models" / "inner" / "model.pt").exists()  # the model is kept
+            assert (scratch / "reports" / "inner" / "history.csv").exists()
+    finally:
+        stop_process(server)
