@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -295,27 +296,37 @@ def postgres():
         shutil.rmtree(base, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def running_mlflow_server(backend_uri: str, folder: Path):
-    """``mlflow server`` on 127.0.0.1 with ``backend_uri`` as its store and artifacts in ``folder``;
-    yields its URL and stops it even when the test fails."""
+def start_mlflow_server(backend_uri: str, folder: Path, port: int | None = None) -> subprocess.Popen:
+    """``mlflow server`` on 127.0.0.1 (on ``port`` when given: a restarted server must come back
+    where its clients look) with ``backend_uri`` as its store and artifacts in ``folder``; returns
+    once it answers. Stop it with ``stop_process``."""
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     if not mlflow_bin.exists():
         pytest.skip("mlflow is not installed next to this Python (run `make test`)")
-    port = free_port()
-    log_path = folder / f"mlflow-server-{port}.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [str(mlflow_bin), "server", "--backend-store-uri", backend_uri, "--artifacts-destination",
-         str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    port = port or free_port()
+    log_path = folder / f"mlflow-server-{port}-{time.monotonic_ns()}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [str(mlflow_bin), "server", "--backend-store-uri", backend_uri, "--artifacts-destination",
+             str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_http(url + "/health", proc, log_path, seconds=120)
-        yield url
+        wait_http(f"http://127.0.0.1:{port}/health", proc, log_path, seconds=120)
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc
+
+
+@contextlib.contextmanager
+def running_mlflow_server(backend_uri: str, folder: Path):
+    """``start_mlflow_server`` on a free port; yields its URL and stops it even when the test fails."""
+    port = free_port()
+    proc = start_mlflow_server(backend_uri, folder, port)
+    try:
+        yield f"http://127.0.0.1:{port}"
     finally:
         stop_process(proc)
-        log.close()
 
 
 CHROMIUM = os.environ.get("AUDIOVAE_CHROMIUM", "/usr/bin/chromium")

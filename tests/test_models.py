@@ -13,6 +13,19 @@ from audiovae.train_inner import check_class_sampling, class_scales
 from conftest import base_params, tone_classes
 
 
+def train_briefly(vae, x, y, steps: int) -> tuple[float, float]:
+    """Adam on one batch for ``steps`` steps; the first and the last loss."""
+    opt = torch.optim.Adam(vae.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(steps):
+        loss, _, _ = vae_loss(vae, x, y, beta=0.1)
+        losses.append(float(loss.detach()))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return losses[0], losses[-1]
+
+
 def conv1d_vae(**extra) -> VAE:
     return VAE(8 * 32, latent_dim=4, architecture="conv1d", code_shape=(8, 32), conv_filters=(16, 16),
                prior="class_mixture", n_classes=3, **extra)
@@ -26,15 +39,8 @@ def test_conv1d_vae_maps_a_code_back_to_its_shape_and_learns():
     out, mu, logvar, _ = vae.eval()(x, y)
     assert out.shape == x.shape and mu.shape == logvar.shape == (12, 4)
     vae.train()
-    opt = torch.optim.Adam(vae.parameters(), lr=3e-3)
-    first = None
-    for _ in range(60):
-        loss, _, _ = vae_loss(vae, x, y, beta=0.1)
-        first = float(loss.detach()) if first is None else first
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert float(loss) < 0.7 * first
+    first, last = train_briefly(vae, x, y, steps=60)
+    assert last < 0.7 * first
 
 
 def test_conv1d_vae_refuses_what_it_cannot_do():
@@ -141,15 +147,8 @@ def test_sequence_latent_learns_and_reports_kl_per_channel():
     torch.manual_seed(0)
     vae = sequence_vae()
     x, y = torch.randn(12, 8 * 32), torch.arange(12) % 3
-    opt = torch.optim.Adam(vae.parameters(), lr=3e-3)
-    first = None
-    for _ in range(200):
-        loss, _, _ = vae_loss(vae, x, y, beta=0.1)
-        first = float(loss.detach()) if first is None else first
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert float(loss) < 0.7 * first
+    first, last = train_briefly(vae, x, y, steps=200)
+    assert last < 0.7 * first
     mu, logvar = vae.eval().encode(x)
     dims = vae.kl_dims(mu, logvar)
     channels = vae.channel_kl(dims)

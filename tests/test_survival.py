@@ -7,11 +7,8 @@ import copy
 import multiprocessing as mp
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import optuna
 import pytest
@@ -21,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from audiovae import train_inner, tune
 from audiovae.scratch import scratch_root
 from audiovae.tracking import TrackingError
-from conftest import free_port, stop_process, wait_http
+from conftest import free_port, start_mlflow_server, stop_process
 from test_tune import tiny_tune_params
 
 RUNNING, COMPLETE, FAIL = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE,
@@ -144,27 +141,22 @@ def test_grace_period_must_exceed_the_heartbeat(trained, tmp_path):
         tune.make_storage(f"sqlite:///{tmp_path / 'o.db'}", root, p)
 
 
-def start_mlflow_server(store: str, folder, port: int):
-    """``mlflow server`` on a fixed port (a restarted server must come back where the client looks)."""
-    log_path = folder / f"mlflow-{port}-{time.monotonic_ns()}.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", store,
-                                 "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1",
-                                 "--port", str(port), "--workers", "1"],
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_http(f"http://127.0.0.1:{port}/health", proc, log_path)
-    return proc
+def tracked_inner_params(params, tmp_path, monkeypatch, retry_seconds, epochs):
+    """Params that train the inner VAE while logging to an `mlflow server` on a port fixed in
+    advance (so it can be restarted where the client looks); returns them with the store and port."""
+    store, port = f"sqlite:///{tmp_path / 'store.db'}", free_port()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    p = copy.deepcopy(params)
+    p["tracking"].update(enabled=True, retry_seconds=retry_seconds)
+    p["inner"]["train"].update(epochs=epochs, patience=100)
+    return p, store, port
 
 
 def test_training_outlives_its_tracking_server(trained, tmp_path, monkeypatch):
     """A real `mlflow server` killed mid-training and restarted on the same store: the stage goes
     on, finishes, and its run holds every epoch's metrics."""
     root, params, *_ = trained
-    store, port = f"sqlite:///{tmp_path / 'store.db'}", free_port()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
-    p = copy.deepcopy(params)
-    p["tracking"].update(enabled=True, retry_seconds=120)
-    p["inner"]["train"].update(epochs=8, patience=100)
+    p, store, port = tracked_inner_params(params, tmp_path, monkeypatch, retry_seconds=120, epochs=8)
     servers = [start_mlflow_server(store, tmp_path, port)]
     events = []
 
@@ -198,11 +190,7 @@ def test_training_outlives_its_tracking_server(trained, tmp_path, monkeypatch):
 def test_a_tracking_server_that_never_comes_back_is_named_after_the_outputs_are_written(trained, tmp_path,
                                                                                       monkeypatch):
     root, params, *_ = trained
-    store, port = f"sqlite:///{tmp_path / 'store.db'}", free_port()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
-    p = copy.deepcopy(params)
-    p["tracking"].update(enabled=True, retry_seconds=2)
-    p["inner"]["train"].update(epochs=3, patience=100)
+    p, store, port = tracked_inner_params(params, tmp_path, monkeypatch, retry_seconds=2, epochs=3)
     server = start_mlflow_server(store, tmp_path, port)
 
     def die(model, epoch):

@@ -448,12 +448,11 @@ def settle_dead_worker(plan: dict, pid: int) -> int:
     study = optuna.load_study(study_name=plan["study_name"], storage=make_storage(plan["storage"], root))
     worker = f"{socket.gethostname()}:{pid}"
     mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker]
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=int(section(params, "tune.max_retries")))
+    dead = StaleTrial(int(section(params, "tune.max_retries")), params, root)
     for trial in mine:
         if trial.state == optuna.trial.TrialState.RUNNING:
             study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-            end_trial_run(params, root, plan["study_name"], trial.number)
-            retry(study, study._storage.get_trial(trial._trial_id))
+            dead(study, study._storage.get_trial(trial._trial_id))
             log.warning("trial %d of dead worker %s failed; its parameters are queued again", trial.number, worker)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     return sum(1 for t in mine if t.state in finished)
