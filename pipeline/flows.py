@@ -111,13 +111,19 @@ def parent_run(root: str, name: str) -> Iterator[str | None]:
 
 
 @flow(name="repro")
-def repro_flow(root: str = str(ROOT), overrides: dict | None = None) -> list[str]:
+def repro_flow(root: str = str(ROOT), overrides: dict | None = None, until: str | None = None) -> list[str]:
     """``dvc repro`` (or ``dvc exp run -S ...`` with overrides), one stage at a time: DVC holds a
-    repository lock, so stages never run side by side."""
+    repository lock, so stages never run side by side. ``until``: only the stages of dvc.yaml up
+    to and including that one. A stage whose process dies (a lost worker, the OOM killer) is
+    retried: DVC skips what its cache holds and training resumes from its epoch checkpoint."""
     if overrides:
         run_experiment(overrides, root)
         return ["exp run"]
     stages = stage_names(root)
+    if until is not None:
+        if until not in stages:
+            raise ValueError(f"no stage {until!r} in dvc.yaml; its stages: {', '.join(stages)}")
+        stages = stages[:stages.index(until) + 1]
     with parent_run(root, "repro"):
         for stage in stages:
             run_stage(stage, root)
@@ -278,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="flow", required=True)
     p = sub.add_parser("repro", help="dvc repro as Prefect tasks")
     p.add_argument("-S", "--set", action="append", default=[], help="override key=value (dvc exp run -S)")
+    p.add_argument("--until", metavar="STAGE", help="run the stages up to and including STAGE")
     p = sub.add_parser("tune", help="Optuna workers as tune-worker flow runs (or local processes)")
     p.add_argument("target", choices=("outer", "inner"))
     p.add_argument("--trials", type=int, default=20)
@@ -289,7 +296,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.flow == "repro":
         overrides = dict(item.split("=", 1) for item in args.set)
-        print(repro_flow(overrides=overrides or None))
+        if overrides and args.until:
+            parser.error("--until runs part of `dvc repro`; -S runs a whole `dvc exp run`: give one of them")
+        print(repro_flow(overrides=overrides or None, until=args.until))
     elif args.flow == "tune":
         print(tune_flow(args.target, args.trials, args.workers, args.storage, args.study))
     else:

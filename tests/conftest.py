@@ -258,8 +258,8 @@ def _pg_bin(name: str) -> str | None:
 @pytest.fixture(scope="session")
 def postgres():
     """A real PostgreSQL server: data dir in a temp folder, 127.0.0.1, a free port, stopped in
-    ``finally``. Yields ``make_db(name) -> SQLAlchemy URL``. As root it runs as the ``postgres``
-    user (the server refuses root). Skipped without the binaries; under CI=true that fails."""
+    ``finally``; yields a ``PostgresServer``. As root it runs as the ``postgres`` user (the server
+    refuses root). Skipped without the binaries; under CI=true that fails."""
     import pwd
     import tempfile
 
@@ -282,18 +282,34 @@ def postgres():
         assert result.returncode == 0, f"{args[0]} failed:\n{result.stdout}\n{result.stderr}"
 
     run(tools["initdb"], "-D", str(data), "-A", "trust", "-U", "audiovae", "-E", "UTF8", "--no-sync")
+    server = PostgresServer(lambda *args: run(tools["pg_ctl"], "-D", str(data), *args),
+                            lambda name: run(tools["createdb"], "-h", "127.0.0.1", "-p", str(port), "-U", "audiovae", name),
+                            port, f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off", base / "server.log")
     try:
-        run(tools["pg_ctl"], "-D", str(data), "-l", str(base / "server.log"), "-w", "-t", "60", "-o",
-            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
-
-        def make_db(name: str) -> str:
-            run(tools["createdb"], "-h", "127.0.0.1", "-p", str(port), "-U", "audiovae", name)
-            return f"postgresql+psycopg2://audiovae@127.0.0.1:{port}/{name}"
-        yield make_db
+        server.start()
+        yield server
     finally:
         subprocess.run([*as_user, tools["pg_ctl"], "-D", str(data), "-m", "fast", "-w", "stop"],
                        capture_output=True, timeout=120)
         shutil.rmtree(base, ignore_errors=True)
+
+
+class PostgresServer:
+    """The ``postgres`` fixture: ``server(name)`` creates a database and returns its SQLAlchemy URL;
+    ``stop()`` (fast shutdown: every connection is cut) and ``start()`` restart it in place."""
+
+    def __init__(self, pg_ctl, createdb, port: int, options: str, log: Path):
+        self._pg_ctl, self._createdb, self.port, self._options, self._log = pg_ctl, createdb, port, options, log
+
+    def __call__(self, name: str) -> str:
+        self._createdb(name)
+        return f"postgresql+psycopg2://audiovae@127.0.0.1:{self.port}/{name}"
+
+    def start(self) -> None:
+        self._pg_ctl("-l", str(self._log), "-w", "-t", "60", "-o", self._options, "start")
+
+    def stop(self) -> None:
+        self._pg_ctl("-m", "fast", "-w", "stop")
 
 
 def start_mlflow_server(backend_uri: str, folder: Path, port: int | None = None) -> subprocess.Popen:
@@ -341,3 +357,16 @@ def require_chromium():
             pytest.fail(f"Chromium is required in CI: {CHROMIUM} is missing (.ci/run installs Debian's chromium)")
         pytest.skip(f"no Chromium at {CHROMIUM}: `sudo apt-get install chromium` (or set AUDIOVAE_CHROMIUM)")
     return pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture
+def prefect_home(tmp_path, monkeypatch):
+    """Prefect in ephemeral mode with its home and database in the test's folder; ``pipeline`` importable."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # a busy 2-core machine
+    sys.path.insert(0, str(REPO))
+    yield
+    sys.path.remove(str(REPO))

@@ -1,25 +1,6 @@
 """Prefect flows: the tune flow fans out workers tagged gpu (ephemeral mode, no server)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def prefect_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
-    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}")
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # a busy 2-core machine
-    sys.path.insert(0, str(REPO))
-    yield
-    sys.path.remove(str(REPO))
-
 
 def test_tune_flow_without_a_deployment_runs_worker_processes(trained, tmp_path, monkeypatch, prefect_home):
     """No ``tune-worker`` deployment (Prefect's ephemeral mode): the workers are local processes, never

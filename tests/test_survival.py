@@ -1,6 +1,7 @@
 """Work survives dying workers: a tune worker process killed with SIGKILL mid-trial (SQLite and
-PostgreSQL storages), a single-process `tune` killed and resumed after the heartbeat's grace period,
-a tracking server killed and restarted mid-training. Real processes, servers and signals, no mocks."""
+PostgreSQL storages), the PostgreSQL server restarted mid-study, a single-process `tune` killed and
+resumed after the heartbeat's grace period, a tracking server killed and restarted mid-training,
+the `dvc repro` of a stage under a Prefect flow killed and retried. Real processes, servers and signals, no mocks."""
 from __future__ import annotations
 
 import copy
@@ -11,14 +12,16 @@ import threading
 import time
 
 import optuna
+import psutil
 import pytest
 import sqlalchemy
+import yaml
 from mlflow.tracking import MlflowClient
 
 from audiovae import train_inner, tune
 from audiovae.scratch import scratch_root
 from audiovae.tracking import TrackingError
-from conftest import free_port, start_mlflow_server, stop_process
+from conftest import DVC, free_port, sh, start_mlflow_server, stop_process
 from test_tune import tiny_tune_params
 
 RUNNING, COMPLETE, FAIL = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE,
@@ -32,33 +35,46 @@ def survival_params(params, root, heartbeat=10, grace=60):
     return p
 
 
-def kill_a_trial_worker(storage, study_name, root, spare_pid, killed, timeout=300):
-    """SIGKILL the process running the first trial that has reported an epoch (so its MLflow run is
-    open), unless that process is ``spare_pid``; record (trial number, params, pid) in ``killed``."""
+def first_reporting_trial(storage, study_name, root, timeout=300):
+    """The first trial of the study that is RUNNING and has reported an epoch (so its MLflow run is
+    open and its worker is mid-training), or None after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    engine = sqlalchemy.create_engine(storage)
-    while time.monotonic() < deadline:
-        # the watcher opens the storage only once `tune` has created the study: Optuna's storage
-        # writes its schema version when it opens a fresh database, and two writers would collide
-        try:
-            with engine.connect() as connection:
-                exists = connection.execute(sqlalchemy.text("SELECT count(*) FROM studies WHERE study_name = :n"),
-                                            {"n": study_name}).scalar()
-        except sqlalchemy.exc.SQLAlchemyError:  # no tables yet
-            exists = 0
-        if not exists:
+    engine, opened = sqlalchemy.create_engine(storage), None
+    try:
+        while time.monotonic() < deadline:
+            # the watcher opens the storage only once `tune` has created the study: Optuna's storage
+            # writes its schema version when it opens a fresh database, and two writers would collide
+            if opened is None:
+                try:
+                    with engine.connect() as connection:
+                        exists = connection.execute(sqlalchemy.text(
+                            "SELECT count(*) FROM studies WHERE study_name = :n"), {"n": study_name}).scalar()
+                except sqlalchemy.exc.SQLAlchemyError:  # no tables yet
+                    exists = 0
+                if exists:
+                    opened = tune.make_storage(storage, root)  # one storage, one pooled connection
+            if opened is not None:
+                study = optuna.load_study(study_name=study_name, storage=opened)
+                for t in study.get_trials(deepcopy=False, states=(RUNNING,)):
+                    if t.user_attrs.get("worker") and t.intermediate_values:
+                        return t
             time.sleep(0.05)
-            continue
-        study = optuna.load_study(study_name=study_name, storage=tune.make_storage(storage, root))
-        for t in study.get_trials(deepcopy=False, states=(RUNNING,)):
-            worker = t.user_attrs.get("worker")
-            if worker and t.intermediate_values:
-                pid = int(worker.rsplit(":", 1)[1])
-                if pid != spare_pid:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append((t.number, dict(t.params), pid))
-                    return
-        time.sleep(0.05)
+        return None
+    finally:
+        engine.dispose()
+        if opened is not None:
+            opened.engine.dispose()
+
+
+def kill_a_trial_worker(storage, study_name, root, killed, timeout=300):
+    """SIGKILL the worker process of the first trial that has reported an epoch; record (trial
+    number, params, pid) in ``killed``."""
+    trial = first_reporting_trial(storage, study_name, root, timeout)
+    if trial is not None:
+        pid = int(trial.user_attrs["worker"].rsplit(":", 1)[1])
+        assert pid != os.getpid()  # workers are processes of their own
+        os.kill(pid, signal.SIGKILL)
+        killed.append((trial.number, dict(trial.params), pid))
 
 
 def assert_healed(study, killed_number, killed_params, requested, mlflow_uri=None):
@@ -79,7 +95,7 @@ def assert_healed(study, killed_number, killed_params, requested, mlflow_uri=Non
 
 def run_two_workers_and_kill_one(root, params, storage, study_name):
     killed: list = []
-    killer = threading.Thread(target=kill_a_trial_worker, args=(storage, study_name, root, os.getpid(), killed))
+    killer = threading.Thread(target=kill_a_trial_worker, args=(storage, study_name, root, killed))
     killer.start()
     try:
         study = tune.tune("inner", 3, storage=storage, study_name=study_name, workers=2, root=root, params=params)
@@ -111,6 +127,34 @@ def test_killed_worker_on_a_postgres_study(trained, postgres):
     assert_healed(study, number, trial_params, requested=3)
 
 
+def test_a_study_outlives_its_database_server_restarting(trained, postgres, capfd):
+    """PostgreSQL stopped (fast shutdown: every connection cut) while two workers train, down for
+    three seconds, started again: the workers wait it out and the study holds every trial once."""
+    root, params, *_ = trained
+    p = survival_params(params, root, heartbeat=1, grace=60)
+    p["tracking"]["enabled"] = False
+    storage = postgres("optuna_restart")
+    outage: list = []
+
+    def restart_mid_trial():
+        trial = first_reporting_trial(storage, "pg-restart", root)
+        if trial is not None:
+            postgres.stop()
+            outage.append(trial.number)
+            time.sleep(3)
+            postgres.start()
+    restarter = threading.Thread(target=restart_mid_trial)
+    restarter.start()
+    try:
+        study = tune.tune("inner", 3, storage=storage, study_name="pg-restart", workers=2, root=root, params=p)
+    finally:
+        restarter.join()
+    assert outage, "no trial was caught running"
+    assert sorted(t.number for t in study.trials) == [0, 1, 2]
+    assert [t.state for t in study.trials] == [COMPLETE] * 3  # none failed, none retried, none doubled
+    assert "study storage unreachable" in capfd.readouterr().err  # the workers did meet the outage
+
+
 def test_trial_of_a_killed_tune_is_failed_after_the_grace_period_and_retried(trained, tmp_path, monkeypatch):
     root, params, *_ = trained
     mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -123,7 +167,7 @@ def test_trial_of_a_killed_tune_is_failed_after_the_grace_period_and_retried(tra
                                                     "root": root, "params": p})
     child.start()
     killed: list = []
-    kill_a_trial_worker(storage, "inner-stale", root, os.getpid(), killed)
+    kill_a_trial_worker(storage, "inner-stale", root, killed)
     child.join(60)
     assert killed and child.exitcode == -signal.SIGKILL
     number, trial_params, _ = killed[0]
@@ -206,3 +250,59 @@ def test_a_tracking_server_that_never_comes_back_is_named_after_the_outputs_are_
             assert (scratch / "reports" / "inner" / "history.csv").exists()
     finally:
         stop_process(server)
+
+
+def kill_stage_tree(root, stage, checkpoint, killed, timeout=300):
+    """Once ``checkpoint`` exists (an epoch is done), SIGKILL the `dvc repro` running ``stage`` in
+    ``root`` and every process under it at once, as a machine that dies takes them all."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not checkpoint.exists():
+        time.sleep(0.05)
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["cwd"] == str(root) and "repro" in cmdline and stage in cmdline and proc.pid != os.getpid():
+            tree = [proc, *proc.children(recursive=True)]
+            for member in tree:
+                member.send_signal(signal.SIGKILL)
+            killed.append([member.pid for member in tree])
+            return
+
+
+def test_a_stage_whose_worker_dies_is_retried_by_the_flow_and_resumes(dvc_project, prefect_home, monkeypatch):
+    """`python -m pipeline.flows repro`: the `dvc repro` of train_outer and its stage process are
+    killed with SIGKILL after an epoch; the flow retries the stage, DVC passes over the dead
+    process's lock, training resumes from its epoch checkpoint (the retry's run logs only the
+    epochs after it), the dead attempt's run is ended FAILED and the pipeline ends up to date."""
+    root, env = dvc_project
+    epochs = 12
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["outer"]["train"].update(epochs=epochs, patience=epochs)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for key in ("AUDIOVAE_DATA_MIRROR", "AUDIOVAE_ROOT", "PATH"):
+        monkeypatch.setenv(key, env[key])
+    from pipeline import flows
+    monkeypatch.setattr(flows, "run_stage", flows.run_stage.with_options(retry_delay_seconds=1))  # not 10 s
+
+    killed: list = []
+    killer = threading.Thread(target=kill_stage_tree,
+                              args=(root, "train_outer", root / "data" / "checkpoints" / "outer.pt", killed))
+    killer.start()
+    try:
+        ran = flows.repro_flow(str(root), until="train_outer")
+    finally:
+        killer.join()
+    assert killed and len(killed[0]) >= 2, "the stage was not caught running"  # dvc and the stage under it
+    assert ran[-1] == "train_outer"
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("audiovae")
+    dead, retry = sorted(client.search_runs([experiment.experiment_id], filter_string="tags.stage = 'train_outer'"),
+                         key=lambda r: r.info.start_time)
+    assert dead.info.status == "FAILED" and retry.info.status == "FINISHED"
+    assert dead.data.tags["mlflow.parentRunId"] == retry.data.tags["mlflow.parentRunId"]  # one flow run
+    before = sorted(m.step for m in client.get_metric_history(dead.info.run_id, "val_loss"))
+    after = sorted(m.step for m in client.get_metric_history(retry.info.run_id, "val_loss"))
+    assert before and after and before + after == list(range(epochs))  # resumed where it died
+    history = (root / "reports" / "outer" / "history.csv").read_text().strip().splitlines()
+    assert len(history) == 1 + epochs  # every epoch, the ones before the death included
+    assert not (root / "data" / "checkpoints" / "outer.pt").exists()
+    assert "up to date" in sh([str(DVC), "status", "train_outer"], root, env)

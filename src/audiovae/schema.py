@@ -291,6 +291,7 @@ class Tune(Strict):
     heartbeat_seconds: int = Field(ge=0)
     grace_seconds: int = Field(ge=1)
     max_retries: int = Field(ge=0)
+    storage_retry_seconds: float = Field(ge=0)
     threads_per_worker: int = Field(ge=0)
     validation: TuneValidation
     outer: TuneTarget

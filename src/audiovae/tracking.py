@@ -266,6 +266,23 @@ def parent_run_id(mlflow, root: Path, params: dict) -> str | None:
     return run_id
 
 
+def end_dead_attempts(mlflow, parent: str, stage: str) -> None:
+    """End FAILED the runs of ``stage`` under ``parent`` still marked RUNNING: the stages of one
+    pipeline run one at a time (DVC's repository lock), so such a run is an attempt whose process
+    died (a lost worker that a flow retries) and would otherwise stay RUNNING for ever."""
+    try:
+        with quick_requests():
+            client = mlflow.MlflowClient()
+            for run in mlflow.search_runs(search_all_experiments=True, output_format="list", filter_string=(
+                    f"tags.`mlflow.parentRunId` = '{parent}' and tags.stage = '{stage}' "
+                    "and attributes.status = 'RUNNING'")):
+                client.set_tag(run.info.run_id, "ended_by", "a later attempt of the stage: this one's process died")
+                client.set_terminated(run.info.run_id, "FAILED")
+                log.warning("stage %s: ended the run %s of an attempt that died", stage, run.info.run_id)
+    except Exception as exc:  # noqa: BLE001 - tidying must not stop the stage; the run is only left open
+        log.warning("could not end the runs of earlier attempts of %s: %s", stage, exc)
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, params: dict, root: Path | None = None,
               section_keys: tuple[str, ...] = ()) -> Iterator[Any]:
@@ -279,6 +296,7 @@ def stage_run(stage: str, params: dict, root: Path | None = None,
     tags = run_tags(stage, root)
     if parent:
         tags["mlflow.parentRunId"] = parent
+        end_dead_attempts(mlflow, parent, stage)
     with mlflow.start_run(run_name=stage, tags=tags):
         logged = {"seed": params.get("seed"), "preset": params.get("preset", "none")}
         for key in section_keys:

@@ -67,7 +67,8 @@ def make_storage(url: str | None, root: Path, params: dict | None = None):
     With ``params`` (their ``tune`` section) a database storage beats a heartbeat for each running
     trial: a trial whose worker died (a preempted machine, the OOM killer) is failed at the next
     start once ``grace_seconds`` have passed without a beat, and its parameters are retried. The
-    connection pool pings before use, so a database server that restarted is reconnected to."""
+    connection pool pings before use, so a database server that restarted is reconnected to, and
+    a call made while it is down waits up to ``storage_retry_seconds`` for it."""
     url = url or f"sqlite:///{root / 'optuna.db'}"
     if url.startswith("journal:"):  # Optuna's journal has no heartbeats: run_processes covers local deaths
         from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -75,6 +76,7 @@ def make_storage(url: str | None, root: Path, params: dict | None = None):
     kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     beats: dict[str, Any] = {}
     cfg = section(params, "tune") if params else None
+    outage = float(cfg["storage_retry_seconds"]) if cfg else 0.0
     if cfg and int(cfg["heartbeat_seconds"]) > 0:
         beat, grace = int(cfg["heartbeat_seconds"]), int(cfg["grace_seconds"])
         if grace <= beat:
@@ -82,7 +84,59 @@ def make_storage(url: str | None, root: Path, params: dict | None = None):
                               "a live worker would be taken for dead between two beats")
         beats = {"heartbeat_interval": beat, "grace_period": grace,
                  "heartbeat_stale_trial_callback": StaleTrial(int(cfg["max_retries"]), params, root)}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **beats)
+    return ReconnectingStorage(url, outage_seconds=outage, engine_kwargs=kwargs, **beats)
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether a storage error is the database being unreachable (a server restarting, a dropped
+    connection) rather than a bad query: only those are worth waiting out."""
+    import sqlalchemy.exc
+
+    cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
+    return isinstance(cause, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)) or (
+        isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated)
+
+
+class ReconnectingStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage whose calls wait out a database server that restarts.
+
+    ``pool_pre_ping`` replaces a pooled connection the server dropped, but a call made while the
+    server is down (seconds, during a restart) fails, and Optuna fails the trial with it. Here each
+    call is retried with back-off for up to ``outage_seconds``; errors that are not a lost
+    connection are raised at once."""
+
+    def __init__(self, url: str, outage_seconds: float = 0.0, **kwargs):
+        self.outage_seconds = outage_seconds
+        super().__init__(url, **kwargs)
+
+
+def _waiting_out_outages(method):
+    def call(self, *args, **kwargs):
+        deadline, pause = time.monotonic() + self.outage_seconds, 0.5
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - only lost connections are retried, others re-raised
+                if not _connection_lost(exc) or time.monotonic() + pause > deadline:
+                    raise
+                log.warning("study storage unreachable (%s); retrying %s in %.1f s", type(exc.__cause__ or exc).__name__,
+                            method.__name__, pause)
+                time.sleep(pause)
+                pause = min(2 * pause, 5.0)
+    call.__name__, call.__doc__ = method.__name__, method.__doc__
+    return call
+
+
+# every call a worker makes during a study (the base class's constructor and schema upgrades are not:
+# a storage that cannot be opened fails at once)
+for _name in ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+              "get_study_id_from_name", "get_study_name_from_id", "get_study_directions", "get_study_user_attrs",
+              "get_study_system_attrs", "get_trial_user_attrs", "get_trial_system_attrs", "get_all_studies",
+              "create_new_trial", "set_trial_param", "get_trial_param", "set_trial_state_values",
+              "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
+              "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials", "get_best_trial",
+              "record_heartbeat", "_get_stale_trial_ids"):
+    setattr(ReconnectingStorage, _name, _waiting_out_outages(getattr(optuna.storages.RDBStorage, _name)))
 
 
 class StaleTrial:
@@ -334,7 +388,7 @@ def finish(plan: dict, apply: bool = False, trial: int | None = None) -> optuna.
     (``trial``: a chosen trial's values instead, e.g. one from a Pareto front)."""
     root, params = Path(plan["root"]), plan["params"]
     minutes = (time.monotonic() - plan["started"]) / 60
-    study = optuna.load_study(study_name=plan["study_name"], storage=make_storage(plan["storage"], root))
+    study = optuna.load_study(study_name=plan["study_name"], storage=make_storage(plan["storage"], root, params))
     done = len(study.trials) - plan["before"]
     rate = done / max(minutes, 1e-9)
     log.info("tune %s: %d trials in %.1f min (%.2f trials/min)", plan["target"], done, minutes, rate)
@@ -445,7 +499,7 @@ def settle_dead_worker(plan: dict, pid: int) -> int:
     """Fail the trials a dead local worker left RUNNING (ending their MLflow runs), queue their
     parameters again; returns how many trials it finished."""
     root, params = Path(plan["root"]), plan["params"]
-    study = optuna.load_study(study_name=plan["study_name"], storage=make_storage(plan["storage"], root))
+    study = optuna.load_study(study_name=plan["study_name"], storage=make_storage(plan["storage"], root, params))
     worker = f"{socket.gethostname()}:{pid}"
     mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker]
     dead = StaleTrial(int(section(params, "tune.max_retries")), params, root)
