@@ -3,7 +3,7 @@
 Run after `make repro` (it reads data/encodings, data/features, data/filtered and the trained
 outer model; it writes nothing under data/ and leaves DVC state alone). Each candidate is a set
 of `-S`-style overrides of params.yaml, trained by the stage's own `run` in a scratch root and
-scored by `audiovae.validation` on a fixed validation subset (never the test split), next to the
+scored by `audiovae.evaluation.validation` on a fixed validation subset (never the test split), next to the
 reference rows (the real audio, the project's outer model alone):
 
     .venv/bin/python benchmarks/candidates.py --clips 120 \
@@ -35,11 +35,13 @@ import pandas as pd
 import torch
 import yaml
 
-from audiovae import bundle, encode, quality, train_inner, train_outer
-from audiovae.params import load_params
-from audiovae.scratch import scratch_root
-from audiovae.tune import set_dotted
-from audiovae.validation import Validation
+from audiovae.inference import bundle
+from audiovae.training import encode, inner as train_inner, outer as train_outer
+from audiovae.evaluation import quality
+from audiovae.config.params import load_params
+from audiovae.training.scratch import scratch_root
+from audiovae.training.tune import set_dotted
+from audiovae.evaluation.validation import Validation
 
 
 def overrides(text: str) -> dict:

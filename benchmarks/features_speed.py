@@ -19,10 +19,10 @@ import librosa
 import numpy as np
 import pandas as pd
 
-from audiovae import features, filter as filter_stage
-from audiovae.audio import fit_length
-from audiovae.scratch import scratch_root
-from audiovae.params import load_params
+from audiovae.data import features, filter as filter_stage
+from audiovae.data.audio import fit_length
+from audiovae.training.scratch import scratch_root
+from audiovae.config.params import load_params
 
 
 def naive(paths: list[Path], sr: int, length: int, n_fft: int, hop: int) -> np.ndarray:

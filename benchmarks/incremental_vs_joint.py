@@ -31,15 +31,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from audiovae import encode, evaluate, train_inner, train_outer
-from audiovae.artifacts import open_features, split_rows
-from audiovae.inference import AudioVAE
-from audiovae.losses import spectrogram_loss
+from audiovae.training import encode, inner as train_inner, outer as train_outer
+from audiovae.evaluation import evaluate
+from audiovae.data.artifacts import open_features, split_rows
+from audiovae.inference.model import AudioVAE
+from audiovae.models.losses import spectrogram_loss
 from audiovae.models.build import build_checked, build_vae
-from audiovae.params import load_params
-from audiovae.scratch import scratch_root
-from audiovae.train_inner import class_scales, label_codes
-from audiovae.training import FitConfig, batches_of, fit, pick_device, seed_everything
+from audiovae.config.params import load_params
+from audiovae.training.scratch import scratch_root
+from audiovae.training.inner import class_scales, label_codes
+from audiovae.training.loop import FitConfig, batches_of, fit, pick_device, seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = ("quality.full_pesq_nb", "quality.full_stoi", "quality.generated_dnsmos_ovrl",

@@ -23,9 +23,9 @@ import soundfile as sf
 
 from audiovae import cli
 from audiovae.atomic import write_text
-from audiovae.audio import read, to_mono
-from audiovae.inference import AudioVAE
-from audiovae.params import load_params
+from audiovae.data.audio import read, to_mono
+from audiovae.inference.model import AudioVAE
+from audiovae.config.params import load_params
 from judge import as_clips, clean_judge
 
 RATE, SECONDS, FIRST, LAST = 44100, 2.9, 1.0, 1.6

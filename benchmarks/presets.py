@@ -20,10 +20,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from audiovae import encode, evaluate, features, filter as filter_stage, train_inner, train_outer
+from audiovae.training import encode, inner as train_inner, outer as train_outer
+from audiovae.evaluation import evaluate
+from audiovae.data import features, filter as filter_stage
 from audiovae.atomic import atomic_path, write_text
-from audiovae.scratch import scratch_root
-from audiovae.params import deep_merge
+from audiovae.training.scratch import scratch_root
+from audiovae.config.params import deep_merge
 
 KEYS = ["outer.train_seconds", "inner.train_seconds", "outer.params", "inner.params",
         "quality.outer_pesq_nb", "quality.full_pesq_nb", "quality.full_stoi", "quality.generated_dnsmos_ovrl",

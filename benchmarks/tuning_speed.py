@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from audiovae import tune
-from audiovae.params import load_params
+from audiovae.training import tune
+from audiovae.config.params import load_params
 
 
 def main() -> None:

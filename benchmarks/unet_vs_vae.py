@@ -30,14 +30,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiovae import evaluate, quality, train_inner, train_outer
-from audiovae.artifacts import load_codec, open_features, split_rows
-from audiovae.checkpoints import load_outer
-from audiovae.inference import AudioVAE
+from audiovae.evaluation import evaluate, quality
+from audiovae.training import inner as train_inner, outer as train_outer
+from audiovae.data.artifacts import load_codec, open_features, split_rows
+from audiovae.models.checkpoints import load_outer
+from audiovae.inference.model import AudioVAE
 from audiovae.models.outer import count_params
-from audiovae.params import load_params
-from audiovae.scratch import scratch_root
-from audiovae.training import pick_device
+from audiovae.config.params import load_params
+from audiovae.training.scratch import scratch_root
+from audiovae.training.loop import pick_device
 
 REPO = Path(__file__).resolve().parents[1]
 SCORER: "Scorer"  # set in main(): the epoch hooks score with it

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from audiovae import cli, quality
+from audiovae import cli
+from audiovae.evaluation import quality
 from audiovae.atomic import write_text
-from audiovae.inference import AudioVAE
-from audiovae.params import load_params
+from audiovae.inference.model import AudioVAE
+from audiovae.config.params import load_params
 from judge import as_clips, clean_judge
 
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

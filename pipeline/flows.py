@@ -92,8 +92,8 @@ def parent_run(root: str, name: str) -> Iterator[str | None]:
     """One MLflow parent run for the whole flow: the stages run as separate ``dvc`` processes, so
     they are told its id (``$AUDIOVAE_PARENT_RUN_ID``) instead of each opening their own. An
     enclosing flow's parent run (retrain around repro) is kept."""
-    from audiovae import tracking
-    from audiovae.params import load_params
+    from audiovae.tracking import runs as tracking
+    from audiovae.config.params import load_params
 
     if os.environ.get(tracking.PARENT_ENV):
         yield os.environ[tracking.PARENT_ENV]
@@ -134,7 +134,7 @@ def repro_flow(root: str = str(ROOT), overrides: dict | None = None, until: str 
 def tune_share(plan: dict, index: int) -> int:
     """The trials of one worker, as a task tagged ``gpu``: a concurrency limit on the tag (held by
     the Prefect server) counts the cards in use across every machine."""
-    from audiovae import tune
+    from audiovae.training import tune
 
     tune.run_worker(plan, index)
     return plan["shares"][index]
@@ -183,7 +183,7 @@ def tune_flow(target: str = "inner", trials: int = 20, workers: int = 2, storage
     of it, started with ``run_deployment`` and taken by whichever Prefect worker is free; without
     one (a laptop, Prefect's ephemeral mode) the workers are local processes. Never threads: each
     trial seeds the global RNGs, which threads would share."""
-    from audiovae import tune
+    from audiovae.training import tune
 
     logger = get_run_logger()
     plan = tune.prepare(target, trials, storage, study, workers, Path(root), params)
@@ -232,10 +232,10 @@ def retrain_flow(root: str = str(ROOT), push: bool = False) -> dict:
     """The CI entry point: pull, reproduce, evaluate, register as challenger, promote only if better."""
     from mlflow.tracking import MlflowClient
 
-    from audiovae import registry, tracking
+    from audiovae.tracking import registry, runs as tracking
     from audiovae.atomic import write_text
-    from audiovae.params import load_params, section
-    from audiovae.promotion import decide, flat_metrics
+    from audiovae.config.params import load_params, section
+    from audiovae.tracking.promotion import decide, flat_metrics
 
     logger = get_run_logger()
     params = load_params(Path(root) / "params.yaml")

@@ -68,7 +68,7 @@ def base_params() -> dict:
 
 def params_with(overrides: dict) -> dict:
     """The project's params with ``overrides`` merged in (every key the schema needs stays present)."""
-    from audiovae.params import deep_merge
+    from audiovae.config.params import deep_merge
 
     return deep_merge(base_params(), overrides)
 
@@ -159,7 +159,9 @@ def trained(tmp_path_factory, tiny_fsdd_zip):
     mp.setenv("AUDIOVAE_ROOT", str(root))
     params = tiny_params()
     save_params(root, params)
-    from audiovae import download, encode, evaluate, features, filter as filter_stage, train_inner, train_outer
+    from audiovae.data import download, features, filter as filter_stage
+    from audiovae.training import encode, inner as train_inner, outer as train_outer
+    from audiovae.evaluation import evaluate
 
     def stage(name, module):
         before = tree_state(root)

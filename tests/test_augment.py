@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audiovae import augment, download, features, filter as filter_stage
-from audiovae.artifacts import load_codec, real_rows
-from audiovae.params import deep_merge
+from audiovae.data import augment, download, features, filter as filter_stage
+from audiovae.data.artifacts import load_codec, real_rows
+from audiovae.config.params import deep_merge
 
 
 def test_mixing_adds_counted_training_examples_only(project):
@@ -92,8 +92,8 @@ def test_each_encode_transform_does_what_it_says():
 
 
 def test_encode_augmentation_adds_training_codes_only_and_is_deterministic(trained, tmp_path):
-    from audiovae import encode
-    from audiovae.scratch import scratch_root
+    from audiovae.training import encode
+    from audiovae.training.scratch import scratch_root
 
     root, params, *_ = trained
     plain_codes = np.load(root / "data" / "encodings" / "codes.npy")

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from audiovae import download
-from audiovae.params import ParamsError, load_params
-from audiovae.spectrogram import Codec
-from audiovae.splits import assign_splits
+from audiovae.data import download
+from audiovae.config.params import ParamsError, load_params
+from audiovae.data.spectrogram import Codec
+from audiovae.data.splits import assign_splits
 from conftest import base_params
 
 
@@ -84,7 +84,7 @@ def test_a_stage_refuses_a_misspelt_key_before_any_work(tmp_path):
     params = base_params()
     params["filter"]["trim_dB"] = 30
     write(tmp_path, params)
-    done = subprocess.run([sys.executable, "-m", "audiovae.download"], cwd=tmp_path, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "audiovae.stages.download"], cwd=tmp_path, capture_output=True,
                           text=True, env={**__import__("os").environ, "AUDIOVAE_ROOT": str(tmp_path)})
     assert done.returncode == 2
     assert "filter.trim_dB: unknown key" in done.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from audiovae.params_stage import OUT_DIR, STAGE_KEYS
+from audiovae.config.stage_params import OUT_DIR, STAGE_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "audiovae"
@@ -85,8 +85,30 @@ def test_each_stage_reads_its_effective_params_file():
         assert any(isinstance(p, dict) and path in p for p in stages[stage]["params"]), stage
 
 
+def test_library_code_never_imports_a_stage():
+    """Stages call the library, never the other way round (the CLI, an entry point, runs them by name)."""
+    library = [".".join(p.relative_to(PACKAGE).with_suffix("").parts) for p in PACKAGE.rglob("*.py")
+               if p.relative_to(PACKAGE).parts[0] != "stages" and p.name != "cli.py"]
+    assert len(library) > 30
+    for module in library:
+        module = module.removesuffix(".__init__").removesuffix("__init__")
+        assert not any(m == "stages" or m.startswith("stages.") for m in imported_modules(module)), module
+
+
+def test_every_stage_module_is_thin():
+    """One per DVC stage, holding no work of its own: it runs a library ``run``."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert {p.stem for p in (PACKAGE / "stages").glob("*.py")} - {"__init__"} == set(stages)
+    for stage in stages:
+        assert stages[stage]["cmd"] == f"python -m audiovae.stages.{stage}"
+        tree = ast.parse((PACKAGE / "stages" / f"{stage}.py").read_text())
+        assert [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))] == ["main"]
+
+
 def test_the_closure_sees_lazy_and_relative_imports():
     """The test's own parser, checked on modules whose imports are known."""
-    assert "tracking" in imported_modules("stage") and "params" in imported_modules("models.build")
+    assert "tracking.runs" in imported_modules("stages") and "config.params" in imported_modules("models.build")
+    assert "models.outer" in imported_modules("models.build")  # a relative import
+    assert "training.outer" in imported_modules("training.tune")  # a lazy one, inside a function
     assert Path("src/audiovae/models/__init__.py") in closure("models.outer")
-    assert Path("src/audiovae/schema.py") in closure("download")  # params -> schema, two steps away
+    assert Path("src/audiovae/config/schema.py") in closure("stages.download")  # params -> schema, two steps away

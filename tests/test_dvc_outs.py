@@ -6,8 +6,9 @@ from pathlib import Path
 
 import yaml
 
-from audiovae import export, params_stage
-from audiovae.scratch import scratch_root
+from audiovae.inference import export
+from audiovae.config import stage_params as params_stage
+from audiovae.training.scratch import scratch_root
 from conftest import REPO, STAGE_WRITES, tree_state, written_by
 
 # scratch that no later stage or report reads: resume checkpoints, and the MLflow store when

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from audiovae import bundle, cli, export, registry, tracking
-from audiovae.inference import AudioVAE
-from audiovae.params import deep_merge
+from audiovae.inference import bundle, export
+from audiovae import cli
+from audiovae.tracking import registry, runs as tracking
+from audiovae.inference.model import AudioVAE
+from audiovae.config.params import deep_merge
 from test_pipeline import stereo_44k
 
 
@@ -125,8 +127,9 @@ def test_the_other_latent_kind_through_every_consumer(trained, tmp_path, tiny_fs
     import mlflow
     import pandas as pd
 
-    from audiovae import serving, train_inner
-    from audiovae.scratch import scratch_root
+    from audiovae.tracking import serving
+    from audiovae.training import inner as train_inner
+    from audiovae.training.scratch import scratch_root
 
     root, params, *_ = trained
     other = "global" if params["inner"]["latent"] == "sequence" else "sequence"

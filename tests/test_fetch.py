@@ -8,7 +8,8 @@ import threading
 import pandas as pd
 import pytest
 
-from audiovae import download, fetch
+from audiovae.data import download, fetch
+from audiovae.stages import download as download_stage
 from audiovae.atomic import sha256_file
 from conftest import free_port, save_params
 
@@ -114,5 +115,5 @@ def test_download_stage_exits_with_a_message(project, monkeypatch, tmp_path, cap
     save_params(root, params)
     monkeypatch.chdir(root)
     with pytest.raises(SystemExit) as exit_info:
-        download.main()
+        download_stage.main()  # what `python -m audiovae.stages.download` runs
     assert exit_info.value.code == 2

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from audiovae import audio, features, filter as filter_stage
-from audiovae.artifacts import open_features
-from audiovae.spectrogram import Codec, log_spectral_distance
+from audiovae.data import audio, features, filter as filter_stage
+from audiovae.data.artifacts import open_features
+from audiovae.data.spectrogram import Codec, log_spectral_distance
 from conftest import fsdd_members, sine
 
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from audiovae.classifier import CheckClassifier
-from audiovae.inference import AudioVAE
+from audiovae.evaluation.classifier import CheckClassifier
+from audiovae.inference.model import AudioVAE
 from audiovae.models.inner import VAE, vae_loss
-from audiovae.params import ParamsError
-from audiovae.train_inner import check_class_sampling, class_scales
+from audiovae.config.params import ParamsError
+from audiovae.training.inner import check_class_sampling, class_scales
 from conftest import base_params, tone_classes
 
 

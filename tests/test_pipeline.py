@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiovae import cli, train_inner, train_outer
+from audiovae import cli
+from audiovae.training import inner as train_inner, outer as train_outer
 from conftest import FSDD_ROOT
 
 
@@ -78,7 +79,7 @@ def test_train_inner_never_needs_the_outer_model(trained, monkeypatch):
     hidden = outer_model.with_suffix(".hidden")
     outer_model.rename(hidden)
     try:
-        import audiovae.checkpoints as checkpoints
+        import audiovae.models.checkpoints as checkpoints
         monkeypatch.setattr(checkpoints, "load_outer", lambda *a, **k: pytest.fail("train_inner loaded the outer model"))
         result = train_inner.run(params, root)
         assert len(result["history"].epochs) == params["inner"]["train"]["epochs"]
@@ -116,7 +117,7 @@ def test_parameter_cap_is_enforced(trained):
     root, params, *_ = trained
     p = json.loads(json.dumps(params))
     p["outer"]["max_params"] = 100
-    from audiovae.params import ParamsError
+    from audiovae.config.params import ParamsError
     with pytest.raises(ParamsError, match="max_params"):
         train_outer.run(p, root)
 

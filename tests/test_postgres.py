@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import optuna
 
-from audiovae import download, features, filter as filter_stage, tracking, tune
+from audiovae.data import download, features, filter as filter_stage
+from audiovae.tracking import runs as tracking
+from audiovae.training import tune
 from conftest import running_mlflow_server
 from test_tune import tiny_tune_params
 

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from audiovae.params import deep_merge
-from audiovae.spectrogram import Codec
+from audiovae.config.params import deep_merge
+from audiovae.data.spectrogram import Codec
 from audiovae.models.build import build_checked, build_vae
 from conftest import base_params
 

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from audiovae.promotion import decide, flat_metrics
+from audiovae.tracking.promotion import decide, flat_metrics
 
 METRIC = "classifier.generated_accuracy"
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from audiovae import quality
-from audiovae.classifier import CleanClassifier
-from audiovae.promotion import decide
+from audiovae.evaluation import quality
+from audiovae.evaluation.classifier import CleanClassifier
+from audiovae.tracking.promotion import decide
 from conftest import base_params, fsdd_members, sine, tone_classes
 
 SR = 8000
@@ -102,7 +102,7 @@ def test_the_champion_gate_uses_the_independent_primary_metric():
     assert cfg["primary_metric"].startswith("quality.") and cfg["mode"] == "max"
     champion = {"quality": {"full_pesq_nb": 2.5}}
     challenger = {"quality": {"full_pesq_nb": 2.9}}
-    from audiovae.promotion import flat_metrics
+    from audiovae.tracking.promotion import flat_metrics
     required = {k: 0.9 for k in cfg["required_metrics"]}
     flat = {**flat_metrics(challenger), **required}
     assert decide(flat, {**flat_metrics(champion), **required}, cfg["primary_metric"], cfg["mode"],

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from audiovae import cli, report
+from audiovae import cli
+from audiovae.evaluation import report
 from conftest import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audiovae.segments import Segmenter, edge_fade
+from audiovae.data.segments import Segmenter, edge_fade
 from conftest import sine
 
 SR = 8000

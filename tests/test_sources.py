@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from audiovae import download, filter as filter_stage, sources
-from audiovae.fetch import FetchError
-from audiovae.splits import assign_splits
+from audiovae.data import download, filter as filter_stage, sources
+from audiovae.data.fetch import FetchError
+from audiovae.data.splits import assign_splits
 from conftest import fsdd_members, params_with, sine, write_zip
 
 # The real audioMNIST_meta.txt is messy in exactly these ways (see shared/datasets/README.md).

@@ -18,9 +18,9 @@ import sqlalchemy
 import yaml
 from mlflow.tracking import MlflowClient
 
-from audiovae import train_inner, tune
-from audiovae.scratch import scratch_root
-from audiovae.tracking import TrackingError
+from audiovae.training import inner as train_inner, tune
+from audiovae.training.scratch import scratch_root
+from audiovae.tracking.runs import TrackingError
 from conftest import DVC, free_port, sh, start_mlflow_server, stop_process
 from test_tune import tiny_tune_params
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from audiovae import download, features, filter as filter_stage, tracking, train_outer
-from audiovae.tracking import TrackingError
+from audiovae.data import download, features, filter as filter_stage
+from audiovae.tracking import runs as tracking
+from audiovae.training import outer as train_outer
+from audiovae.tracking.runs import TrackingError
 from conftest import free_port, running_mlflow_server
 
 

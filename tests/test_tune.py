@@ -8,7 +8,7 @@ import numpy as np
 import optuna
 import pytest
 
-from audiovae import tune
+from audiovae.training import tune
 
 
 def tiny_tune_params(params: dict, root: Path) -> dict:
@@ -80,7 +80,7 @@ def test_grid_sampler_needs_discrete_spaces():
 
 
 def test_scratch_root_links_inputs_and_names_what_is_missing(tmp_path):
-    from audiovae.scratch import scratch_root
+    from audiovae.training.scratch import scratch_root
     (tmp_path / "data" / "encodings").mkdir(parents=True)
     (tmp_path / "data" / "encodings" / "codes.npy").write_bytes(b"x")
     with scratch_root(tmp_path, ["data/encodings"]) as scratch:
@@ -98,7 +98,7 @@ def test_a_killed_run_leaves_no_scratch_folder(tmp_path):
     import sys
 
     (tmp_path / "data").mkdir()
-    code = ("import sys, time; from pathlib import Path; from audiovae.scratch import scratch_root\n"
+    code = ("import sys, time; from pathlib import Path; from audiovae.training.scratch import scratch_root\n"
             "with scratch_root(Path(sys.argv[1]), ['data']) as s:\n"
             "    print(s, flush=True); time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
@@ -118,7 +118,7 @@ def test_full_path_objective_ranks_a_better_reconstruction_lower(trained):
     full-path reconstructions."""
     from scipy.ndimage import uniform_filter1d
 
-    from audiovae.validation import Validation
+    from audiovae.evaluation.validation import Validation
 
     root, params, _, inner, _ = trained
     scorer = Validation.from_project(root, params, clips=0, generated_per_label=2, classifier=False)

@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from audiovae import download, encode, features, filter as filter_stage, train_inner, train_outer
-from audiovae.artifacts import open_features, split_rows
+from audiovae.data import download, features, filter as filter_stage
+from audiovae.training import encode, inner as train_inner, outer as train_outer
+from audiovae.data.artifacts import open_features, split_rows
 from audiovae.models.outer import build_outer
-from audiovae.params import deep_merge
+from audiovae.config.params import deep_merge
 
 
 def test_unet_outer_trains_and_the_inner_vae_runs_on_it(project):

@@ -27,20 +27,20 @@ EXAMPLES = """examples:
 
 
 def _model(args):
-    from .inference import AudioVAE
-    from .training import pick_device
+    from audiovae.inference.model import AudioVAE
+    from audiovae.training.loop import pick_device
 
     device = pick_device(args.device)
     if not args.model:
         return AudioVAE.from_project(Path(args.root), device)
     if args.model.startswith("models:/"):
-        from . import registry
+        from audiovae.tracking import registry
         return AudioVAE.from_bundle(registry.load_bundle(args.model, Path(args.root).resolve()), device)
     return AudioVAE.from_file(Path(args.model), device)
 
 
 def _write(model, specs, out: Path, names: list[str]) -> list[Path]:
-    from .audio import write_wav
+    from audiovae.data.audio import write_wav
     from .progress import track
 
     out.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ def cmd_generate(args) -> list[Path]:
     model = _model(args)
     spread = args.spread
     if spread is None:  # the spread the evaluate stage scored the model's generations with
-        from .params import section
+        from audiovae.config.params import section
         if not model.params:
             raise ValueError("this model records no evaluate.generate_spread: give --spread")
         spread = float(section(model.params, "evaluate.generate_spread"))
@@ -66,7 +66,7 @@ def cmd_generate(args) -> list[Path]:
 
 
 def _write_waves(model, waves, out: Path, names: list[str]) -> list[Path]:
-    from .audio import write_wav
+    from audiovae.data.audio import write_wav
 
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -107,7 +107,7 @@ def cmd_vary(args) -> list[Path]:
 
 def cmd_export(args) -> list[Path]:
     """Both networks, codec, statistics, label centres, effective params, data hash: one file."""
-    from . import bundle
+    from audiovae.inference import bundle
 
     if args.model:
         raise ValueError("export writes the project's model (--root); --model is already a bundle")
@@ -125,13 +125,13 @@ def cmd_probe(args) -> list[Path]:
 
 
 def cmd_tune(args) -> None:
-    from .tune import tune
+    from audiovae.training.tune import tune
 
     trials = args.trials
     if trials is None:
-        from .params import load_params, section
+        from audiovae.config.params import load_params, section
         trials = int(section(load_params(Path(args.root).resolve() / "params.yaml"), f"tune.{args.target}.trials"))
-    from .tune import chosen_trial
+    from audiovae.training.tune import chosen_trial
 
     study = tune(args.target, trials, storage=args.storage, study_name=args.study, workers=args.workers,
                  apply=args.apply, root=Path(args.root).resolve(), trial=args.trial)
@@ -149,8 +149,8 @@ def cmd_tune(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .params import load_params
-    from .report import build
+    from audiovae.config.params import load_params
+    from audiovae.evaluation.report import build
 
     root = Path(args.root).resolve()
     if not (root / "reports" / "metrics.json").exists():
@@ -168,8 +168,7 @@ STAGES = ("params", "download", "filter", "features", "train_outer", "encode", "
 def cmd_stage(args) -> None:
     import importlib
 
-    module = "params_stage" if args.name == "params" else args.name  # `audiovae.params` is the reader
-    importlib.import_module(f"audiovae.{module}").main()
+    importlib.import_module(f"audiovae.stages.{args.name}").main()
 
 
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:

@@ -2,7 +2,7 @@
 parameter cap (the seed's lesson: tuning drifts to huge models)."""
 from __future__ import annotations
 
-from ..params import ParamsError
+from audiovae.config.params import ParamsError
 from .inner import VAE
 from .outer import build_outer, count_params
 

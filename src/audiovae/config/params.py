@@ -1,0 +1,93 @@
+"""Read ``params.yaml``: the single source of truth for every stage.
+
+A ``preset`` key names a block under ``presets`` whose values are merged over the
+defaults, so ``dvc exp run -S preset=fsdd_conv_vae`` switches a whole configuration.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from audiovae.config import schema
+
+PARAMS_FILE = "params.yaml"
+
+
+class ParamsError(ValueError):
+    """A parameter is missing or has a value the stage cannot use."""
+
+
+def project_root() -> Path:
+    """The project root: ``$AUDIOVAE_ROOT`` if set, else the working directory (where DVC runs stages)."""
+    return Path(os.environ.get("AUDIOVAE_ROOT", os.getcwd())).resolve()
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return ``base`` with ``override`` merged in, recursively for nested mappings."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_params(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Load params.yaml and apply the selected preset, if any."""
+    path = Path(path) if path else project_root() / PARAMS_FILE
+    if not path.exists():
+        raise ParamsError(f"{path} not found: run from the project root or set AUDIOVAE_ROOT")
+    with open(path) as fh:
+        raw = yaml.safe_load(fh) or {}
+    return resolve(raw, str(path))
+
+
+def resolve(raw: dict, where: str = PARAMS_FILE) -> dict[str, Any]:
+    """Validate ``raw`` and every preset merged over it, then apply the selected preset.
+
+    Every preset is checked, not only the selected one, so a misspelt key in any of them is
+    found before any work rather than on the day someone selects it."""
+    problems = schema.validate(raw, where)
+    presets = raw.get("presets") or {}
+    if not problems:
+        for name, override in presets.items():
+            if not isinstance(override, dict):
+                problems.append(f"{where}: presets.{name}: must be a mapping of sections")
+                continue
+            problems += schema.validate(deep_merge(raw, override), f"{where} (presets.{name})")
+    if problems:
+        raise ParamsError("invalid parameters:\n  " + "\n  ".join(problems))
+    preset = raw["preset"]
+    if preset == "none":
+        return raw
+    if preset not in presets:
+        raise ParamsError(f"preset {preset!r} is not defined under 'presets' in {where}; "
+                          f"choose one of: none, {', '.join(sorted(presets))}")
+    return deep_merge(raw, presets[preset])
+
+
+def section(params: dict, dotted: str) -> Any:
+    """Fetch ``a.b.c`` from nested params with an error that names the missing key."""
+    node: Any = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ParamsError(f"params.yaml has no key {dotted!r} (missing {part!r})")
+        node = node[part]
+    return node
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """Flatten nested params to ``a.b.c`` keys (for MLflow)."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out

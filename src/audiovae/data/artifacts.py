@@ -1,0 +1,51 @@
+"""Read what earlier stages wrote: spectrograms, their codec and splits, cached codes.
+
+Library code shared by the stages and the CLI, so that no stage module imports another (a stage
+depends, in dvc.yaml, on exactly the modules it imports).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from audiovae.data.spectrogram import Codec
+
+
+def load_codec(features_dir: Path) -> Codec:
+    return Codec(**json.loads((features_dir / "codec.json").read_text()))
+
+
+def open_features(features_dir: Path) -> tuple[np.ndarray, pd.DataFrame, Codec]:
+    """Memory-map the spectrograms and read their index and codec."""
+    specs = np.load(features_dir / "spectrograms.npy", mmap_mode="r")
+    index = pd.read_csv(features_dir / "index.csv", dtype={"label": str, "speaker": str})
+    return specs, index, load_codec(features_dir)
+
+
+def split_rows(index: pd.DataFrame, split: str) -> np.ndarray:
+    """Row numbers of one split, in order (so memmap reads stay sequential)."""
+    return np.flatnonzero(index["split"].to_numpy() == split)
+
+
+def real_rows(index: pd.DataFrame, split: str) -> np.ndarray:
+    """``split_rows`` without mixing augmentation's examples: rows that are real recordings."""
+    rows = split_rows(index, split)
+    if "augmented" in index:
+        rows = rows[index["augmented"].to_numpy()[rows] == 0]
+    return rows
+
+
+def load_encodings(root: Path) -> tuple[np.ndarray, dict, pd.DataFrame, dict]:
+    """Codes (memory-mapped), standardisation stats, index and manifest of the encode stage."""
+    enc = root / "data" / "encodings"
+    codes = np.load(enc / "codes.npy", mmap_mode="r")
+    stats = dict(np.load(enc / "stats.npz"))
+    index = pd.read_csv(enc / "index.csv", dtype={"label": str, "speaker": str})
+    return codes, stats, index, json.loads((enc / "manifest.json").read_text())
+
+
+def standardised(codes: np.ndarray, stats: dict, rows: np.ndarray) -> np.ndarray:
+    return ((np.asarray(codes[rows]) - stats["mean"]) / stats["std"]).astype(np.float32)

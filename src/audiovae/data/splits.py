@@ -1,0 +1,63 @@
+"""Train/val/test splits, deterministic for a seed.
+
+- ``official``: FSDD's rule (takes 0-4 of every speaker and digit are test), also applied to
+  AudioMNIST, which uses the same naming; datasets without takes fall back to ``stratified``.
+- ``speaker``: whole speakers held out for val and test.
+- ``stratified``: 81/9/10 stratified by label, as in the AudioMNIST report.
+Validation is always carved from what test leaves (``val_fraction`` of it), stratified by label
+where every class allows it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from audiovae.config.params import ParamsError
+
+DIGIT_DATASETS = ("fsdd", "audiomnist")
+
+
+def _stratified(index: pd.Index, labels: pd.Series, fraction: float, seed: int) -> tuple[pd.Index, pd.Index]:
+    """Split ``index`` into (rest, held) with ``fraction`` held out, stratified when possible."""
+    if len(index) < 2 or fraction <= 0:
+        return index, index[:0]
+    counts = labels.loc[index].value_counts()
+    n_held = max(1, int(round(len(index) * fraction)))
+    stratify = labels.loc[index] if counts.min() >= 2 and n_held >= counts.size and len(index) - n_held >= counts.size else None
+    rest, held = train_test_split(list(index), test_size=n_held, random_state=seed, stratify=stratify)
+    return pd.Index(rest), pd.Index(held)
+
+
+def assign_splits(table: pd.DataFrame, cfg: dict, seed: int) -> pd.Series:
+    """Return a ``split`` column (train/val/test) for ``table``."""
+    method = cfg["method"]
+    val_fraction = float(cfg["val_fraction"])
+    test_fraction = float(cfg["test_fraction"])
+    official_test_takes = int(cfg["official_test_takes"])
+    split = pd.Series("train", index=table.index, dtype=object)
+    labels = table["dataset"].astype(str) + ":" + table["label"].astype(str)
+    for dataset, group in table.groupby("dataset", sort=True):
+        if method == "official" and dataset in DIGIT_DATASETS:
+            test = group.index[group["take"].astype(int) < official_test_takes]
+            train = group.index.difference(test)
+        elif method == "speaker":
+            speakers = np.array(sorted(group["speaker"].astype(str).unique()))
+            rng = np.random.default_rng(seed)
+            rng.shuffle(speakers)
+            n_test = max(1, int(round(len(speakers) * test_fraction))) if len(speakers) > 2 else 0
+            n_val = max(1, int(round((len(speakers) - n_test) * val_fraction))) if len(speakers) > 2 else 0
+            test_speakers, val_speakers = set(speakers[:n_test]), set(speakers[n_test:n_test + n_val])
+            speaker = group["speaker"].astype(str)
+            split.loc[group.index[speaker.isin(test_speakers)]] = "test"
+            split.loc[group.index[speaker.isin(val_speakers)]] = "val"
+            continue
+        elif method in ("official", "stratified"):
+            train, test = _stratified(group.index, labels, test_fraction, seed)
+        else:
+            raise ParamsError(f"data.split.method must be official, speaker or stratified, not {method!r}")
+        # val is a fraction of what test leaves (0.1 and 0.1 give 81/9/10)
+        train, val = _stratified(train, labels, val_fraction, seed)
+        split.loc[test] = "test"
+        split.loc[val] = "val"
+    return split

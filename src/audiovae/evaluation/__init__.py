@@ -1,0 +1,1 @@
+"""Evaluation: quality measures, classifiers, plots, the HTML report and the ``evaluate`` stage."""

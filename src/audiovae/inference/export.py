@@ -1,0 +1,35 @@
+"""Stage ``export``: the trained model as one file, ``data/export/model.avae``, and in the registry.
+
+The bundle (``inference/bundle.py``) holds both networks, the codec, the code statistics, the label centres,
+the effective params and the data manifest's hash, so ``audiovae --model model.avae ...`` works
+anywhere. With ``export.register_model`` it is also registered in MLflow as ``audiovae``: the version this
+run registered is recorded on the pipeline's parent run, which is what retraining aliases.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from audiovae.inference import bundle
+from audiovae.tracking import registry, runs as tracking
+from audiovae.inference.model import AudioVAE
+from audiovae.config.params import project_root, section
+
+log = logging.getLogger("audiovae.export")
+
+OUT = Path("data") / "export" / "model.avae"
+
+
+def run(params: dict, root: Path | None = None) -> Path:
+    root = root or project_root()
+    data = bundle.from_project(root)
+    path = bundle.write(data, root / OUT)
+    log.info("export: %s (%.1f MB), data manifest %s", path, path.stat().st_size / 1e6, data["data_manifest"])
+    with tracking.stage_run("export", params, root, section_keys=("export",)) as mlflow:
+        if mlflow is not None:
+            mlflow.log_metric("bundle_mb", path.stat().st_size / 1e6)
+            if section(params, "export.register_model"):
+                version = registry.log_bundle(mlflow, path, AudioVAE.from_bundle(data))
+                tracking.record_version(mlflow, registry.BUNDLE_MODEL, version)
+                log.info("export: registered %s version %s", registry.BUNDLE_MODEL, version)
+    return path

@@ -1,0 +1,29 @@
+"""The DVC stages, one thin module each, in pipeline order: ``params`` -> ``download`` ->
+``filter`` -> ``features`` -> ``train_outer`` -> ``encode`` -> ``train_inner`` -> ``evaluate``
+-> ``export``. Each reads its config, calls the library and exits; ``dvc.yaml`` runs
+``python -m audiovae.stages.<stage>``. Library code never imports this package.
+
+What every stage's ``main()`` does around its ``run(params)``: logging, a tracking pre-flight
+check (an unreachable MLflow server fails before any work starts), and clear errors."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from audiovae.tracking import runs as tracking
+from audiovae.data.fetch import FetchError
+from audiovae.config.params import ParamsError, load_params
+from audiovae.progress import setup_logging
+
+log = logging.getLogger("audiovae")
+
+
+def run_stage(run: Callable[[dict], object]) -> None:
+    setup_logging()
+    try:
+        params = load_params()
+        tracking.configure(params)
+        run(params)
+    except (FetchError, ParamsError, tracking.TrackingError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None

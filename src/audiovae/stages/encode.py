@@ -1,0 +1,14 @@
+"""DVC stage ``encode``: run the frozen outer encoder over every split once and cache the codes.
+
+The work is ``audiovae.training.encode.run``; this module only runs it as a stage.
+"""
+from audiovae.training.encode import run
+from audiovae.stages import run_stage
+
+
+def main() -> None:
+    run_stage(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+"""Training: the shared loop, the outer and inner models' stages, the ``encode`` pass between
+them, and Optuna tuning."""

@@ -1,0 +1,120 @@
+"""Stage ``encode``: run the frozen outer encoder over every split once and cache the codes.
+
+The inner VAE then trains on these codes alone, which is what makes it cheap (the
+incremental scheme). Writes ``data/encodings/``: ``codes.npy`` (files x code size, memory-
+mappable, not standardised), ``stats.npz`` (the train-split mean and std used to standardise),
+``index.csv`` and ``manifest.json`` naming the outer model's sha256.
+
+With ``encode.augment.copies`` > 0, transformed copies of each real training recording (gain,
+time shift, speed, noise: ``augment.plan_transforms``) are encoded once too and appended as
+training rows marked ``augmented``; validation and test rows stay real recordings, and the
+standardisation comes from real training codes only. Counts go to ``reports/encode/summary.json``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from audiovae.tracking import runs as tracking
+from audiovae.atomic import atomic_path, sha256_file, write_json
+from audiovae.models.checkpoints import load_outer
+from audiovae.data import augment
+from audiovae.data.artifacts import open_features, real_rows
+from audiovae.data.spectrogram import Codec
+from audiovae.config.params import project_root, section
+from audiovae.progress import Progress
+from audiovae.training.loop import pick_device
+
+log = logging.getLogger("audiovae.encode")
+STD_FLOOR = 1e-3  # standardising a near-constant code dimension would only amplify noise
+
+
+def encode_array(model, specs: np.ndarray, batch_size: int, device: torch.device, out: np.ndarray | None = None,
+                 desc: str = "encode") -> np.ndarray:
+    n = specs.shape[0]
+    with torch.no_grad(), Progress(n, desc, unit="file") as bar:
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            x = torch.from_numpy(np.array(specs[start:stop])).to(device)
+            code = model.encode(x).float().flatten(1).cpu().numpy()
+            if out is None:
+                out = np.empty((n, code.shape[1]), dtype=np.float32)
+            out[start:stop] = code
+            bar.update(stop - start)
+    return out
+
+
+def standardisation(codes: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    if mode == "none":
+        return np.zeros(codes.shape[1], np.float32), np.ones(codes.shape[1], np.float32)
+    mean = codes.mean(axis=0)
+    if mode == "global":  # one scale for all dimensions, as latent-diffusion models do
+        std = np.full(codes.shape[1], max(float(codes.std()), STD_FLOOR))
+    elif mode == "per_dim":
+        std = np.maximum(codes.std(axis=0), STD_FLOOR)
+    else:
+        raise ValueError(f"encode.standardise must be per_dim, global or none, not {mode!r}")
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+class TransformedSpecs:
+    """The planned copies' spectrograms, made a batch at a time as ``encode_array`` reads them
+    (the copies never sit in memory all at once)."""
+
+    def __init__(self, waves: np.ndarray, plan, codec: Codec):
+        self.waves, self.plan, self.codec = waves, plan, codec
+        self.shape = (len(plan), codec.n_bins, codec.n_frames(waves.shape[1]))
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        batch = [augment.transform(self.waves[row.audio_row], row, self.codec.sample_rate)
+                 for row in self.plan.iloc[rows].itertuples(index=False)]
+        return self.codec.encode(np.stack(batch))[0]
+
+
+def run(params: dict, root: Path | None = None) -> Path:
+    root = root or project_root()
+    cfg = section(params, "encode")
+    features_dir = root / "data" / "features"
+    specs, index, codec = open_features(features_dir)
+    plan = augment.plan_transforms(index, cfg["augment"], int(params["seed"]))
+    device = pick_device(section(params, "outer.device"))
+    model_path = root / "data" / "models" / "outer" / "model.pt"
+    model, info = load_outer(model_path, device)
+    size = math.prod(info["code_shape"])
+    out_dir = root / "data" / "encodings"
+    with atomic_path(out_dir) as staging:
+        staging.mkdir(parents=True)
+        codes = np.lib.format.open_memmap(staging / "codes.npy", mode="w+", dtype=np.float32,
+                                          shape=(len(index) + len(plan), size))
+        encode_array(model, specs, int(cfg["batch_size"]), device, out=codes[: len(index)])
+        if len(plan):
+            waves = np.load(root / "data" / "filtered" / "audio.npy", mmap_mode="r")
+            plan = plan.assign(audio_row=index["row"].to_numpy()[plan["source"].to_numpy()])
+            encode_array(model, TransformedSpecs(waves, plan, codec), int(cfg["batch_size"]), device,
+                         out=codes[len(index):], desc="encode augmented copies")
+        codes.flush()
+        train = real_rows(index, "train")
+        mean, std = standardisation(np.asarray(codes[train]), cfg["standardise"])
+        np.savez(staging / "stats.npz", mean=mean, std=std)
+        if len(plan):
+            base = index if "augmented" in index else index.assign(augmented=0)
+            index = pd.concat([base, augment.transformed_rows(base, plan)], ignore_index=True)
+        index.to_csv(staging / "index.csv", index=False)
+        write_json(staging / "manifest.json", {
+            "outer_model_sha256": sha256_file(model_path), "outer_kind": info["kind"],
+            "code_shape": info["code_shape"], "code_size": size, "files": len(index),
+            "standardise": cfg["standardise"], "features_index_sha256": sha256_file(features_dir / "index.csv")})
+        del codes
+    summary = {"rows": len(index), "augmented_copies": len(plan), "copies_per_train_file": int(cfg["augment"]["copies"]),
+               "code_size": size}
+    write_json(root / "reports" / "encode" / "summary.json", summary)
+    log.info("encode: %d rows (%d augmented copies) -> %d-dim codes (%s)", len(index), len(plan), size,
+             "x".join(map(str, info["code_shape"])))
+    tracking.log_stage("encode", params, section_keys=("encode",), root=root,
+                       metrics={"files": len(index), "augmented_copies": len(plan), "code_size": size})
+    return out_dir

@@ -1,0 +1,228 @@
+"""Stage ``train_inner``: fit the VAE on the cached, standardised outer codes only.
+
+It never loads the outer model: the codes from ``encode`` are all it reads. Writes
+``data/models/inner/model.pt`` (with each label's latent mean and spread, used to generate a
+chosen class), ``reports/inner/history.csv`` and ``reports/inner/kl_per_dim.csv``; the
+number of active latent dimensions is logged so posterior collapse is visible.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from audiovae.tracking import runs as tracking
+from audiovae.atomic import atomic_path, write_json
+from audiovae.models.checkpoints import save_model
+from audiovae.data.artifacts import load_encodings, real_rows, split_rows, standardised
+from audiovae.models.build import build_vae
+from audiovae.models.inner import ACTIVE_KL_THRESHOLD, VAE, vae_loss
+from audiovae.models.outer import count_params
+from audiovae.config.params import ParamsError, project_root, section
+from audiovae.training.loop import FitConfig, batches_of, config_hash, fit, pick_device, seed_everything
+
+log = logging.getLogger("audiovae.train_inner")
+LATENT_BATCH = 256
+
+
+class Annealed:
+    """KL weight: linear warm-up from 0 to ``beta`` over ``warmup`` epochs (0: constant)."""
+
+    def __init__(self, beta: float, warmup: int):
+        self.beta, self.warmup, self.value = beta, warmup, beta if warmup <= 0 else 0.0
+
+    def __call__(self, model, epoch: int) -> None:
+        self.value = self.beta if self.warmup <= 0 else self.beta * min(1.0, (epoch + 1) / self.warmup)
+
+
+def label_codes(index: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    labels = sorted(index["label"].astype(str).unique())
+    lookup = {label: i for i, label in enumerate(labels)}
+    return labels, index["label"].astype(str).map(lookup).to_numpy()
+
+
+def make_step(device, beta: Annealed, reconstruction: str, weight: float, reduction: str, free_bits: float = 0.0):
+    def step(model, batch):
+        x, y = (t.to(device) for t in batch)
+        loss, rec, kl = vae_loss(model, x, y, beta.value, reconstruction, weight, reduction, free_bits)
+        return loss, {"n": x.shape[0], "reconstruction": rec.detach(), "kl": kl.detach()}
+    return step
+
+
+def tensor_loader(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None):
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+
+    def batches(epoch: int = 0):
+        rng = np.random.default_rng([seed, epoch]) if seed is not None else None
+        for chunk in batches_of(len(xt), batch_size, shuffle=rng is not None, generator=rng):
+            yield xt[chunk], yt[chunk]
+    return batches
+
+
+CLASS_SAMPLING = ("kde", "full", "diagonal", "prior")
+COVARIANCE_RIDGE = 1e-4  # keeps a class's covariance positive definite when it has few examples
+
+
+def check_class_sampling(how: str, model: VAE) -> None:
+    if how not in CLASS_SAMPLING:
+        raise ParamsError(f"inner.class_sampling must be one of {', '.join(CLASS_SAMPLING)}, not {how!r}")
+    if how == "prior" and model.prior != "class_mixture":
+        raise ParamsError("inner.class_sampling prior needs inner.prior class_mixture")
+
+
+def class_scales(mu: np.ndarray, y: np.ndarray, n_classes: int, how: str, model: VAE,
+                 rank: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Each label's latent centre and scale (new latents: centre + spread * scale applied to eps).
+
+    ``full``: mean and a factor ``L`` of the covariance of the label's posterior means (ex-post
+    density estimation: samples follow the directions the label really varies in), ``(labels,
+    latent, r)``: the Cholesky factor, or with ``rank`` r < latent the leading r principal
+    directions scaled by their standard deviations (a sequence latent has hundreds of dimensions
+    and a label a few hundred examples: its covariance has no more directions than that, and a
+    full factor per label would weigh tens of megabytes in the model file); ``kde`` uses the same
+    scale around each training latent of the label instead of around their mean (see
+    ``AudioVAE.sample``); ``diagonal``: the FSDD report's mean and per-dimension std, ``(labels,
+    latent)``; ``prior``: the class-mixture prior's own component N(m_y, I)."""
+    check_class_sampling(how, model)
+    d = mu.shape[1]
+    if how == "prior":
+        means = model.prior_means.detach().cpu().numpy()
+        return means.astype(np.float32), np.ones((n_classes, d), np.float32)
+    if how == "diagonal":
+        means, scales = np.zeros((n_classes, d)), np.ones((n_classes, d))
+        for c in range(n_classes):
+            rows = mu[y == c]
+            if len(rows):
+                means[c] = rows.mean(0)
+            if len(rows) > 1:
+                scales[c] = rows.std(0)
+        return means.astype(np.float32), scales.astype(np.float32)
+    r = d if rank <= 0 else min(rank, d)
+    means, scales = np.zeros((n_classes, d)), np.broadcast_to(np.eye(d)[:, :r], (n_classes, d, r)).copy()
+    for c in range(n_classes):
+        rows = mu[y == c]
+        if len(rows) == 0:
+            continue
+        means[c] = rows.mean(0)
+        if len(rows) < 2:
+            continue
+        cov = np.cov(rows, rowvar=False) + COVARIANCE_RIDGE * np.eye(d)
+        if r == d:
+            scales[c] = np.linalg.cholesky(cov)
+        else:
+            values, vectors = np.linalg.eigh(cov)  # ascending: the last r are the leading directions
+            scales[c] = vectors[:, -r:][:, ::-1] * np.sqrt(values[-r:][::-1])
+    return means.astype(np.float32), scales.astype(np.float32)
+
+
+@torch.no_grad()
+def latent_statistics(model: VAE, x: np.ndarray, y: np.ndarray, n_classes: int, device,
+                      class_sampling: str | None = None, rank: int = 0) -> dict:
+    """Per-dimension KL on ``x``; with ``class_sampling``, also each class's latent centre and scale
+    (from the posterior means)."""
+    model.eval()
+    mus, kls = [], []
+    for start in range(0, len(x), LATENT_BATCH):  # in batches: a convolutional VAE's activations are large
+        xt = torch.from_numpy(x[start:start + LATENT_BATCH]).to(device)
+        yt = torch.from_numpy(y[start:start + LATENT_BATCH].astype(np.int64)).to(device)
+        mu, logvar = model.encode(xt, yt if model.conditional else None)
+        mus.append(mu.cpu().numpy())
+        kls.append(model.kl_dims(mu, logvar, yt).cpu().numpy())
+    kl = np.concatenate(kls).mean(0)
+    mu_np = np.concatenate(mus)
+    stats = {"kl_per_dim": kl, "mu_mean": mu_np.mean(0), "mu_std": mu_np.std(0), "mu": mu_np}
+    if class_sampling is not None:
+        stats["class_means"], stats["class_scales"] = class_scales(mu_np.astype(np.float64), y, n_classes,
+                                                                   class_sampling, model, rank)
+    return stats
+
+
+def kl_table(model: VAE, stats: dict) -> pd.DataFrame:
+    """One row per latent dimension; a sequence latent's rows also name its channel and frame."""
+    dims = np.arange(model.latent_dim)
+    table = {"dim": dims}
+    if model.latent == "sequence":
+        channels, frames = model.latent_shape
+        table.update(channel=dims // frames, frame=dims % frames)
+    return pd.DataFrame({**table, "kl": stats["kl_per_dim"], "mu_mean": stats["mu_mean"], "mu_std": stats["mu_std"]})
+
+
+def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=None) -> dict:
+    """``epoch_hook(model, epoch)`` runs before each epoch, after the KL warm-up's own hook."""
+    root = root or project_root()
+    cfg = section(params, "inner")
+    seed = int(params["seed"])
+    seed_everything(seed)
+    codes, stats, index, manifest = load_encodings(root)
+    labels, y = label_codes(index)
+    train, val = split_rows(index, "train"), split_rows(index, "val")
+    x_train, x_val = standardised(codes, stats, train), standardised(codes, stats, val)
+    device = pick_device(cfg["device"])
+    model = build_vae(cfg, codes.shape[1], len(labels), manifest["code_shape"]).to(device)
+    sampling = cfg["class_sampling"]
+    check_class_sampling(sampling, model)  # before training, not after it
+    beta = Annealed(float(cfg["beta"]), int(cfg["kl_warmup_epochs"]))
+    step = make_step(device, beta, cfg["reconstruction"], float(cfg["reconstruction_weight"]),
+                     cfg["reconstruction_reduction"], float(cfg["free_bits"]))
+    fit_cfg = FitConfig.from_params(cfg["train"])
+    batch_size = int(cfg["batch_size"])
+    signature = config_hash(cfg, seed, manifest)
+    checkpoint = root / "data" / "checkpoints" / "inner.pt"
+    log.info("inner: VAE %d -> %d latent, %s parameters on %s", codes.shape[1], model.latent_dim,
+             f"{count_params(model):,}", device)
+    with tracking.stage_run("train_inner", params, root, section_keys=("inner", "encode")) as mlflow:
+        # a tracking server that goes away mid-training must not stop it: epochs are kept and sent later
+        epochs = tracking.EpochLog(mlflow, section(params, "tracking.retry_seconds")) if mlflow is not None else None
+
+        def on_epoch(record):
+            record["beta"] = beta.value
+            if epochs is not None:
+                epochs({k: v for k, v in record.items() if k != "epoch"}, record["epoch"])
+        history = fit(model, step, tensor_loader(x_train, y[train], batch_size, seed),
+                      tensor_loader(x_val, y[val], 1024, None),
+                      fit_cfg, device, checkpoint, signature, "train inner", on_epoch=on_epoch,
+                      epoch_hook=beta if epoch_hook is None else lambda m, e: (beta(m, e), epoch_hook(m, e)),
+                      trial_report=trial_report)
+        # label statistics and kde centres from real recordings only: a generation starts from a
+        # real sound's latent, never from an augmented copy's
+        real = np.isin(train, real_rows(index, "train"))
+        latent = latent_statistics(model, x_train[real], y[train][real], len(labels), device, sampling,
+                                   int(cfg["class_sampling_rank"]))
+        val_latent = latent_statistics(model, x_val, y[val], len(labels), device)
+        active = int(np.sum(val_latent["kl_per_dim"] > ACTIVE_KL_THRESHOLD))
+        info = {"hyper": model.hyper, "labels": labels, "params": count_params(model),
+                "train_seconds": history.seconds, "best_epoch": history.best_epoch, "stopped": history.stopped,
+                "active_dims": active, "latent_dims": model.latent_dim, "class_means": latent["class_means"],
+                "class_scales": latent["class_scales"], "class_sampling": sampling,
+                # kde: every training latent is a kernel centre; the others need none
+                "class_points": latent["mu"] if sampling == "kde" else np.zeros((0, model.latent_dim), np.float32),
+                "class_point_labels": y[train][real] if sampling == "kde" else np.zeros(0, np.int64), "outer_model_sha256": manifest["outer_model_sha256"],
+                "beta": float(cfg["beta"])}
+        out_dir = root / "data" / "models" / "inner"
+        digest = save_model(out_dir / "model.pt", model, **info)
+        summary = {k: v for k, v in info.items()
+                   if k not in ("class_means", "class_scales", "class_points", "class_point_labels")}
+        write_json(out_dir / "summary.json", {**summary, "sha256": digest, "epochs_run": len(history.epochs),
+                                              "val_kl": float(val_latent["kl_per_dim"].sum())})
+        report = root / "reports" / "inner"
+        with atomic_path(report / "history.csv") as tmp:
+            pd.DataFrame(history.epochs).to_csv(tmp, index=False, float_format="%.6g")
+        with atomic_path(report / "kl_per_dim.csv") as tmp:
+            kl_table(model, val_latent).to_csv(tmp, index=False, float_format="%.6g")
+        if active < model.latent_dim / 2:
+            log.warning("posterior collapse: only %d of %d latent dimensions are active (KL > %g nats)",
+                        active, model.latent_dim, ACTIVE_KL_THRESHOLD)
+        if mlflow is not None:  # the outputs are written: now wait for the server, if it is gone
+            epochs.close()
+            mlflow.log_metrics({"active_dims": active, "latent_dims": model.latent_dim, "params": info["params"],
+                                "train_seconds": history.seconds,
+                                **{f"kl_dim_{i:03d}": float(v) for i, v in enumerate(val_latent["kl_per_dim"])}})
+            mlflow.log_artifact(str(report / "history.csv"))
+            mlflow.log_artifact(str(report / "kl_per_dim.csv"))
+            if not model.conditional:  # a conditional VAE takes labels too; its signature is not one array
+                tracking.log_torch_model(mlflow, model.cpu(), x_val[:2], "audiovae-inner")
+    checkpoint.unlink(missing_ok=True)
+    return {"history": history, "model": model, "info": info}
