@@ -18,10 +18,12 @@ EXAMPLES = """examples:
   audiovae probe --dim 3 --steps 9 --out probes/
   audiovae vary kick.wav --count 8 --noise 0.5 --out variations/
   audiovae export --out model.avae
+  audiovae export --format torchscript --out synth.ts   (for a C++ host: docs/exporting.md)
   audiovae --model model.avae generate --label 7 --count 5 --out gen/
   audiovae --model models:/audiovae@champion reconstruct take1.wav --out recon/
   audiovae tune inner --trials 30 --workers 2 --apply
   audiovae report --open
+  audiovae serve                      (a page to play the latent space on http://127.0.0.1:8765/)
   audiovae stage train_inner          (run one pipeline stage, as dvc.yaml does)
 """
 
@@ -53,15 +55,19 @@ def _write(model, specs, out: Path, names: list[str]) -> list[Path]:
     return paths
 
 
+def _spread(args, model) -> float:
+    """``--spread``, else the spread the evaluate stage scored the model's generations with."""
+    if args.spread is not None:
+        return float(args.spread)
+    from audiovae.config.params import section
+    if not model.params:
+        raise ValueError("this model records no evaluate.generate_spread: give --spread")
+    return float(section(model.params, "evaluate.generate_spread"))
+
+
 def cmd_generate(args) -> list[Path]:
     model = _model(args)
-    spread = args.spread
-    if spread is None:  # the spread the evaluate stage scored the model's generations with
-        from audiovae.config.params import section
-        if not model.params:
-            raise ValueError("this model records no evaluate.generate_spread: give --spread")
-        spread = float(section(model.params, "evaluate.generate_spread"))
-    specs = model.generate(args.label, args.count, seed=args.seed, spread=spread)
+    specs = model.generate(args.label, args.count, seed=args.seed, spread=_spread(args, model))
     return _write(model, specs, Path(args.out), [f"{args.label}_{i:03d}" for i in range(args.count)])
 
 
@@ -106,12 +112,26 @@ def cmd_vary(args) -> list[Path]:
 
 
 def cmd_export(args) -> list[Path]:
-    """Both networks, codec, statistics, label centres, effective params, data hash: one file."""
+    """``avae``: both networks, codec, statistics, label centres, effective params, data hash in one
+    file for this package. ``torchscript``: the whole synthesis path for a host without Python."""
+    if args.format == "torchscript":
+        from audiovae.inference import portable
+
+        return [portable.write(_model(args), Path(args.out))]
     from audiovae.inference import bundle
 
     if args.model:
-        raise ValueError("export writes the project's model (--root); --model is already a bundle")
+        raise ValueError("export --format avae writes the project's model (--root); --model is already a bundle "
+                         "(--format torchscript converts one)")
     return [bundle.write(bundle.from_project(Path(args.root).resolve()), Path(args.out))]
+
+
+def cmd_serve(args) -> None:
+    """The explorer page (``inference/explorer.py``), until Ctrl-C."""
+    from audiovae.inference import explorer
+
+    model = _model(args)
+    explorer.serve(model, Path(args.root).resolve(), args.host, args.port, _spread(args, model))
 
 
 def cmd_probe(args) -> list[Path]:
@@ -245,9 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", help="the input's label (label-conditioned model only)")
     p.add_argument("--out", required=True, help="output folder; files are <stem>_var000.wav ...")
 
-    p = add("export", cmd_export, "Write the project's trained model as one self-contained file.",
-            "audiovae export --out model.avae")
-    p.add_argument("--out", required=True, help="the bundle to write (.avae)")
+    p = add("export", cmd_export, "Write the trained model as one self-contained file: a bundle for this "
+            "package (avae), or the whole synthesis path for a C++ host through libtorch (torchscript).",
+            "audiovae export --out model.avae\n  audiovae export --format torchscript --out synth.ts")
+    p.add_argument("--format", choices=("avae", "torchscript"), default="avae",
+                   help="avae (default): the bundle `--model` reads; torchscript: decoders, codec, label "
+                        "statistics and Griffin-Lim in one file `torch::jit::load` runs (docs/exporting.md)")
+    p.add_argument("--out", required=True, help="the file to write (.avae, or .ts for torchscript)")
 
     p = add("tune", cmd_tune, "Tune the outer autoencoder or the inner VAE with Optuna (spaces in params.yaml).",
             "audiovae tune inner --trials 30 --workers 2 --apply")
@@ -260,6 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the best values (on the first objective) into params.yaml")
     p.add_argument("--trial", type=int, help="with --apply: take this trial's values (e.g. one on the Pareto front); "
                    "with --trials 0 it applies without running more")
+
+    p = add("serve", cmd_serve, "A local page to play the model's latent space: generate, principal-direction "
+            "sliders, morph, vary, uploads.", "audiovae serve --port 8765   (then open http://127.0.0.1:8765/)")
+    p.add_argument("--port", type=int, default=8765, help="(default: %(default)s)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 shares it)")
+    p.add_argument("--spread", type=float, help="generation spread (default: evaluate.generate_spread of the model)")
 
     p = add("report", cmd_report, "Rebuild reports/index.html from the existing outputs (no retraining).",
             "audiovae report --open")

@@ -50,7 +50,7 @@ class ConvTrunk(nn.Module):
         self.out_dim = math.prod(self.inner_shape)
 
     def forward(self, x):
-        return self.net(x.reshape(len(x), *self.shape)).flatten(1)
+        return self.net(x.reshape(x.shape[0], *self.shape)).flatten(1)
 
 
 class ConvHead(nn.Module):
@@ -69,7 +69,7 @@ class ConvHead(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z):
-        out = self.net(self.fc(z).reshape(len(z), *self.inner_shape))
+        out = self.net(self.fc(z).reshape(z.shape[0], *self.inner_shape))
         return out[..., : self.out_shape[1], : self.out_shape[2]].flatten(1)
 
 
@@ -97,7 +97,7 @@ class Conv1dTrunk(nn.Module):
         self.out_dim = math.prod(self.inner_shape)
 
     def forward(self, x):
-        x = x.reshape(len(x), -1, self.shape[1])
+        x = x.reshape(x.shape[0], -1, self.shape[1])
         return self.net(F.pad(x, (0, self.padded_frames - self.shape[1]))).flatten(1)
 
 
@@ -116,7 +116,7 @@ class Conv1dHead(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z):
-        out = self.net(self.fc(z).reshape(len(z), *self.inner_shape))
+        out = self.net(self.fc(z).reshape(z.shape[0], *self.inner_shape))
         return out[..., : self.out_shape[1]].flatten(1)
 
 
@@ -131,7 +131,7 @@ class SequenceTrunk(nn.Module):
         self.mix = nn.Sequential(nn.Conv1d(width, width, 3, padding=1), nn.GELU())
 
     def forward(self, x):
-        x = x.reshape(len(x), -1, self.trunk.shape[1])
+        x = x.reshape(x.shape[0], -1, self.trunk.shape[1])
         x = F.pad(x, (0, self.trunk.padded_frames - self.trunk.shape[1]))
         return self.mix(self.trunk.net(x))
 
@@ -165,7 +165,7 @@ class SequenceHead(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z):
-        out = self.net(z.reshape(len(z), self.latent_channels, self.frames))
+        out = self.net(z.reshape(z.shape[0], self.latent_channels, self.frames))
         return out[..., : self.out_shape[1]].flatten(1)
 
 
