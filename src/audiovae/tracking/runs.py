@@ -177,6 +177,16 @@ def run_tags(stage: str, root: Path) -> dict[str, str]:
     return tags
 
 
+def _start_ticks(pid: int) -> str | None:
+    """A process's start time in clock ticks since boot (``/proc/PID/stat``, field 22), exact and the
+    same from every process; psutil's ``create_time`` adds the boot time, which the kernel derives
+    from the clock and which may differ by a second between two readers."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def _dvc_ancestor() -> str | None:
     """A key for the ``dvc`` process this stage runs under (pid + start time), if any."""
     try:
@@ -187,7 +197,7 @@ def _dvc_ancestor() -> str | None:
         proc = psutil.Process().parent()
         while proc is not None:
             if any(Path(arg).name == "dvc" for arg in proc.cmdline()[:2]):
-                return f"{proc.pid}-{int(proc.create_time())}"
+                return f"{proc.pid}-{_start_ticks(proc.pid) or int(proc.create_time())}"
             proc = proc.parent()
     except (psutil.Error, OSError):
         return None
