@@ -22,7 +22,6 @@ history survives between runs. An inner candidate costs its training time plus h
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import json
 import logging
@@ -38,9 +37,9 @@ import yaml
 from audiovae.inference import bundle
 from audiovae.training import encode, inner as train_inner, outer as train_outer
 from audiovae.evaluation import quality
-from audiovae.config.params import load_params
+from audiovae.config.params import load_params, with_values
+from audiovae.config.schema import Params
 from audiovae.training.scratch import scratch_root
-from audiovae.training.tune import set_dotted
 from audiovae.evaluation.validation import Validation
 
 
@@ -50,19 +49,16 @@ def overrides(text: str) -> dict:
     return {key: yaml.safe_load(value) for key, value in (p.split("=", 1) for p in pairs)}
 
 
-def with_changes(params: dict, changes: dict) -> dict:
-    trial = copy.deepcopy(params)
-    trial["tracking"]["enabled"] = False
-    for key, value in changes.items():
-        set_dotted(trial, key, value)
-    return trial
+def with_changes(params: Params, changes: dict) -> Params:
+    """``params`` with a candidate's overrides, tracking off (a candidate is not a stage run)."""
+    return with_values(params, {"tracking.enabled": False, **changes})
 
 
 def describe(changes: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in changes.items()) or "(params.yaml)"
 
 
-def run_outer(root: Path, params: dict, changes: dict, scorer: Validation) -> dict:
+def run_outer(root: Path, params: Params, changes: dict, scorer: Validation) -> dict:
     with scratch_root(root, ["data/features"], prefix="audiovae-search-") as scratch:
         result = train_outer.run(with_changes(params, changes), scratch)
     started = time.perf_counter()
@@ -73,7 +69,7 @@ def run_outer(root: Path, params: dict, changes: dict, scorer: Validation) -> di
             "train_seconds": history.seconds, "score_seconds": time.perf_counter() - started}
 
 
-def run_candidate(root: Path, params: dict, changes: dict, scorer: Validation, spreads: list[float],
+def run_candidate(root: Path, params: Params, changes: dict, scorer: Validation, spreads: list[float],
                   bundle_path: Path | None = None) -> dict:
     """Train one inner VAE; an ``encode.*`` change (augmentation) re-encodes first, in the scratch root."""
     trial = with_changes(params, changes)
@@ -84,7 +80,7 @@ def run_candidate(root: Path, params: dict, changes: dict, scorer: Validation, s
             encode.run(trial, scratch)
         result = train_inner.run(trial, scratch)
         if bundle_path is not None:  # for benchmarks that take a model file (unheard_voices.py)
-            (scratch / "params.yaml").write_text(yaml.safe_dump(trial, sort_keys=False))
+            (scratch / "params.yaml").write_text(yaml.safe_dump(trial.model_dump(), sort_keys=False))
             bundle.write(bundle.from_project(scratch), bundle_path)
     started = time.perf_counter()
     model = scorer.model(result["model"], result["info"])
@@ -121,7 +117,7 @@ def main() -> None:
     scorer = Validation.from_project(root, params, args.clips, args.generated)
     # what the candidates stand on: the outer model (its codes) and the base values they override
     base = {"outer_model": json.loads((root / "data" / "encodings" / "manifest.json").read_text())["outer_model_sha256"][:12],
-            "params": hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]}
+            "params": hashlib.sha256(json.dumps(params.model_dump(), sort_keys=True, default=str).encode()).hexdigest()[:12]}
     for name, row in scorer.references().items():  # what every candidate is read against
         print(f"reference {name}: " + " | ".join(f"{k}={v:.4g}" for k, v in row.items()), flush=True)
     out = root / args.out

@@ -22,7 +22,7 @@ import pandas as pd
 from audiovae.data import features, filter as filter_stage
 from audiovae.data.audio import fit_length
 from audiovae.training.scratch import scratch_root
-from audiovae.config.params import load_params
+from audiovae.config.params import load_params, with_values
 
 
 def naive(paths: list[Path], sr: int, length: int, n_fft: int, hop: int) -> np.ndarray:
@@ -38,11 +38,10 @@ def naive(paths: list[Path], sr: int, length: int, n_fft: int, hop: int) -> np.n
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     root = Path.cwd()
-    params = load_params(root / "params.yaml")
-    params["tracking"]["enabled"] = False
+    params = with_values(load_params(root / "params.yaml"), {"tracking.enabled": False})
     table = pd.read_csv(root / "data" / "metadata.csv")
-    cfg, feat = params["filter"], params["features"]
-    sr, length = int(cfg["sample_rate"]), filter_stage.target_length(cfg)
+    cfg, feat = params.filter, params.features
+    sr, length = cfg.sample_rate, filter_stage.target_length(cfg)
     # librosa loads its modules (and scipy.signal) lazily on first use: pay that once, untimed,
     # so that neither side is charged for it
     librosa.amplitude_to_db(np.abs(librosa.stft(np.zeros(4096, dtype=np.float32), n_fft=256)))
@@ -56,7 +55,7 @@ def main() -> None:
         t_features = time.perf_counter() - start
     paths = [root / p for p in kept["path"]]
     start = time.perf_counter()
-    naive(paths, sr, length, int(feat["n_fft"]), int(feat["hop_length"]))
+    naive(paths, sr, length, feat.n_fft, feat.hop_length)
     t_naive = time.perf_counter() - start
     n = len(paths)
     ours = t_filter + t_features

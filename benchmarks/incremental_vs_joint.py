@@ -21,7 +21,6 @@ folder and ``reports/incremental_vs_joint.md``).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import time
@@ -37,7 +36,8 @@ from audiovae.data.artifacts import open_features, split_rows
 from audiovae.inference.model import AudioVAE
 from audiovae.models.losses import spectrogram_loss
 from audiovae.models.build import build_checked, build_vae
-from audiovae.config.params import load_params
+from audiovae.config.params import load_params, with_values
+from audiovae.config.schema import Params
 from audiovae.training.scratch import scratch_root
 from audiovae.training.inner import class_scales, label_codes
 from audiovae.training.loop import FitConfig, batches_of, fit, pick_device, seed_everything
@@ -60,14 +60,14 @@ class Joint(nn.Module):
         return self.outer.decode(code_hat.reshape(code.shape)), mu, logvar, z
 
 
-def score(model: AudioVAE, params: dict, root: Path, seed: int) -> dict:
+def score(model: AudioVAE, params: Params, root: Path, seed: int) -> dict:
     """The evaluate stage's quality keys for ``model`` on the test split."""
-    cfg = params["evaluate"]
+    cfg = params.evaluate
     specs, index, codec = open_features(root / "data" / "features")
     waves = np.load(root / "data" / "filtered" / "audio.npy", mmap_mode="r")
     train = split_rows(index, "train")
     out = evaluate.make_outputs(model, cfg, specs, index, waves, seed)
-    quality = evaluate.quality_metrics(out, codec.sample_rate, cfg["quality"], True, seed)
+    quality = evaluate.quality_metrics(out, codec.sample_rate, cfg.quality, True, seed)
     classes = evaluate.classifier_metrics(out, np.asarray(waves[index["row"].to_numpy()[train]]),
                                           index["label"].astype(str).to_numpy()[train], codec.sample_rate, cfg, seed)
     flat = {f"quality.{k}": v for k, v in quality.items()}
@@ -75,29 +75,28 @@ def score(model: AudioVAE, params: dict, root: Path, seed: int) -> dict:
     return flat
 
 
-def incremental(params: dict, root: Path, budget: float, share: float) -> tuple[AudioVAE, float]:
-    p = copy.deepcopy(params)
-    p["outer"]["train"]["max_seconds"] = budget * share
-    p["inner"]["train"]["max_seconds"] = budget * (1 - share)
+def incremental(params: Params, root: Path, budget: float, share: float) -> tuple[AudioVAE, float]:
+    p = with_values(params, {"outer.train.max_seconds": budget * share,
+                             "inner.train.max_seconds": budget * (1 - share)})
     started = time.monotonic()
     train_outer.run(p, root)
     encode.run(p, root)
     train_inner.run(p, root)
-    return AudioVAE.from_project(root, pick_device(p["outer"]["device"])), time.monotonic() - started
+    return AudioVAE.from_project(root, pick_device(p.outer.device)), time.monotonic() - started
 
 
-def joint(params: dict, root: Path, budget: float, seed: int) -> tuple[AudioVAE, float]:
+def joint(params: Params, root: Path, budget: float, seed: int) -> tuple[AudioVAE, float]:
     seed_everything(seed)
-    device = pick_device(params["outer"]["device"])
+    device = pick_device(params.outer.device)
     specs, index, codec = open_features(root / "data" / "features")
     labels, y = label_codes(index)
     _, n_bins, n_frames = specs.shape
-    outer = build_checked(params["outer"], n_bins, n_frames)
+    outer = build_checked(params.outer, n_bins, n_frames)
     code_shape = outer.code_shape()
-    vae = build_vae(params["inner"], int(np.prod(code_shape)), len(labels), code_shape)
+    vae = build_vae(params.inner, int(np.prod(code_shape)), len(labels), code_shape)
     model = Joint(outer, vae).to(device)
-    loss_fn = spectrogram_loss(params["outer"]["loss"], codec, float(params["outer"]["sc_weight"]))
-    beta, bins = float(params["inner"]["beta"]), n_bins * n_frames
+    loss_fn = spectrogram_loss(params.outer.loss, codec, params.outer.sc_weight)
+    beta, bins = params.inner.beta, n_bins * n_frames
 
     def step(net, batch):
         x, labels_ = (t.to(device) for t in batch)
@@ -111,11 +110,11 @@ def joint(params: dict, root: Path, budget: float, seed: int) -> tuple[AudioVAE,
     def loader(rows, shuffle):
         def batches(epoch=0):
             rng = np.random.default_rng([seed, epoch]) if shuffle else None
-            for chunk in batches_of(len(rows), int(params["outer"]["batch_size"]), shuffle, rng):
+            for chunk in batches_of(len(rows), params.outer.batch_size, shuffle, rng):
                 yield x_all[rows[np.sort(chunk)]], y_all[rows[np.sort(chunk)]]
         return batches
 
-    cfg = FitConfig.from_params({**params["outer"]["train"], "epochs": 10 ** 6, "max_seconds": budget})
+    cfg = FitConfig.from_params(params.outer.train.model_copy(update={"epochs": 10 ** 6, "max_seconds": budget}))
     started = time.monotonic()
     fit(model, step, loader(train, True), loader(val, False), cfg, device, root / "joint.pt", "joint", "train joint")
     wall = time.monotonic() - started
@@ -127,7 +126,7 @@ def joint(params: dict, root: Path, budget: float, seed: int) -> tuple[AudioVAE,
                       np.zeros((len(labels), vae.latent_dim, vae.latent_dim), np.float32), device)
     mu = result.latents(np.asarray(specs[train]))
     result.class_means, result.class_scales = class_scales(mu.astype(np.float64), y[train], len(labels),
-                                                           params["inner"]["class_sampling"], vae)
+                                                           params.inner.class_sampling, vae)
     return result, wall
 
 
@@ -137,16 +136,15 @@ def main() -> None:
     parser.add_argument("--outer-share", type=float, default=0.4, help="incremental: the outer model's share")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    params = load_params(REPO / "params.yaml")
-    params["tracking"]["enabled"] = False
-    seed = int(params["seed"])
+    params = with_values(load_params(REPO / "params.yaml"), {"tracking.enabled": False})
+    seed = params.seed
     rows = {}
     with scratch_root(REPO, ["data/filtered", "data/features"]) as root:
         model, wall = incremental(params, root, args.budget, args.outer_share)
         rows["incremental"] = {**score(model, params, root, seed), "train_seconds": wall}
         model, wall = joint(params, root, args.budget, seed)
         rows["joint"] = {**score(model, params, root, seed), "train_seconds": wall}
-    n, m = params["tune"]["outer"]["trials"], params["tune"]["inner"]["trials"]
+    n, m = params.tune.outer.trials, params.tune.inner.trials
     lines = [f"# Incremental vs joint training, same budget ({args.budget:.0f} s of training each, this machine)", "",
              f"Command: `.venv/bin/python benchmarks/incremental_vs_joint.py --budget {args.budget:.0f} "
              f"--outer-share {args.outer_share}`", "", "| key | incremental | joint |", "|---|---|---|",

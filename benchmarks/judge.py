@@ -9,17 +9,17 @@ import numpy as np
 from audiovae.data.artifacts import open_features, real_rows
 from audiovae.data.audio import fit_length, trim_silence
 from audiovae.evaluation.classifier import CleanClassifier
-from audiovae.config.params import section
+from audiovae.config.schema import Params
 
 JUDGE_TRIM_DB = 40  # a written sound is trimmed to its sound before the judge sees it, as FSDD's files are
 
 
-def clean_judge(root: Path, params: dict) -> CleanClassifier:
+def clean_judge(root: Path, params: Params) -> CleanClassifier:
     """The evaluate stage's primary classifier: FSDD's real training audio, no augmentation."""
     _, index, codec = open_features(root / "data" / "features")
     waves = np.load(root / "data" / "filtered" / "audio.npy", mmap_mode="r")
     train = real_rows(index, "train")
-    return CleanClassifier(codec.sample_rate, section(params, "evaluate.clean_classifier"), int(params["seed"])).fit(
+    return CleanClassifier(codec.sample_rate, params.evaluate.clean_classifier, params.seed).fit(
         np.asarray(waves[index["row"].to_numpy()[train]]), index["label"].astype(str).to_numpy()[train])
 
 

@@ -46,7 +46,7 @@ def main() -> None:
     meta = pd.read_csv(root / "data" / "metadata.csv", dtype={"label": str})
     test = meta[(meta["split"] == "test") & (meta["dataset"] == "fsdd")]
     test = test.iloc[np.linspace(0, len(test) - 1, min(args.files, len(test))).astype(int)]
-    rng = np.random.default_rng(int(params["seed"]))
+    rng = np.random.default_rng(params.seed)
     sr = model.codec.sample_rate
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

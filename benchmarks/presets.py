@@ -11,7 +11,6 @@ reports/metrics.json for each configuration, in one table.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import time
@@ -25,7 +24,7 @@ from audiovae.evaluation import evaluate
 from audiovae.data import features, filter as filter_stage
 from audiovae.atomic import atomic_path, write_text
 from audiovae.training.scratch import scratch_root
-from audiovae.config.params import deep_merge
+from audiovae.config.params import resolve, with_values
 
 KEYS = ["outer.train_seconds", "inner.train_seconds", "outer.params", "inner.params",
         "quality.outer_pesq_nb", "quality.full_pesq_nb", "quality.full_stoi", "quality.generated_dnsmos_ovrl",
@@ -37,11 +36,7 @@ KEYS = ["outer.train_seconds", "inner.train_seconds", "outer.params", "inner.par
 
 
 def run_one(root: Path, raw: dict, preset: str) -> dict:
-    params = copy.deepcopy(raw)
-    if preset != "none":
-        params = deep_merge(params, raw["presets"][preset])
-    params["preset"] = preset
-    params["tracking"]["enabled"] = False
+    params = with_values(resolve({**raw, "preset": preset}), {"tracking.enabled": False})
     with scratch_root(root, ["data/raw", "data/metadata.csv"]) as tmp:
         start = time.perf_counter()
         for stage in (filter_stage, features, train_outer, encode, train_inner, evaluate):

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from audiovae.training import tune
-from audiovae.config.params import load_params
+from audiovae.config.params import load_params, with_values
 
 
 def main() -> None:
@@ -23,9 +23,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=6)
     args = parser.parse_args()
     root = Path.cwd()
-    params = load_params(root / "params.yaml")
-    params["tracking"]["enabled"] = False
-    params["tune"]["pruner"] = "none"  # time full trials: pruning would flatter whichever prunes more
+    # time full trials: pruning would flatter whichever prunes more
+    params = with_values(load_params(root / "params.yaml"), {"tracking.enabled": False, "tune.pruner": "none"})
     rates = {}
     with tempfile.TemporaryDirectory() as tmp:
         for target in ("inner", "outer"):
@@ -34,7 +33,7 @@ def main() -> None:
                       root=root, params=params)
             minutes = (time.perf_counter() - start) / 60
             rates[target] = args.trials / minutes
-            epochs = params["tune"][target]["epochs"]
+            epochs = tune.target_of(params, target).epochs
             print(f"tune {target}: {args.trials} trials of {epochs} epochs in {minutes:.2f} min "
                   f"= {rates[target]:.2f} trials/min ({rates[target] * epochs:.1f} epochs/min)")
     print(f"inner / outer trials per minute: {rates['inner'] / rates['outer']:.1f}x")

@@ -21,7 +21,6 @@ data/models/outer; writes only to a temp folder and ``reports/unet_vs_vae.md``).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import time
@@ -36,7 +35,8 @@ from audiovae.data.artifacts import load_codec, open_features, split_rows
 from audiovae.models.checkpoints import load_outer
 from audiovae.inference.model import AudioVAE
 from audiovae.models.outer import count_params
-from audiovae.config.params import load_params
+from audiovae.config.params import load_params, with_values
+from audiovae.config.schema import Params
 from audiovae.training.scratch import scratch_root
 from audiovae.training.loop import pick_device
 
@@ -97,14 +97,12 @@ def scored(epoch: int) -> bool:
     return epoch == 1 or epoch % EVERY == 0
 
 
-def run_unet(params: dict, data: Path, scorer: Scorer, epochs: int) -> tuple[list[dict], dict, dict]:
-    p = copy.deepcopy(params)
-    p["outer"]["model"] = "unet"
-    p["outer"]["train"].update(epochs=epochs, patience=epochs + 1, max_seconds=0)
-    p["tracking"]["enabled"] = False
+def run_unet(params: Params, data: Path, scorer: Scorer, epochs: int) -> tuple[list[dict], dict, dict]:
+    p = with_values(params, {"outer.model": "unet", "outer.train.epochs": epochs, "outer.train.patience": epochs + 1,
+                             "outer.train.max_seconds": 0, "tracking.enabled": False})
     curve: list[dict] = []
     with scratch_root(data, ["data/features", "data/filtered"], prefix="unet-bench-") as root:
-        device = pick_device(p["outer"]["device"])
+        device = pick_device(p.outer.device)
         started = time.monotonic()
 
         def hook(net, epoch):
@@ -117,14 +115,13 @@ def run_unet(params: dict, data: Path, scorer: Scorer, epochs: int) -> tuple[lis
         return curve, scorer.robustness(final, final.reconstruct_outer), {"params": count_params(result["model"])}
 
 
-def run_vae(params: dict, data: Path, scorer: Scorer, epochs: int) -> tuple[list[dict], dict, dict]:
-    p = copy.deepcopy(params)
-    p["inner"]["train"].update(epochs=epochs, patience=epochs + 1, max_seconds=0)
-    p["tracking"]["enabled"] = False
+def run_vae(params: Params, data: Path, scorer: Scorer, epochs: int) -> tuple[list[dict], dict, dict]:
+    p = with_values(params, {"inner.train.epochs": epochs, "inner.train.patience": epochs + 1,
+                             "inner.train.max_seconds": 0, "tracking.enabled": False})
     curve: list[dict] = []
     inputs = ["data/features", "data/filtered", "data/encodings", "data/models/outer"]
     with scratch_root(data, inputs, prefix="vae-bench-") as root:
-        device = pick_device(p["inner"]["device"])
+        device = pick_device(p.inner.device)
         outer, _ = load_outer(root / "data" / "models" / "outer" / "model.pt", device)
         stats = dict(np.load(root / "data" / "encodings" / "stats.npz"))
         started = time.monotonic()
@@ -152,15 +149,15 @@ def main() -> None:
     EVERY = args.every
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     params = load_params(REPO / "params.yaml")
-    seed = int(params["seed"])
+    seed = params.seed
     data = Path(args.data).resolve()
-    SCORER = scorer = Scorer(data, args.clips, float(params["evaluate"]["perturb_db"]), seed)
+    SCORER = scorer = Scorer(data, args.clips, params.evaluate.perturb_db, seed)
     results = {"unet": run_unet(params, data, scorer, args.unet_epochs), "vae": run_vae(params, data, scorer, args.vae_epochs)}
     lines = ["# U-Net vs VAE (the seed report's comparison, standard measures)", "",
              f"`.venv/bin/python benchmarks/unet_vs_vae.py --unet-epochs {args.unet_epochs} --vae-epochs {args.vae_epochs} "
              f"--every {args.every} --clips {args.clips}`: "
              f"{args.clips} FSDD test clips, Griffin-Lim, PESQ-NB / STOI against the real audio; "
-             f"robustness with the input perturbed by up to ±{params['evaluate']['perturb_db']} dB.", "",
+             f"robustness with the input perturbed by up to ±{params.evaluate.perturb_db} dB.", "",
              "## Quality per epoch", "", "| epoch | U-Net PESQ-NB | U-Net STOI | U-Net s | VAE PESQ-NB | VAE STOI | VAE s |",
              "|---|---|---|---|---|---|---|"]
     unet, vae = ({row["epoch"]: row for row in results[k][0]} for k in ("unet", "vae"))

@@ -186,7 +186,10 @@ def tune_flow(target: str = "inner", trials: int = 20, workers: int = 2, storage
     from audiovae.training import tune
 
     logger = get_run_logger()
-    plan = tune.prepare(target, trials, storage, study, workers, Path(root), params)
+    from audiovae.config.params import resolve
+
+    # ``params``: a params.yaml mapping (a flow parameter is plain JSON), else the project's file
+    plan = tune.prepare(target, trials, storage, study, workers, Path(root), resolve(params) if params else None)
     if worker_deployment and _deployment_exists(worker_deployment):
         from prefect.deployments import run_deployment
 
@@ -234,12 +237,12 @@ def retrain_flow(root: str = str(ROOT), push: bool = False) -> dict:
 
     from audiovae.tracking import registry, runs as tracking
     from audiovae.atomic import write_text
-    from audiovae.config.params import load_params, section
+    from audiovae.config.params import load_params
     from audiovae.tracking.promotion import decide, flat_metrics
 
     logger = get_run_logger()
     params = load_params(Path(root) / "params.yaml")
-    cfg = section(params, "retrain")
+    cfg = params.retrain
     dvc_pull(root)
     failed = None
     with parent_run(root, "retrain") as parent:
@@ -252,8 +255,7 @@ def retrain_flow(root: str = str(ROOT), push: bool = False) -> dict:
     flat = flat_metrics(metrics) if metrics else None
     client = MlflowClient(tracking_uri=tracking.tracking_uri(params, Path(root)))
     champion = registry.champion_metrics(client)
-    decision = decide(flat, champion, cfg["primary_metric"], cfg["mode"], float(cfg["min_margin"]),
-                      tuple(cfg.get("required_metrics", [])))
+    decision = decide(flat, champion, cfg.primary_metric, cfg.mode, cfg.min_margin, tuple(cfg.required_metrics))
     # exactly the versions this run registered (a run beside it may have registered newer ones)
     registered = registry.registered_by(client, parent) if parent else {}
     versions = registry.mark_challenger(client, flat, registered) if flat else {}
@@ -263,7 +265,7 @@ def retrain_flow(root: str = str(ROOT), push: bool = False) -> dict:
     diff = _run([_dvc(), "metrics", "diff", "--md"], root, check=False).stdout if not failed else ""
     lines = ["# Retraining report", "",
              f"**Decision:** {'promoted to champion' if decision.promote else 'champion kept'} — {decision.reason}", "",
-             f"Primary metric `{cfg['primary_metric']}` ({cfg['mode']}, margin {cfg['min_margin']}): "
+             f"Primary metric `{cfg.primary_metric}` ({cfg.mode}, margin {cfg.min_margin}): "
              f"challenger {decision.challenger}, champion {decision.champion}", ""]
     if failed:
         lines += ["Pipeline failed:", "", "```", failed, "```"]

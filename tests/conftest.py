@@ -73,6 +73,13 @@ def params_with(overrides: dict) -> dict:
     return deep_merge(base_params(), overrides)
 
 
+def typed(params: dict):
+    """A test's params.yaml mapping as the library takes it: validated, preset applied, typed."""
+    from audiovae.config.params import resolve
+
+    return resolve(params)
+
+
 def tiny_params() -> dict:
     """The project's params, shrunk for tests: no tracking, few epochs, small models."""
     p = base_params()
@@ -165,7 +172,7 @@ def trained(tmp_path_factory, tiny_fsdd_zip):
 
     def stage(name, module):
         before = tree_state(root)
-        result = module.run(params, root)
+        result = module.run(typed(params), root)
         STAGE_WRITES[name] = written_by(root, before)
         return result
     try:

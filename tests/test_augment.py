@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import typed
+
 from audiovae.data import augment, download, features, filter as filter_stage
 from audiovae.data.artifacts import load_codec, real_rows
 from audiovae.config.params import deep_merge
@@ -16,9 +18,9 @@ from audiovae.config.params import deep_merge
 
 def test_mixing_adds_counted_training_examples_only(project):
     root, params = project
-    download.run(params, root)
-    filter_stage.run(params, root)
-    features.run(params, root)
+    download.run(typed(params), root)
+    filter_stage.run(typed(params), root)
+    features.run(typed(params), root)
     out = root / "data" / "features"
     off = {name: (out / name).read_bytes() for name in ("spectrograms.npy", "index.csv", "codec.json")}
     waves = np.load(root / "data" / "filtered" / "audio.npy")
@@ -30,7 +32,7 @@ def test_mixing_adds_counted_training_examples_only(project):
 
     shutil.rmtree(out)
     on = deep_merge(params, {"features": {"augment": {"mix": {"enabled": True, "per_train_file": 0.5}}}})
-    features.run(on, root)
+    features.run(typed(on), root)
     index = pd.read_csv(out / "index.csv", dtype={"label": str, "speaker": str})
     specs = np.load(out / "spectrograms.npy")
     n_train = int((filtered_index["split"] == "train").sum())
@@ -43,7 +45,7 @@ def test_mixing_adds_counted_training_examples_only(project):
         assert (index["split"] == split).sum() == (filtered_index["split"] == split).sum()
     # the real rows are untouched; each mix is the STFT of its two same-label sources at their gains
     assert np.array_equal(specs[:len(filtered_index)], np.load(_bytes_file(root, off["spectrograms.npy"])))
-    plan = augment.plan_mixes(filtered_index, on["features"]["augment"]["mix"], on["seed"])
+    plan = augment.plan_mixes(filtered_index, typed(on).features.augment.mix, on["seed"])
     assert (filtered_index["label"].to_numpy()[plan["a"]] == filtered_index["label"].to_numpy()[plan["b"]]).all()
     assert (filtered_index["split"].to_numpy()[plan[["a", "b"]].to_numpy().ravel()] == "train").all()
     assert (plan["a"] != plan["b"]).all() and plan["gain_a_db"].between(-6, 0).all()
@@ -104,7 +106,7 @@ def test_encode_augmentation_adds_training_codes_only_and_is_deterministic(train
     def run(seed, **cfg):
         p = deep_merge(params, {"seed": seed, "encode": {"augment": encode_augment(**cfg)}})
         with scratch_root(root, inputs) as scratch:
-            encode.run(p, scratch)
+            encode.run(typed(p), scratch)
             enc = scratch / "data" / "encodings"
             summary = json.loads((scratch / "reports" / "encode" / "summary.json").read_text())
             return (np.load(enc / "codes.npy"), pd.read_csv(enc / "index.csv", dtype={"label": str, "speaker": str}),

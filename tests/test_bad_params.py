@@ -1,15 +1,13 @@
 """Bad parameters are refused with messages that name the key and the choices."""
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 import yaml
 
 from audiovae.data import download
 from audiovae.config.params import ParamsError, load_params
 from audiovae.data.spectrogram import Codec
-from audiovae.data.splits import assign_splits
-from conftest import base_params
+from conftest import base_params, typed
 
 
 def test_unknown_preset_lists_the_defined_ones(tmp_path):
@@ -27,20 +25,22 @@ def test_missing_params_file_says_where_it_looked(tmp_path):
 
 def test_unknown_or_no_data_source(tmp_path):
     params = base_params()
-    params["data"]["sources"] = {"mystery": {"enabled": True}}
-    with pytest.raises(ParamsError, match="unknown data source.*mystery"):
-        download.run(params, tmp_path)
-    params["data"]["sources"] = {"fsdd": {"enabled": False}}
+    params["data"]["sources"]["mystery"] = {"enabled": True}
+    with pytest.raises(ParamsError, match=r"data\.sources\.mystery: unknown key"):
+        load_params(write(tmp_path, params))
+    params = base_params()
+    for source in params["data"]["sources"].values():
+        source["enabled"] = False
     with pytest.raises(ParamsError, match="no data source is enabled"):
-        download.run(params, tmp_path)
+        download.run(typed(params), tmp_path)
     assert not (tmp_path / "data" / "raw").exists()
 
 
-def test_unknown_split_method():
-    table = pd.DataFrame({"dataset": ["fsdd"] * 4, "label": ["1", "2", "1", "2"], "speaker": ["a"] * 4,
-                          "take": [0, 1, 2, 3]})
-    with pytest.raises(ParamsError, match="official, speaker or stratified"):
-        assign_splits(table, {**base_params()["data"]["split"], "method": "random"}, seed=0)
+def test_unknown_split_method(tmp_path):
+    params = base_params()
+    params["data"]["split"]["method"] = "random"
+    with pytest.raises(ParamsError, match=r"data\.split\.method: .*'official', 'speaker' or 'stratified'"):
+        load_params(write(tmp_path, params))
 
 
 def test_codec_rejects_bad_settings():
@@ -89,3 +89,17 @@ def test_a_stage_refuses_a_misspelt_key_before_any_work(tmp_path):
     assert done.returncode == 2
     assert "filter.trim_dB: unknown key" in done.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_overrides_are_validated_like_params_yaml():
+    """``with_values`` (tuning suggestions, candidates' ``-S``-style changes) refuses what the file would."""
+    from audiovae.config.params import with_values
+
+    params = typed(base_params())
+    changed = with_values(params, {"inner.beta": 0.5, "outer.train.epochs": 3})
+    assert (changed.inner.beta, changed.outer.train.epochs) == (0.5, 3)
+    assert params.inner.beta != 0.5 or params.outer.train.epochs != 3  # the original is left as it was
+    with pytest.raises(ParamsError, match="no key 'inner.betta'"):
+        with_values(params, {"inner.betta": 0.5})
+    with pytest.raises(ParamsError, match=r"inner\.latent: .*'sequence' or 'global'"):
+        with_values(params, {"inner.latent": "both"})

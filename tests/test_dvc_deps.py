@@ -112,3 +112,32 @@ def test_the_closure_sees_lazy_and_relative_imports():
     assert "training.outer" in imported_modules("training.tune")  # a lazy one, inside a function
     assert Path("src/audiovae/models/__init__.py") in closure("models.outer")
     assert Path("src/audiovae/config/schema.py") in closure("stages.download")  # params -> schema, two steps away
+
+
+def test_stages_hand_the_library_typed_parameters():
+    """Each stage's ``run`` takes the validated ``Params``, and no library module looks a parameter
+    up by a string key (``params["inner"]``, ``cfg.get("beta")``): names are attributes, so a
+    misspelt one fails here and in the linter, not in the middle of a run."""
+    import importlib
+    import typing
+
+    from audiovae.config.schema import Params
+
+    for stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]:
+        tree = ast.parse((PACKAGE / "stages" / f"{stage}.py").read_text())
+        source = next(node.module for node in tree.body if isinstance(node, ast.ImportFrom)
+                      and any(alias.name == "run" for alias in node.names))
+        run = importlib.import_module(source).run
+        assert typing.get_type_hints(run)["params"] is Params, stage
+    # the keys are data only where DVC reads them by name (the params stage) and in the schema itself
+    allowed = {PACKAGE / "config" / "schema.py", PACKAGE / "config" / "stage_params.py"}
+    lookups = []
+    for path in sorted(set(PACKAGE.rglob("*.py")) - allowed):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) \
+                    and node.value.id in ("params", "cfg") and isinstance(node.slice, ast.Constant):
+                lookups.append(f"{path.name}:{node.lineno}")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id in ("params", "cfg"):
+                lookups.append(f"{path.name}:{node.lineno}")
+    assert lookups == []

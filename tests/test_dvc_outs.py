@@ -9,7 +9,7 @@ import yaml
 from audiovae.inference import export
 from audiovae.config import stage_params as params_stage
 from audiovae.training.scratch import scratch_root
-from conftest import REPO, STAGE_WRITES, tree_state, written_by
+from conftest import REPO, STAGE_WRITES, tree_state, written_by, typed
 
 # scratch that no later stage or report reads: resume checkpoints, and the MLflow store when
 # tracking is on (it is a service's database, not a pipeline output)
@@ -37,12 +37,12 @@ def test_every_file_a_stage_writes_is_a_declared_output(trained, tmp_path):
     # the two stages the fixture does not run, in scratch roots (the shared project stays as it is)
     with scratch_root(root, []) as scratch:
         before = tree_state(scratch)
-        params_stage.run(params, scratch)
+        params_stage.run(typed(params), scratch)
         writes["params"] = written_by(scratch, before)
     inputs = ["data/features", "data/filtered", "data/encodings", "data/models/outer", "data/models/inner"]
     with scratch_root(root, inputs) as scratch:
         before = tree_state(scratch)
-        export.run(params, scratch)
+        export.run(typed(params), scratch)
         writes["export"] = written_by(scratch, before)
     stages = set(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
     assert set(writes) == stages, "every stage is checked"

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import typed
+
 from audiovae.inference import bundle, export
 from audiovae import cli
 from audiovae.tracking import registry, runs as tracking
@@ -87,12 +89,12 @@ def test_champion_loads_from_a_real_registry_and_aliases_follow_the_registering_
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     tracked = deep_merge(params, {"tracking": {"enabled": True}})
-    mlflow_mod = tracking.configure(tracked, root)
+    mlflow_mod = tracking.configure(typed(tracked), root)
     parents = []
     for name in ("run-a", "run-b"):
-        parents.append(tracking.start_pipeline_run(mlflow_mod, root, tracked, name))
+        parents.append(tracking.start_pipeline_run(mlflow_mod, root, typed(tracked), name))
         monkeypatch.setenv(tracking.PARENT_ENV, parents[-1])
-        export.run(tracked, root)
+        export.run(typed(tracked), root)
     client = MlflowClient(tracking_uri=store)
     versions = [registry.registered_by(client, p)[registry.BUNDLE_MODEL] for p in parents]
     assert versions == ["1", "2"]
@@ -135,7 +137,7 @@ def test_the_other_latent_kind_through_every_consumer(trained, tmp_path, tiny_fs
     other = "global" if params["inner"]["latent"] == "sequence" else "sequence"
     p = deep_merge(params, {"inner": {"latent": other, "latent_channels": 3, "latent_dim": 5}})
     with scratch_root(root, ["data/features", "data/filtered", "data/encodings", "data/models/outer"]) as scratch:
-        result = train_inner.run(p, scratch)
+        result = train_inner.run(typed(p), scratch)
         vae = result["model"]
         assert vae.latent == other
         frames = -(-vae.hyper["code_shape"][-1] // 2 ** len(p["inner"]["conv_filters"]))

@@ -11,7 +11,7 @@ import pytest
 from audiovae.data import download, fetch
 from audiovae.stages import download as download_stage
 from audiovae.atomic import sha256_file
-from conftest import free_port, save_params
+from conftest import free_port, save_params, typed
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_download_over_http_when_no_mirror_has_it(project, tiny_fsdd_zip, http_s
     (served / "fsdd.zip").write_bytes(tiny_fsdd_zip.read_bytes())
     params["data"]["sources"]["fsdd"].update(url=f"{base}/fsdd.zip", archive="fsdd-tag.zip",
                                              sha256=sha256_file(tiny_fsdd_zip))
-    table = download.run(params, root)
+    table = download.run(typed(params), root)
     cached = root / "data" / "archives" / "fsdd-tag.zip"
     assert cached.read_bytes() == tiny_fsdd_zip.read_bytes()
     assert len(table) == 240 and set(table["label"]) == {str(d) for d in range(10)}
@@ -86,7 +86,7 @@ def test_corrupt_archive_is_named_and_leaves_nothing_behind(project, tiny_fsdd_z
     bad.write_bytes(data[: len(data) // 2])  # truncated
     monkeypatch.setenv("AUDIOVAE_DATA_MIRROR", str(bad_mirror))
     with pytest.raises(fetch.FetchError) as err:
-        download.run(params, root)
+        download.run(typed(params), root)
     assert str(bad) in str(err.value) and "corrupt or truncated" in str(err.value)
     assert "delete" in str(err.value)
     data_dir = root / "data"

@@ -11,7 +11,7 @@ import soundfile as sf
 from audiovae.data import audio, features, filter as filter_stage
 from audiovae.data.artifacts import open_features
 from audiovae.data.spectrogram import Codec, log_spectral_distance
-from conftest import fsdd_members, sine
+from conftest import fsdd_members, params_with, sine, typed
 
 
 def make_case(root, name, writer):
@@ -43,15 +43,15 @@ def filter_project(tmp_path):
     add("text.wav", lambda p: p.write_text("this is not audio at all, just text"))
     add("gone.wav", lambda p: None)  # listed, but the file is missing
     pd.DataFrame(rows).to_csv(root / "data" / "metadata.csv", index=False)
-    params = {"seed": 0, "tracking": {"enabled": False},
-              "filter": {"lower_percentile": 3, "upper_percentile": 97, "silence_peak": 1e-4,
-                         "sample_rate": 8000, "seconds": 0.5, "length_mode": "center", "trim_db": 0}}
+    params = params_with({"seed": 0, "tracking": {"enabled": False},
+                          "filter": {"lower_percentile": 3, "upper_percentile": 97, "silence_peak": 1e-4,
+                                     "sample_rate": 8000, "seconds": 0.5, "length_mode": "center", "trim_db": 0}})
     return root, params
 
 
 def test_every_rejection_reason(filter_project):
     root, params = filter_project
-    kept = filter_stage.run(params, root)
+    kept = filter_stage.run(typed(params), root)
     rejected = pd.read_csv(root / "reports" / "filter" / "rejections.csv").set_index("path")
     reasons = {p.split("/")[-1]: r for p, r in rejected["reason"].items()}
     assert reasons == {"tiny.wav": "too_short", "huge.wav": "too_long", "empty.wav": "empty",
@@ -68,7 +68,7 @@ def test_every_rejection_reason(filter_project):
 
 def test_normalised_audio_is_mono_resampled_peak_one_and_fixed_length(filter_project):
     root, params = filter_project
-    filter_stage.run(params, root)
+    filter_stage.run(typed(params), root)
     waves = np.load(root / "data" / "filtered" / "audio.npy")
     index = pd.read_csv(root / "data" / "filtered" / "index.csv")
     assert waves.shape == (31, 4000)
@@ -136,13 +136,13 @@ def test_griffin_lim_of_the_true_magnitude_round_trips():
 
 def test_features_stage_writes_a_memmap_index_and_codec(filter_project):
     root, params = filter_project
-    filter_stage.run(params, root)
+    filter_stage.run(typed(params), root)
     params["features"] = {"n_fft": 256, "hop_length": 64, "window": "hann", "drop_nyquist": True,
                           "representation": "db", "mu": 8, "scaling": "global", "db_floor": -80,
                           "db_ceiling": 0, "batch_size": 7, "output_peak": 0.9,
                           "griffin_lim": {"iterations": 8, "momentum": 0.99, "seed": 0},
                           "augment": {"mix": {"enabled": False, "per_train_file": 0.5, "gain_db": [-6, 0]}}}
-    features.run(params, root)
+    features.run(typed(params), root)
     specs, index, codec = open_features(root / "data" / "features")
     assert isinstance(specs, np.memmap) and specs.shape == (31, 128, 1 + 4000 // 64)
     waves = np.load(root / "data" / "filtered" / "audio.npy")

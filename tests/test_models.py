@@ -10,7 +10,7 @@ from audiovae.inference.model import AudioVAE
 from audiovae.models.inner import VAE, vae_loss
 from audiovae.config.params import ParamsError
 from audiovae.training.inner import check_class_sampling, class_scales
-from conftest import base_params, tone_classes
+from conftest import base_params, tone_classes, typed
 
 
 def train_briefly(vae, x, y, steps: int) -> tuple[float, float]:
@@ -53,7 +53,7 @@ def test_conv1d_vae_refuses_what_it_cannot_do():
 
 
 def test_check_classifier_tells_tones_apart_and_is_not_always_right():
-    cfg = base_params()["evaluate"]["check_classifier"]
+    cfg = typed(base_params()).evaluate.check_classifier
     rng = np.random.default_rng(0)
     train_x, train_y = tone_classes(10, rng)
     test_x, test_y = tone_classes(5, rng)

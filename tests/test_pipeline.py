@@ -12,7 +12,7 @@ import torch
 
 from audiovae import cli
 from audiovae.training import inner as train_inner, outer as train_outer
-from conftest import FSDD_ROOT
+from conftest import FSDD_ROOT, typed
 
 
 def test_stages_hand_over_their_outputs(trained):
@@ -35,6 +35,27 @@ def test_stages_hand_over_their_outputs(trained):
         assert inner["model"].latent_shape == (params["inner"]["latent_channels"],
                                                -(-96 // 2 ** len(params["inner"]["conv_filters"])))
         assert sorted(kl["channel"].unique()) == list(range(params["inner"]["latent_channels"]))
+
+
+def test_checkpoints_and_the_bundle_carry_the_config_they_were_trained_with(trained):
+    """A model file says how it was made: each checkpoint the effective section of its stage, the
+    bundle both checkpoints and the run's parameters, and a loaded model the settings it uses."""
+    from audiovae.config.schema import Inner, Outer
+    from audiovae.inference import bundle
+    from audiovae.inference.model import AudioVAE
+    from audiovae.models.checkpoints import read_checkpoint
+
+    root, params, *_ = trained
+    expected = typed(params)
+    outer = read_checkpoint(root / "data" / "models" / "outer" / "model.pt", "train_outer")
+    inner = read_checkpoint(root / "data" / "models" / "inner" / "model.pt", "train_inner")
+    assert Outer.model_validate(outer["config"]) == expected.outer
+    assert Inner.model_validate(inner["config"]) == expected.inner
+    data = bundle.from_project(root)
+    assert data["inner"]["config"] == inner["config"]
+    model = AudioVAE.from_bundle(data)
+    assert model.trained.inference == expected.inference
+    assert model.segmenter.margin_seconds == expected.inference.margin_seconds
 
 
 def test_metrics_have_every_documented_key(trained):
@@ -81,7 +102,7 @@ def test_train_inner_never_needs_the_outer_model(trained, monkeypatch):
     try:
         import audiovae.models.checkpoints as checkpoints
         monkeypatch.setattr(checkpoints, "load_outer", lambda *a, **k: pytest.fail("train_inner loaded the outer model"))
-        result = train_inner.run(params, root)
+        result = train_inner.run(typed(params), root)
         assert len(result["history"].epochs) == params["inner"]["train"]["epochs"]
     finally:
         hidden.rename(outer_model)
@@ -91,7 +112,7 @@ def test_interrupted_train_outer_resumes_where_it_stopped(trained):
     root, params, *_ = trained
     p = json.loads(json.dumps(params))
     p["outer"]["train"].update(epochs=3, patience=10)
-    reference = train_outer.run(p, root)["model"].state_dict()
+    reference = train_outer.run(typed(p), root)["model"].state_dict()
 
     class Interrupted(Exception):
         pass
@@ -101,16 +122,16 @@ def test_interrupted_train_outer_resumes_where_it_stopped(trained):
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        train_outer.run(p, root, trial_report=crash_after_first)
+        train_outer.run(typed(p), root, trial_report=crash_after_first)
     assert (root / "data" / "checkpoints" / "outer.pt").exists()
     seen = []
-    resumed = train_outer.run(p, root, trial_report=lambda loss, epoch: seen.append(epoch))
+    resumed = train_outer.run(typed(p), root, trial_report=lambda loss, epoch: seen.append(epoch))
     assert seen == [1, 2]  # epoch 0 came from the checkpoint
     assert len(resumed["history"].epochs) == 3
     for key, value in reference.items():
         assert torch.allclose(value, resumed["model"].state_dict()[key], atol=1e-6), key
     assert not (root / "data" / "checkpoints" / "outer.pt").exists()
-    train_outer.run(params, root)  # put the fixture's 2-epoch model back for the other tests
+    train_outer.run(typed(params), root)  # put the fixture's 2-epoch model back for the other tests
 
 
 def test_parameter_cap_is_enforced(trained):
@@ -119,7 +140,7 @@ def test_parameter_cap_is_enforced(trained):
     p["outer"]["max_params"] = 100
     from audiovae.config.params import ParamsError
     with pytest.raises(ParamsError, match="max_params"):
-        train_outer.run(p, root)
+        train_outer.run(typed(p), root)
 
 
 def stereo_44k(path, tiny_fsdd_zip):

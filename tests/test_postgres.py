@@ -7,7 +7,7 @@ import optuna
 from audiovae.data import download, features, filter as filter_stage
 from audiovae.tracking import runs as tracking
 from audiovae.training import tune
-from conftest import running_mlflow_server
+from conftest import running_mlflow_server, typed
 from test_tune import tiny_tune_params
 
 
@@ -16,7 +16,7 @@ def test_tune_inner_with_two_worker_processes_on_a_postgres_study(trained, postg
     storage = postgres("optuna")
     p = tiny_tune_params(params, root)
     p["tracking"]["enabled"] = False
-    tune.tune("inner", 4, storage=storage, study_name="pg-study", workers=2, root=root, params=p)
+    tune.tune("inner", 4, storage=storage, study_name="pg-study", workers=2, root=root, params=typed(p))
     trials = optuna.load_study(study_name="pg-study", storage=storage).trials
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]  # every trial once, none lost
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
@@ -28,12 +28,12 @@ def test_mlflow_server_on_postgres_receives_a_pipeline_run(project, postgres, tm
     params["tracking"]["enabled"] = True
     with running_mlflow_server(postgres("mlflow"), tmp_path) as url:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-        mlflow = tracking.configure(params, root)
-        parent = tracking.start_pipeline_run(mlflow, root, params, "pg-pipeline")
+        mlflow = tracking.configure(typed(params), root)
+        parent = tracking.start_pipeline_run(mlflow, root, typed(params), "pg-pipeline")
         monkeypatch.setenv(tracking.PARENT_ENV, parent)
-        download.run(params, root)
-        filter_stage.run(params, root)
-        features.run(params, root)
+        download.run(typed(params), root)
+        filter_stage.run(typed(params), root)
+        features.run(typed(params), root)
         client = mlflow.MlflowClient(tracking_uri=url)
         experiment = client.get_experiment_by_name(params["tracking"]["experiment"])
         runs = client.search_runs([experiment.experiment_id])

@@ -9,7 +9,7 @@ from scipy import signal
 from audiovae.evaluation import quality
 from audiovae.evaluation.classifier import CleanClassifier
 from audiovae.tracking.promotion import decide
-from conftest import base_params, fsdd_members, sine, tone_classes
+from conftest import base_params, fsdd_members, sine, tone_classes, typed
 
 SR = 8000
 
@@ -85,12 +85,12 @@ def test_subsample_is_fixed_and_sorted():
 
 
 def test_clean_classifier_learns_from_clean_audio_only_and_is_not_always_right():
-    cfg = base_params()["evaluate"]["clean_classifier"]
+    cfg = typed(base_params()).evaluate.clean_classifier
     rng = np.random.default_rng(0)
     train_x, train_y = tone_classes(12, rng)
     test_x, test_y = tone_classes(5, rng)
-    clean = CleanClassifier(SR, {**cfg, "pca_components": 8}, seed=0).fit(train_x, train_y)
-    assert clean.cfg["noise_snr_db"] == []  # no augmentation, whatever the config says
+    clean = CleanClassifier(SR, cfg.model_copy(update={"pca_components": 8}), seed=0).fit(train_x, train_y)
+    assert clean.noise_snr_db == []  # no augmentation
     assert clean.pipeline[-1].support_vectors_.shape[0] <= len(train_x)  # trained on the clean copies alone
     assert clean.accuracy(test_x, test_y) == 1.0
     assert clean.accuracy(test_x, np.roll(test_y, 5)) == 0.0

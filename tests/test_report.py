@@ -9,14 +9,14 @@ import pytest
 
 from audiovae import cli
 from audiovae.evaluation import report
-from conftest import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from conftest import CHROMIUM, CHROMIUM_ARGS, require_chromium, typed
 
 
 
 @pytest.fixture
 def served_reports(trained):
     root, params, *_ = trained
-    page = report.build(root, params)
+    page = report.build(root, typed(params))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(page.parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -29,7 +29,7 @@ def served_reports(trained):
 
 def test_report_links_are_relative_and_complete(trained):
     root, params, *_ = trained
-    page = report.build(root, params)
+    page = report.build(root, typed(params))
     text = page.read_text()
     import re
     links = re.findall(r'(?:src|href)="([^"]+)"', text)

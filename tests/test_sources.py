@@ -12,8 +12,9 @@ import soundfile as sf
 
 from audiovae.data import download, filter as filter_stage, sources
 from audiovae.data.fetch import FetchError
+from audiovae.config.schema import Split
 from audiovae.data.splits import assign_splits
-from conftest import fsdd_members, params_with, sine, write_zip
+from conftest import fsdd_members, params_with, sine, write_zip, typed
 
 # The real audioMNIST_meta.txt is messy in exactly these ways (see shared/datasets/README.md).
 MESSY_META = {
@@ -62,7 +63,7 @@ def test_audiomnist_archive_in_its_exact_layout(tmp_path, audiomnist_fixture_zip
                               "enabled": True, "url": "", "archive": audiomnist_fixture_zip.name}},
                               "split": {"method": "stratified", "val_fraction": 0.1, "test_fraction": 0.1}}})
     root = tmp_path / "proj"
-    table = download.run(params, root)
+    table = download.run(typed(params), root)
     assert len(table) == 20 and set(table["dataset"]) == {"audiomnist"}
     assert set(table["sample_rate"]) == {48000}
     assert set(table["speaker"]) == {"01", "02", "03", "04"}
@@ -97,7 +98,7 @@ def test_samples_loader_on_a_mixed_folder(tmp_path, monkeypatch):
                               "default_category": "No Category"}},
                               "split": {"method": "stratified", "val_fraction": 0.0, "test_fraction": 0.0}}})
     params["data"]["sources"]["samples"]["keywords"] = {"Vocal": ["vocal"], "Guitar": ["gtr"], "Synth": ["moog"]}
-    table = download.run(params, tmp_path / "proj").set_index("path")
+    table = download.run(typed(params), tmp_path / "proj").set_index("path")
     assert sorted(table.index) == ["data/raw/samples/gtr/gtr01.wav", "data/raw/samples/gtr/gtr02.wav",
                                    "data/raw/samples/moog/000_moog.flac", "data/raw/samples/weird/vocal_ahh.aiff"]
     first = table.loc["data/raw/samples/gtr/gtr01.wav"]
@@ -106,20 +107,22 @@ def test_samples_loader_on_a_mixed_folder(tmp_path, monkeypatch):
     assert table.loc["data/raw/samples/weird/vocal_ahh.aiff", "label"] == "Vocal"
     assert table.loc["data/raw/samples/moog/000_moog.flac", "label"] == "Synth"
     params["data"]["sources"]["samples"]["category_from"] = "folder"
-    by_folder = download.run(params, tmp_path / "proj2").set_index("path")
+    by_folder = download.run(typed(params), tmp_path / "proj2").set_index("path")
     assert by_folder.loc["data/raw/samples/weird/vocal_ahh.aiff", "label"] == "weird"
 
 
 def test_sample_archive_include_list():
     names = ["Dirt-Samples-master/gtr/a.wav", "Dirt-Samples-master/bd/kick.wav",
              "Dirt-Samples-master/gtr/_readme_and_license.txt", "Dirt-Samples-master/sax/s.WAV"]
-    cfg = {"include": ["gtr", "sax"], "_archive": True, "keywords": {"Brass": ["sax"]}}
-    entries = sources.sample_entries(names, cfg)
+    cfg = typed(params_with({})).data.sources.samples.model_copy(update={
+        "include": ["gtr", "sax"], "category_from": "keywords", "keywords": {"Brass": ["sax"]},
+        "default_category": "No Category"})
+    entries = sources.sample_entries(names, cfg, from_archive=True)
     assert [e.relpath for e in entries] == ["gtr/a.wav", "sax/s.WAV"]
     assert [e.row["label"] for e in entries] == ["No Category", "Brass"]
 
 
-OFFICIAL = {"method": "official", "val_fraction": 0.1, "test_fraction": 0.1, "official_test_takes": 5}
+OFFICIAL = Split(method="official", val_fraction=0.1, test_fraction=0.1, official_test_takes=5)
 
 
 def _digits_table(speakers=("a", "b", "c", "d", "e"), takes=10):
@@ -140,7 +143,7 @@ def test_official_split_takes_0_to_4_are_test_and_val_comes_from_train():
 
 def test_stratified_split_is_81_9_10_per_label():
     table = _digits_table()
-    split = assign_splits(table, {**OFFICIAL, "method": "stratified"}, seed=0)
+    split = assign_splits(table, OFFICIAL.model_copy(update={"method": "stratified"}), seed=0)
     counts = split.value_counts()
     assert (counts["train"], counts["val"], counts["test"]) == (405, 45, 50)
     assert (table[split == "test"]["label"].value_counts() == 5).all()
@@ -148,7 +151,7 @@ def test_stratified_split_is_81_9_10_per_label():
 
 def test_speaker_split_holds_out_whole_speakers():
     table = _digits_table(speakers=tuple("abcdefghij"))
-    split = assign_splits(table, {**OFFICIAL, "method": "speaker", "test_fraction": 0.2}, seed=0)
+    split = assign_splits(table, OFFICIAL.model_copy(update={"method": "speaker", "test_fraction": 0.2}), seed=0)
     by_split = {name: set(table["speaker"][split == name]) for name in ("train", "val", "test")}
     assert len(by_split["test"]) == 2 and len(by_split["val"]) == 1
     assert not (by_split["train"] & by_split["test"]) and not (by_split["train"] & by_split["val"])
@@ -169,10 +172,10 @@ def test_own_folder_is_taken_whole_recursively_and_skips_are_reported(tmp_path):
                           "filter": {"lower_percentile": 0, "upper_percentile": 100, "sample_rate": 22050}})
     assert "weird" not in params["data"]["sources"]["samples"]["include"]  # the archive's list is not applied
     root = tmp_path / "proj"
-    table = download.run(params, root)
+    table = download.run(typed(params), root)
     assert "data/raw/samples/kits/acoustic/snares/snare 1.wav" in set(table["path"])
     assert "data/raw/samples/weird/vocal_ahh.aiff" in set(table["path"]) and len(table) == 5
-    filter_stage.run(params, root)
+    filter_stage.run(typed(params), root)
     rejections = pd.read_csv(root / "reports" / "filter" / "rejections.csv")
     reasons = dict(zip(rejections["path"], rejections["reason"]))
     assert reasons["gtr/_readme_and_license.txt"] == "skipped_extension"
@@ -190,5 +193,5 @@ def test_a_folder_without_audio_is_a_clear_error_naming_it(tmp_path):
                           "data": {"sources": {"fsdd": {"enabled": False},
                                                "samples": {"enabled": True, "path": str(folder)}}}})
     with pytest.raises(FetchError, match=rf"folder {folder} holds no audio files.*skipped 1 other files"):
-        download.run(params, tmp_path / "proj")
+        download.run(typed(params), tmp_path / "proj")
     assert not (tmp_path / "proj" / "data" / "raw").exists()

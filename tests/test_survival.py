@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from audiovae.training import inner as train_inner, tune
 from audiovae.training.scratch import scratch_root
 from audiovae.tracking.runs import TrackingError
-from conftest import DVC, free_port, sh, start_mlflow_server, stop_process
+from conftest import DVC, free_port, sh, start_mlflow_server, stop_process, typed
 from test_tune import tiny_tune_params
 
 RUNNING, COMPLETE, FAIL = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE,
@@ -98,7 +98,7 @@ def run_two_workers_and_kill_one(root, params, storage, study_name):
     killer = threading.Thread(target=kill_a_trial_worker, args=(storage, study_name, root, killed))
     killer.start()
     try:
-        study = tune.tune("inner", 3, storage=storage, study_name=study_name, workers=2, root=root, params=params)
+        study = tune.tune("inner", 3, storage=storage, study_name=study_name, workers=2, root=root, params=typed(params))
     finally:
         killer.join()
     assert killed, "no trial was caught running"
@@ -146,7 +146,7 @@ def test_a_study_outlives_its_database_server_restarting(trained, postgres, capf
     restarter = threading.Thread(target=restart_mid_trial)
     restarter.start()
     try:
-        study = tune.tune("inner", 3, storage=storage, study_name="pg-restart", workers=2, root=root, params=p)
+        study = tune.tune("inner", 3, storage=storage, study_name="pg-restart", workers=2, root=root, params=typed(p))
     finally:
         restarter.join()
     assert outage, "no trial was caught running"
@@ -164,7 +164,7 @@ def test_trial_of_a_killed_tune_is_failed_after_the_grace_period_and_retried(tra
     # a whole `tune` (one worker, in its own process) dies with SIGKILL: nothing of it can clean up
     child = mp.get_context("spawn").Process(target=tune.tune, args=("inner", 1),
                                             kwargs={"storage": storage, "study_name": "inner-stale", "workers": 1,
-                                                    "root": root, "params": p})
+                                                    "root": root, "params": typed(p)})
     child.start()
     killed: list = []
     kill_a_trial_worker(storage, "inner-stale", root, killed)
@@ -174,7 +174,7 @@ def test_trial_of_a_killed_tune_is_failed_after_the_grace_period_and_retried(tra
     study = optuna.load_study(study_name="inner-stale", storage=tune.make_storage(storage, root))
     assert study.trials[number].state == RUNNING  # the zombie the issue describes
     time.sleep(4)  # past the grace period without a heartbeat
-    study = tune.tune("inner", 1, storage=storage, study_name="inner-stale", workers=1, root=root, params=p)
+    study = tune.tune("inner", 1, storage=storage, study_name="inner-stale", workers=1, root=root, params=typed(p))
     assert_healed(study, number, trial_params, requested=1, mlflow_uri=mlflow_uri)
 
 
@@ -182,7 +182,7 @@ def test_grace_period_must_exceed_the_heartbeat(trained, tmp_path):
     root, params, *_ = trained
     p = survival_params(params, root, heartbeat=10, grace=10)
     with pytest.raises(tune.ParamsError, match="grace_seconds"):
-        tune.make_storage(f"sqlite:///{tmp_path / 'o.db'}", root, p)
+        tune.make_storage(f"sqlite:///{tmp_path / 'o.db'}", root, typed(p))
 
 
 def tracked_inner_params(params, tmp_path, monkeypatch, retry_seconds, epochs):
@@ -215,7 +215,7 @@ def test_training_outlives_its_tracking_server(trained, tmp_path, monkeypatch):
 
     try:
         with scratch_root(root, ["data/encodings"]) as scratch:
-            result = train_inner.run(p, scratch, epoch_hook=blink)
+            result = train_inner.run(typed(p), scratch, epoch_hook=blink)
     finally:
         for server in servers:
             stop_process(server)
@@ -245,7 +245,7 @@ def test_a_tracking_server_that_never_comes_back_is_named_after_the_outputs_are_
     try:
         with scratch_root(root, ["data/encodings"]) as scratch:
             with pytest.raises(TrackingError, match=r"epochs \[1, 2\] were not logged"):
-                train_inner.run(p, scratch, epoch_hook=die)
+                train_inner.run(typed(p), scratch, epoch_hook=die)
             assert (scratch / "data" / "models" / "inner" / "model.pt").exists()  # the model is kept
             assert (scratch / "reports" / "inner" / "history.csv").exists()
     finally:

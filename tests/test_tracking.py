@@ -7,7 +7,7 @@ from audiovae.data import download, features, filter as filter_stage
 from audiovae.tracking import runs as tracking
 from audiovae.training import outer as train_outer
 from audiovae.tracking.runs import TrackingError
-from conftest import free_port, running_mlflow_server
+from conftest import free_port, running_mlflow_server, typed
 
 
 @pytest.fixture
@@ -24,12 +24,12 @@ def test_tiny_pipeline_logs_to_a_real_server(project, mlflow_server, monkeypatch
     import mlflow
     mlflow.set_tracking_uri(mlflow_server)
     mlflow.set_experiment("audiovae")
-    parent = tracking.start_pipeline_run(mlflow, root, params, "test-pipeline")
+    parent = tracking.start_pipeline_run(mlflow, root, typed(params), "test-pipeline")
     monkeypatch.setenv(tracking.PARENT_ENV, parent)
-    download.run(params, root)
-    filter_stage.run(params, root)
-    features.run(params, root)
-    train_outer.run(params, root)
+    download.run(typed(params), root)
+    filter_stage.run(typed(params), root)
+    features.run(typed(params), root)
+    train_outer.run(typed(params), root)
 
     from mlflow.tracking import MlflowClient
     client = MlflowClient(tracking_uri=mlflow_server)
@@ -71,7 +71,7 @@ def test_unreachable_server_fails_before_any_training(project, monkeypatch):
     params["tracking"]["enabled"] = True
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(TrackingError, match="not reachable.*fallback_local"):
-        tracking.configure(params, root)
+        tracking.configure(typed(params), root)
     params["tracking"]["fallback_local"] = True
-    mlflow = tracking.configure(params, root)
+    mlflow = tracking.configure(typed(params), root)
     assert mlflow.get_tracking_uri() == f"sqlite:///{root / 'mlflow.db'}"

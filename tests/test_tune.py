@@ -8,7 +8,9 @@ import numpy as np
 import optuna
 import pytest
 
+from audiovae.config.schema import SpaceEntry
 from audiovae.training import tune
+from conftest import base_params, typed
 
 
 def tiny_tune_params(params: dict, root: Path) -> dict:
@@ -26,7 +28,7 @@ def test_tune_inner_with_two_workers(trained, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     p = tiny_tune_params(params, root)
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    study = tune.tune("inner", 6, storage=storage, study_name="inner-test", workers=2, root=root, params=p)
+    study = tune.tune("inner", 6, storage=storage, study_name="inner-test", workers=2, root=root, params=typed(p))
     numbers = [t.number for t in study.trials]
     assert sorted(numbers) == list(range(6))  # no duplicates, no losses
     states = {t.number: t.state for t in study.trials}
@@ -50,7 +52,7 @@ def test_tune_inner_with_two_workers(trained, tmp_path, monkeypatch):
     report = root / "reports" / "tuning" / "inner-test"
     assert (report / "optimization_history.png").exists() and (report / "summary.json").exists()
     # resuming the same study adds trials to it
-    again = tune.tune("inner", 1, storage=storage, study_name="inner-test", workers=1, root=root, params=p)
+    again = tune.tune("inner", 1, storage=storage, study_name="inner-test", workers=1, root=root, params=typed(p))
     assert len(again.trials) == 7
 
 
@@ -73,9 +75,10 @@ def test_apply_changes_exactly_the_tuned_keys(tmp_path):
 
 
 def test_grid_sampler_needs_discrete_spaces():
+    cfg = typed(base_params()).tune.model_copy(update={"sampler": "grid"})
     with pytest.raises(Exception, match="grid"):
-        tune.make_sampler({"sampler": "grid"}, {"x.y": {"type": "float", "low": 0, "high": 1}}, 0)
-    sampler = tune.make_sampler({"sampler": "grid"}, {"x.y": {"type": "categorical", "choices": [1, 2]}}, 0)
+        tune.make_sampler(cfg, {"x.y": SpaceEntry(type="float", low=0, high=1)}, 0)
+    sampler = tune.make_sampler(cfg, {"x.y": SpaceEntry(type="categorical", choices=[1, 2])}, 0)
     assert isinstance(sampler, optuna.samplers.GridSampler)
 
 
@@ -121,7 +124,7 @@ def test_full_path_objective_ranks_a_better_reconstruction_lower(trained):
     from audiovae.evaluation.validation import Validation
 
     root, params, _, inner, _ = trained
-    scorer = Validation.from_project(root, params, clips=0, generated_per_label=2, classifier=False)
+    scorer = Validation.from_project(root, typed(params), clips=0, generated_per_label=2, classifier=False)
     specs = scorer.specs
     rng = np.random.default_rng(0)
     cases = [specs] + [uniform_filter1d(specs, size, axis=-1) for size in (3, 9, 27)] + [rng.random(specs.shape)]
@@ -140,7 +143,7 @@ def test_two_objective_study_returns_its_pareto_front_and_applies_a_named_trial(
     p["tune"]["inner"]["objectives"] = ["full_path", "generated_accuracy"]
     p["tune"]["validation"] = {"clips": 16, "generated_per_label": 2}
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    study = tune.tune("inner", 3, storage=storage, study_name="pareto-test", root=root, params=p)
+    study = tune.tune("inner", 3, storage=storage, study_name="pareto-test", root=root, params=typed(p))
     assert [d.name for d in study.directions] == ["MINIMIZE", "MAXIMIZE"]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 3  # a multi-objective study is not pruned
@@ -162,7 +165,7 @@ def test_two_objective_study_returns_its_pareto_front_and_applies_a_named_trial(
     params_file = tmp_path / "params.yaml"
     params_file.write_text((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     p["tune"]["storage"] = storage
-    plan = tune.prepare("inner", 0, storage, "pareto-test", 1, tmp_path, p)
+    plan = tune.prepare("inner", 0, storage, "pareto-test", 1, tmp_path, typed(p))
     plan["root"] = str(tmp_path)
     tune.finish(plan, apply=True, trial=named)
     import yaml
@@ -173,4 +176,4 @@ def test_two_objective_study_returns_its_pareto_front_and_applies_a_named_trial(
     # a study keeps its objectives: resuming it with others is refused
     p["tune"]["inner"]["objectives"] = ["val_loss"]
     with pytest.raises(Exception, match="other objectives"):
-        tune.prepare("inner", 1, storage, "pareto-test", 1, root, p)
+        tune.prepare("inner", 1, storage, "pareto-test", 1, root, typed(p))

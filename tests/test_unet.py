@@ -9,16 +9,17 @@ from audiovae.training import encode, inner as train_inner, outer as train_outer
 from audiovae.data.artifacts import open_features, split_rows
 from audiovae.models.outer import build_outer
 from audiovae.config.params import deep_merge
+from conftest import typed
 
 
 def test_unet_outer_trains_and_the_inner_vae_runs_on_it(project):
     root, params = project
     params = deep_merge(params, {"outer": {"model": "unet", "unet": {"channels": 4, "depth": 2},
                                            "train": {"epochs": 2}}})
-    download.run(params, root)
-    filter_stage.run(params, root)
-    features.run(params, root)
-    result = train_outer.run(params, root)
+    download.run(typed(params), root)
+    filter_stage.run(typed(params), root)
+    features.run(typed(params), root)
+    result = train_outer.run(typed(params), root)
     model = result["model"].cpu().eval()
     specs, index, _ = open_features(root / "data" / "features")
     assert model.kind == "unet" and model.code_shape() == specs.shape[1:]  # no bottleneck
@@ -29,6 +30,6 @@ def test_unet_outer_trains_and_the_inner_vae_runs_on_it(project):
         before = torch.mean(torch.abs(untrained(val) - val)).item()
         after = torch.mean(torch.abs(model(val) - val)).item()
     assert after < 0.9 * before, (before, after)  # a few steps move it towards the input
-    encode.run(params, root)
-    inner = train_inner.run(params, root)
+    encode.run(typed(params), root)
+    inner = train_inner.run(typed(params), root)
     assert len(inner["history"].epochs) == params["inner"]["train"]["epochs"]

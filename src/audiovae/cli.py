@@ -59,10 +59,9 @@ def _spread(args, model) -> float:
     """``--spread``, else the spread the evaluate stage scored the model's generations with."""
     if args.spread is not None:
         return float(args.spread)
-    from audiovae.config.params import section
-    if not model.params:
+    if model.trained.evaluate is None:
         raise ValueError("this model records no evaluate.generate_spread: give --spread")
-    return float(section(model.params, "evaluate.generate_spread"))
+    return model.trained.evaluate.generate_spread
 
 
 def cmd_generate(args) -> list[Path]:
@@ -149,8 +148,9 @@ def cmd_tune(args) -> None:
 
     trials = args.trials
     if trials is None:
-        from audiovae.config.params import load_params, section
-        trials = int(section(load_params(Path(args.root).resolve() / "params.yaml"), f"tune.{args.target}.trials"))
+        from audiovae.config.params import load_params
+        from audiovae.training.tune import target_of
+        trials = target_of(load_params(Path(args.root).resolve() / "params.yaml"), args.target).trials
     from audiovae.training.tune import chosen_trial
 
     study = tune(args.target, trials, storage=args.storage, study_name=args.study, workers=args.workers,

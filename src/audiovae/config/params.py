@@ -12,7 +12,10 @@ from typing import Any
 
 import yaml
 
+from pydantic import ValidationError
+
 from audiovae.config import schema
+from audiovae.config.schema import Params
 
 PARAMS_FILE = "params.yaml"
 
@@ -37,8 +40,8 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def load_params(path: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Load params.yaml and apply the selected preset, if any."""
+def load_params(path: str | os.PathLike | None = None) -> Params:
+    """Load params.yaml, apply the selected preset and return the validated, typed parameters."""
     path = Path(path) if path else project_root() / PARAMS_FILE
     if not path.exists():
         raise ParamsError(f"{path} not found: run from the project root or set AUDIOVAE_ROOT")
@@ -47,7 +50,12 @@ def load_params(path: str | os.PathLike | None = None) -> dict[str, Any]:
     return resolve(raw, str(path))
 
 
-def resolve(raw: dict, where: str = PARAMS_FILE) -> dict[str, Any]:
+def resolve(raw: dict, where: str = PARAMS_FILE) -> Params:
+    """``raw`` (params.yaml's mapping) validated, its preset applied, as the typed ``Params``."""
+    return Params.model_validate(resolve_mapping(raw, where))
+
+
+def resolve_mapping(raw: dict, where: str = PARAMS_FILE) -> dict[str, Any]:
     """Validate ``raw`` and every preset merged over it, then apply the selected preset.
 
     Every preset is checked, not only the selected one, so a misspelt key in any of them is
@@ -71,14 +79,24 @@ def resolve(raw: dict, where: str = PARAMS_FILE) -> dict[str, Any]:
     return deep_merge(raw, presets[preset])
 
 
-def section(params: dict, dotted: str) -> Any:
-    """Fetch ``a.b.c`` from nested params with an error that names the missing key."""
-    node: Any = params
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise ParamsError(f"params.yaml has no key {dotted!r} (missing {part!r})")
-        node = node[part]
-    return node
+def with_values(params: Params, values: dict[str, Any]) -> Params:
+    """``params`` with the dotted keys of ``values`` set (a tuning trial's suggestions, a test's
+    overrides), validated again so a wrong key or value is refused here, not deep in a stage."""
+    merged = params.model_dump()
+    for dotted, value in values.items():
+        *parents, last = dotted.split(".")
+        node = merged
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                raise ParamsError(f"params.yaml has no key {dotted!r}")
+        if last not in node:
+            raise ParamsError(f"params.yaml has no key {dotted!r}")
+        node[last] = value
+    try:
+        return Params.model_validate(merged)
+    except ValidationError as exc:
+        raise ParamsError("invalid parameters:\n  " + "\n  ".join(schema.errors_of(exc))) from None
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:

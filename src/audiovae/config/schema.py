@@ -259,9 +259,9 @@ class Evaluate(Strict):
 
 class SpaceEntry(Strict):
     type: Literal["int", "float", "categorical"]
-    low: float | None = None
-    high: float | None = None
-    step: float | None = None
+    low: int | float | None = None    # an int stays an int (suggest_int's bounds)
+    high: int | float | None = None
+    step: int | float | None = None
     log: bool | None = None
     choices: list[Any] | None = None
     grid: list[Any] | None = None   # the values the grid sampler tries for an int or float
@@ -321,6 +321,18 @@ class Params(Strict):
     tune: Tune
     retrain: Retrain
     presets: dict[str, dict[str, Any]]
+
+
+class TrainedEvaluate(BaseModel):
+    generate_spread: float = Field(ge=0)
+
+
+class TrainedWith(BaseModel):
+    """What a model bundle records of the parameters of the run that made it (``bundle.
+    effective_params``, a subset of ``Params``): the settings a trained model is used with. A
+    bundle written before a section existed lacks it, so each is optional and other keys pass."""
+    evaluate: TrainedEvaluate | None = None
+    inference: Inference | None = None
 
 
 def _path(loc: tuple) -> str:

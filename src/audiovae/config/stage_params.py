@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from audiovae.tracking import runs as tracking
 from audiovae.atomic import atomic_path
-from audiovae.config.params import project_root, section
+from audiovae.config.params import ParamsError, project_root
+from audiovae.config.schema import Params
 
 log = logging.getLogger("audiovae.params")
 
@@ -38,26 +40,38 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
 OUT_DIR = Path("reports") / "params"
 
 
-def effective(params: dict, stage: str) -> dict:
-    """The nested mapping of ``STAGE_KEYS[stage]`` taken from resolved ``params``."""
+def _lookup(values: dict, dotted: str) -> Any:
+    """``a.b.c`` of the parameters' values, with an error that names a key the table misspells."""
+    node: Any = values
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ParamsError(f"STAGE_KEYS names {dotted!r}, which params.yaml does not have")
+        node = node[part]
+    return node
+
+
+def effective(params: Params, stage: str) -> dict:
+    """The nested mapping of ``STAGE_KEYS[stage]`` taken from resolved ``params`` (as their values:
+    this table is the one place that names keys by string, for DVC)."""
+    values = params.model_dump()
     out: dict = {}
     for dotted in STAGE_KEYS[stage]:
         node = out
         parts = dotted.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = section(params, dotted)
+        node[parts[-1]] = _lookup(values, dotted)
     return out
 
 
-def run(params: dict, root: Path | None = None) -> Path:
+def run(params: Params, root: Path | None = None) -> Path:
     root = root or project_root()
     out_dir = root / OUT_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     for stage in STAGE_KEYS:
         with atomic_path(out_dir / f"{stage}.yaml", suffix=".yaml") as tmp:
             tmp.write_text(yaml.safe_dump(effective(params, stage), sort_keys=True))
-    log.info("params: preset %s; effective values for %d stages in %s", params["preset"], len(STAGE_KEYS), out_dir)
+    log.info("params: preset %s; effective values for %d stages in %s", params.preset, len(STAGE_KEYS), out_dir)
     tracking.log_stage("params", params, root=root, extra_params={"stages": ",".join(STAGE_KEYS)},
                        artifacts=sorted(out_dir.glob("*.yaml")))
     return out_dir

@@ -9,23 +9,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from audiovae.config.schema import EncodeAugment, Mix
 from audiovae.data.audio import peak_normalise
 
 
-def plan_mixes(index: pd.DataFrame, cfg: dict, seed: int) -> pd.DataFrame:
+def plan_mixes(index: pd.DataFrame, cfg: Mix, seed: int) -> pd.DataFrame:
     """Which pairs to mix and at what gains: one row per new example (``a``, ``b`` are rows of
     ``index``), drawn deterministically from ``seed``. Labels with one training file are skipped."""
     columns = ["a", "b", "gain_a_db", "gain_b_db", "label"]
     train = index[index["split"] == "train"]
     groups = {label: rows.to_numpy() for label, rows in train.groupby("label").groups.items() if len(rows) > 1}
-    count = int(round(float(cfg["per_train_file"]) * len(train))) if cfg["enabled"] else 0
+    count = int(round(cfg.per_train_file * len(train))) if cfg.enabled else 0
     if not count or not groups:
         return pd.DataFrame(columns=columns)
     labels = sorted(groups)
     weights = np.array([len(groups[label]) for label in labels], dtype=float)
     rng = np.random.default_rng(seed)
     picked = rng.choice(len(labels), size=count, p=weights / weights.sum())
-    low, high = sorted(float(g) for g in cfg["gain_db"])
+    low, high = sorted(cfg.gain_db)
     pairs = [rng.choice(groups[labels[i]], size=2, replace=False) for i in picked]
     gains = rng.uniform(low, high, size=(count, 2))
     return pd.DataFrame({"a": [int(a) for a, _ in pairs], "b": [int(b) for _, b in pairs],
@@ -58,10 +59,10 @@ def index_rows(index: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
 TRANSFORM_COLUMNS = ["source", "copy", "gain_db", "shift_seconds", "speed", "noise_snr_db"]
 
 
-def plan_transforms(index: pd.DataFrame, cfg: dict, seed: int) -> pd.DataFrame:
+def plan_transforms(index: pd.DataFrame, cfg: EncodeAugment, seed: int) -> pd.DataFrame:
     """``copies`` rows per real training recording, each with its draws of every enabled transform
     (a transform whose range is 0 or empty stays at identity), deterministic for ``seed``."""
-    copies = int(cfg["copies"])
+    copies = cfg.copies
     real = index[(index["split"] == "train") & (index["row"] >= 0)]
     if "augmented" in index:
         real = real[real["augmented"] == 0]
@@ -70,8 +71,8 @@ def plan_transforms(index: pd.DataFrame, cfg: dict, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng([seed, 1])  # a stream of its own: the features stage's mixes use ``seed``
     n = len(real) * copies
     source = np.repeat(real.index.to_numpy(), copies)
-    gain, shift, speed = float(cfg["gain_db"]), float(cfg["shift_seconds"]), float(cfg["speed"])
-    snr = sorted(float(v) for v in cfg["noise_snr_db"])
+    gain, shift, speed = cfg.gain_db, cfg.shift_seconds, cfg.speed
+    snr = sorted(cfg.noise_snr_db)
     return pd.DataFrame({
         "source": source, "copy": np.tile(np.arange(copies), len(real)),
         "gain_db": rng.uniform(-gain, 0.0, n) if gain else np.zeros(n),  # quieter only: louder would clip at 0 dB

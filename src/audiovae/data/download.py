@@ -19,7 +19,8 @@ import soundfile as sf
 from audiovae.data import sources
 from audiovae.atomic import atomic_path, sha256_file
 from audiovae.data.fetch import FetchError, locate_archive, verify_archive
-from audiovae.config.params import ParamsError, project_root, section
+from audiovae.config.params import ParamsError, project_root
+from audiovae.config.schema import Params, Source
 from audiovae.progress import track
 from audiovae.data.splits import assign_splits
 from audiovae.tracking import runs as tracking
@@ -31,13 +32,14 @@ METADATA_COLUMNS = ["path", "dataset", "label", "speaker", "take", "sample_rate"
                     "duration", "split", *sources.AUDIOMNIST_META_COLUMNS]
 
 
-def _entries(name: str, cfg: dict, names: list[str], skipped: list[dict]) -> list[sources.Entry]:
+def _entries(name: str, cfg: Source, names: list[str], from_archive: bool,
+             skipped: list[dict]) -> list[sources.Entry]:
     if name == "samples":
-        return sources.sample_entries(names, cfg, skipped)
-    return sources.SOURCES[name](names, cfg)
+        return sources.sample_entries(names, cfg, from_archive, skipped)
+    return sources.SOURCES[name](names, cfg, from_archive)
 
 
-def _entries_from_archive(name: str, cfg: dict, archive: Path,
+def _entries_from_archive(name: str, cfg: Source, from_archive: bool, archive: Path,
                           skipped: list[dict]) -> tuple[list[sources.Entry], str | None]:
     with zipfile.ZipFile(archive) as zf:
         names = [info.filename for info in zf.infolist() if not info.is_dir()]
@@ -46,23 +48,23 @@ def _entries_from_archive(name: str, cfg: dict, archive: Path,
             meta_names = [n for n in names if n.endswith("audioMNIST_meta.txt")]
             if meta_names:
                 meta_text = zf.read(meta_names[0]).decode("utf-8", errors="replace")
-    return _entries(name, cfg, names, skipped), meta_text
+    return _entries(name, cfg, names, from_archive, skipped), meta_text
 
 
-def fetch_source(name: str, cfg: dict, root: Path, staging: Path, cache_dir: Path,
+def fetch_source(name: str, cfg: Source, root: Path, staging: Path, cache_dir: Path,
                  skipped: list[dict] | None = None) -> list[dict]:
     """Bring one source's audio into ``staging/<name>`` and return its metadata rows; files not
     taken from a user's folder or zip go to ``skipped`` with the reason."""
     skipped = [] if skipped is None else skipped
     out_dir = staging / name
-    local = cfg.get("path") or ""
+    local = getattr(cfg, "path", "")  # only a sample library can come from the user's own folder
     # the include-list selects folders of the Dirt-Samples archive; a user's own library is taken whole
-    cfg = {**cfg, "_archive": not local}
+    from_archive = not local
     found: list[dict] = []
     if local and Path(local).expanduser().is_dir():
         folder = Path(local).expanduser()
         names = [str(p.relative_to(folder).as_posix()) for p in sorted(folder.rglob("*")) if p.is_file()]
-        entries = _entries(name, cfg, names, found)
+        entries = _entries(name, cfg, names, from_archive, found)
         meta_text, archive = None, None
         where = f"folder {folder}"
     else:
@@ -71,12 +73,11 @@ def fetch_source(name: str, cfg: dict, root: Path, staging: Path, cache_dir: Pat
         elif local and not local.startswith(("http://", "https://")):
             raise FetchError(f"data.sources.{name}.path = {local!r} is neither a folder, a zip file nor a URL")
         else:
-            url = local or cfg.get("url", "")
-            archive_name = cfg.get("archive") or Path(url).name
-            archive = locate_archive(archive_name, url, root, cache_dir,
-                                     timeout=float(cfg["timeout_seconds"]))
-        verify_archive(archive, cfg.get("sha256") if not local else None)
-        entries, meta_text = _entries_from_archive(name, cfg, archive, found)
+            url = local or cfg.url
+            archive_name = cfg.archive or Path(url).name
+            archive = locate_archive(archive_name, url, root, cache_dir, timeout=cfg.timeout_seconds)
+        verify_archive(archive, cfg.sha256 if not local else None)
+        entries, meta_text = _entries_from_archive(name, cfg, from_archive, archive, found)
         where = f"archive {archive}"
     if not entries:
         reasons = pd.Series([f["reason"] for f in found], dtype=str).value_counts().to_dict()
@@ -120,14 +121,12 @@ def build_manifest(rows: list[dict], staging: Path) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=["path", "size", "sha256"])
 
 
-def run(params: dict, root: Path | None = None) -> pd.DataFrame:
+def run(params: Params, root: Path | None = None) -> pd.DataFrame:
     root = root or project_root()
     data_dir = root / "data"
     cache_dir = data_dir / "archives"
-    enabled = {name: cfg for name, cfg in section(params, "data.sources").items() if cfg.get("enabled")}
-    unknown = set(enabled) - set(sources.SOURCES)
-    if unknown:
-        raise ParamsError(f"unknown data source(s) {sorted(unknown)}; known: {sorted(sources.SOURCES)}")
+    # the schema names every source, so each has its entry function in sources.SOURCES
+    enabled = {name: cfg for name, cfg in params.data.sources if cfg.enabled}
     if not enabled:
         raise ParamsError("no data source is enabled in params.yaml (data.sources.*.enabled)")
     with atomic_path(data_dir / "raw") as staging:
@@ -145,7 +144,7 @@ def run(params: dict, root: Path | None = None) -> pd.DataFrame:
             if column not in table:
                 table[column] = None
         table = table.sort_values("path", kind="stable").reset_index(drop=True)
-        table["split"] = assign_splits(table, section(params, "data.split"), int(params["seed"]))
+        table["split"] = assign_splits(table, params.data.split, params.seed)
         table = table[METADATA_COLUMNS]
         manifest = build_manifest(table.to_dict("records"), staging)
     # the audio is in place; the tables that describe it follow, each atomically

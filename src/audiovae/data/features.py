@@ -20,26 +20,27 @@ import pandas as pd
 from audiovae.data import augment
 from audiovae.tracking import runs as tracking
 from audiovae.atomic import atomic_path, write_json
-from audiovae.config.params import project_root, section
+from audiovae.config.params import project_root
+from audiovae.config.schema import Params
 from audiovae.progress import Progress
 from audiovae.data.spectrogram import Codec
 
 log = logging.getLogger("audiovae.features")
 
 
-def run(params: dict, root: Path | None = None) -> Path:
+def run(params: Params, root: Path | None = None) -> Path:
     root = root or project_root()
-    cfg = section(params, "features")
+    cfg = params.features
     filtered = root / "data" / "filtered"
     meta = json.loads((filtered / "audio.json").read_text())
     codec = Codec.from_params(cfg, meta["sample_rate"])
     waves = np.load(filtered / "audio.npy", mmap_mode="r")
     index = pd.read_csv(filtered / "index.csv", dtype={"label": str, "speaker": str})
-    plan = augment.plan_mixes(index, section(cfg, "augment.mix"), int(params["seed"]))
+    plan = augment.plan_mixes(index, cfg.augment.mix, params.seed)
     real, length = waves.shape
     n = real + len(plan)
     shape = (n, codec.n_bins, codec.n_frames(length))
-    batch = int(cfg["batch_size"])
+    batch = cfg.batch_size
     out_dir = root / "data" / "features"
     with atomic_path(out_dir) as staging:
         staging.mkdir(parents=True)

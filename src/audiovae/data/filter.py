@@ -16,15 +16,16 @@ import pandas as pd
 from audiovae.data import audio
 from audiovae.tracking import runs as tracking
 from audiovae.atomic import atomic_path, write_json
-from audiovae.config.params import project_root, section
+from audiovae.config.params import project_root
+from audiovae.config.schema import Filter, Params
 from audiovae.progress import Progress, track
 
 log = logging.getLogger("audiovae.filter")
 REASONS = ("unreadable", "not_audio", "empty", "non_finite", "silent", "too_short", "too_long")
 
 
-def target_length(cfg: dict) -> int:
-    return int(round(float(cfg["seconds"]) * int(cfg["sample_rate"])))
+def target_length(cfg: Filter) -> int:
+    return int(round(cfg.seconds * cfg.sample_rate))
 
 
 def inspect(table: pd.DataFrame, root: Path, silence_peak: float, trim_db: float = 0.0) -> pd.DataFrame:
@@ -100,17 +101,17 @@ def plot_lengths(table: pd.DataFrame, percentiles: pd.DataFrame, path: Path) -> 
     plt.close(fig)
 
 
-def run(params: dict, root: Path | None = None) -> pd.DataFrame:
+def run(params: Params, root: Path | None = None) -> pd.DataFrame:
     root = root or project_root()
-    cfg = section(params, "filter")
+    cfg = params.filter
     table = pd.read_csv(root / "data" / "metadata.csv", dtype={"label": str, "speaker": str})
-    trim_db = float(cfg["trim_db"])
-    table = inspect(table, root, float(cfg["silence_peak"]), trim_db)
-    percentiles = apply_percentiles(table, float(cfg["lower_percentile"]), float(cfg["upper_percentile"]))
+    trim_db = cfg.trim_db
+    table = inspect(table, root, cfg.silence_peak, trim_db)
+    percentiles = apply_percentiles(table, cfg.lower_percentile, cfg.upper_percentile)
     kept = table[table["reason"] == ""].reset_index(drop=True)
     if kept.empty:
         raise SystemExit("filter: every file was rejected; see reports/filter/rejections.csv")
-    sample_rate, length = int(cfg["sample_rate"]), target_length(cfg)
+    sample_rate, length = cfg.sample_rate, target_length(cfg)
 
     out_dir = root / "data" / "filtered"
     with atomic_path(out_dir) as staging:
@@ -119,15 +120,15 @@ def run(params: dict, root: Path | None = None) -> pd.DataFrame:
                                           shape=(len(kept), length))
         with Progress(len(kept), "normalise audio", unit="file") as bar:
             for i, path in enumerate(kept["path"]):
-                array[i] = audio.load_normalised(root / path, sample_rate, length, cfg["length_mode"],
-                                                 float(cfg["silence_peak"]), trim_db)
+                array[i] = audio.load_normalised(root / path, sample_rate, length, cfg.length_mode,
+                                                 cfg.silence_peak, trim_db)
                 bar.update()
         array.flush()
         del array
         kept.drop(columns=["reason", "detail"]).assign(row=np.arange(len(kept))).to_csv(
             staging / "index.csv", index=False)
         write_json(staging / "audio.json", {"sample_rate": sample_rate, "length": length,
-                                            "length_mode": cfg["length_mode"], "trim_db": trim_db,
+                                            "length_mode": cfg.length_mode, "trim_db": trim_db,
                                             "files": len(kept)})
 
     report_dir = root / "reports" / "filter"

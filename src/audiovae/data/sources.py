@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable
 
+from audiovae.config.schema import SamplesSource, Source
+
 log = logging.getLogger("audiovae.sources")
 
 AUDIO_EXTENSIONS = (".wav", ".aif", ".aiff", ".flac")
@@ -67,11 +69,11 @@ def digit_entries(names: Iterable[str], dataset: str, subdir: str) -> list[Entry
     return entries
 
 
-def fsdd_entries(names: Iterable[str], cfg: dict) -> list[Entry]:
+def fsdd_entries(names: Iterable[str], cfg: Source, from_archive: bool = True) -> list[Entry]:
     return digit_entries(names, "fsdd", "recordings")
 
 
-def audiomnist_entries(names: Iterable[str], cfg: dict) -> list[Entry]:
+def audiomnist_entries(names: Iterable[str], cfg: Source, from_archive: bool = True) -> list[Entry]:
     return digit_entries(names, "audiomnist", "data")
 
 
@@ -140,17 +142,17 @@ def attach_audiomnist_meta(entries: list[Entry], meta_text: str | None) -> None:
 
 
 # ---------------------------------------------------------------- instrument samples
-def sample_category(relpath: str, cfg: dict) -> str:
+def sample_category(relpath: str, cfg: SamplesSource) -> str:
     """Category of a one-shot: its folder, or the first keyword group that matches its path."""
     parts = PurePosixPath(relpath).parts
     folder = parts[0] if len(parts) > 1 else ""
-    if cfg.get("category_from", "keywords") == "folder":
-        return folder or cfg.get("default_category", "No Category")
+    if cfg.category_from == "folder":
+        return folder or cfg.default_category
     text = relpath.lower()
-    for category, words in (cfg.get("keywords") or {}).items():
+    for category, words in cfg.keywords.items():
         if any(word.lower() in text for word in words):
             return category
-    return cfg.get("default_category", "No Category")
+    return cfg.default_category
 
 
 def common_top_folder(names: list[str]) -> bool:
@@ -159,12 +161,13 @@ def common_top_folder(names: list[str]) -> bool:
     return len(tops) == 1 and all(len(PurePosixPath(n).parts) > 1 for n in names)
 
 
-def sample_entries(names: Iterable[str], cfg: dict, skipped: list[dict] | None = None) -> list[Entry]:
+def sample_entries(names: Iterable[str], cfg: SamplesSource, from_archive: bool = True,
+                   skipped: list[dict] | None = None) -> list[Entry]:
     """Audio files of a sample library. ``include`` (folder names) applies to the Dirt-Samples
-    archive only (``_archive``); a user's folder or zip yields all its audio, recursively. Files
-    not taken (hidden, other extensions) are appended to ``skipped`` with the reason."""
+    archive only (``from_archive``); a user's folder or zip yields all its audio, recursively.
+    Files not taken (hidden, other extensions) are appended to ``skipped`` with the reason."""
     names = list(names)
-    include = set(cfg.get("include") or []) if cfg.get("_archive") else set()
+    include = set(cfg.include) if from_archive else set()
     strip_top = bool(names) and common_top_folder(names)
     entries = []
     for name in names:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 
+from audiovae.config.schema import Features
+
 
 @dataclass(frozen=True)
 class Codec:
@@ -34,15 +36,13 @@ class Codec:
     output_peak: float = 0.9
 
     @classmethod
-    def from_params(cls, features: dict, sample_rate: int) -> "Codec":
-        gl = features["griffin_lim"]
-        return cls(sample_rate=int(sample_rate), n_fft=int(features["n_fft"]),
-                   hop_length=int(features["hop_length"]), window=str(features["window"]),
-                   db_floor=float(features["db_floor"]), db_ceiling=float(features["db_ceiling"]),
-                   scaling=str(features["scaling"]), representation=str(features["representation"]),
-                   mu=float(features["mu"]), drop_nyquist=bool(features["drop_nyquist"]),
-                   gl_iterations=int(gl["iterations"]), gl_momentum=float(gl["momentum"]),
-                   gl_seed=int(gl["seed"]), output_peak=float(features["output_peak"]))
+    def from_params(cls, features: Features, sample_rate: int) -> "Codec":
+        gl = features.griffin_lim
+        return cls(sample_rate=int(sample_rate), n_fft=features.n_fft, hop_length=features.hop_length,
+                   window=features.window, db_floor=features.db_floor, db_ceiling=features.db_ceiling,
+                   scaling=features.scaling, representation=features.representation, mu=features.mu,
+                   drop_nyquist=features.drop_nyquist, gl_iterations=gl.iterations, gl_momentum=gl.momentum,
+                   gl_seed=gl.seed, output_peak=features.output_peak)
 
     def __post_init__(self):
         if self.scaling not in ("global", "per_file"):

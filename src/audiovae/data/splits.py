@@ -14,6 +14,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from audiovae.config.params import ParamsError
+from audiovae.config.schema import Split
 
 DIGIT_DATASETS = ("fsdd", "audiomnist")
 
@@ -29,12 +30,12 @@ def _stratified(index: pd.Index, labels: pd.Series, fraction: float, seed: int) 
     return pd.Index(rest), pd.Index(held)
 
 
-def assign_splits(table: pd.DataFrame, cfg: dict, seed: int) -> pd.Series:
+def assign_splits(table: pd.DataFrame, cfg: Split, seed: int) -> pd.Series:
     """Return a ``split`` column (train/val/test) for ``table``."""
-    method = cfg["method"]
-    val_fraction = float(cfg["val_fraction"])
-    test_fraction = float(cfg["test_fraction"])
-    official_test_takes = int(cfg["official_test_takes"])
+    method = cfg.method
+    val_fraction = cfg.val_fraction
+    test_fraction = cfg.test_fraction
+    official_test_takes = cfg.official_test_takes
     split = pd.Series("train", index=table.index, dtype=object)
     labels = table["dataset"].astype(str) + ":" + table["label"].astype(str)
     for dataset, group in table.groupby("dataset", sort=True):

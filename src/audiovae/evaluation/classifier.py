@@ -25,6 +25,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from audiovae.config.schema import (CheckClassifierCfg, ClassifierCfg, CleanClassifierCfg, MfccSegmentsCfg,
+                                     StftCfg)
+
 log = logging.getLogger("audiovae.classifier")
 
 
@@ -33,30 +36,30 @@ def _peak_normalised(audio: np.ndarray) -> np.ndarray:
     return audio / np.maximum(np.abs(audio).max(axis=-1, keepdims=True), 1e-9)
 
 
-def log_mel(audio: np.ndarray, sample_rate: int, cfg: dict) -> np.ndarray:
+def log_mel(audio: np.ndarray, sample_rate: int, cfg: ClassifierCfg) -> np.ndarray:
     """(n, samples) -> (n, mels * frames): log-mel of peak-normalised audio, floored 80 dB below its peak."""
-    mel = librosa.feature.melspectrogram(y=_peak_normalised(audio), sr=sample_rate, n_fft=int(cfg["n_fft"]),
-                                         hop_length=int(cfg["hop_length"]), n_mels=int(cfg["n_mels"]))
+    mel = librosa.feature.melspectrogram(y=_peak_normalised(audio), sr=sample_rate, n_fft=cfg.n_fft,
+                                         hop_length=cfg.hop_length, n_mels=cfg.n_mels)
     db = librosa.power_to_db(mel, ref=1.0, top_db=None)
     db = np.maximum(db, db.max(axis=(-2, -1), keepdims=True) - 80.0)
     return db.reshape(len(mel), -1).astype(np.float32)
 
 
-def mfcc_segments(audio: np.ndarray, sample_rate: int, cfg: dict) -> np.ndarray:
+def mfcc_segments(audio: np.ndarray, sample_rate: int, cfg: MfccSegmentsCfg) -> np.ndarray:
     """(n, samples) -> MFCCs and deltas averaged over ``segments`` equal stretches of time (the
     coarse order of the phonemes survives; the exact alignment does not matter)."""
-    mfcc = librosa.feature.mfcc(y=_peak_normalised(audio), sr=sample_rate, n_mfcc=int(cfg["n_mfcc"]),
-                                n_fft=int(cfg["n_fft"]), hop_length=int(cfg["hop_length"]))
+    mfcc = librosa.feature.mfcc(y=_peak_normalised(audio), sr=sample_rate, n_mfcc=cfg.n_mfcc,
+                                n_fft=cfg.n_fft, hop_length=cfg.hop_length)
     feats = np.concatenate([mfcc, librosa.feature.delta(mfcc)], axis=-2)
-    pooled = [part.mean(-1) for part in np.array_split(feats, int(cfg["segments"]), axis=-1)]
+    pooled = [part.mean(-1) for part in np.array_split(feats, cfg.segments, axis=-1)]
     return np.concatenate(pooled, axis=-1).astype(np.float32)
 
 
-def mfcc_detail(audio: np.ndarray, sample_rate: int, cfg: dict) -> np.ndarray:
+def mfcc_detail(audio: np.ndarray, sample_rate: int, cfg: MfccSegmentsCfg) -> np.ndarray:
     """MFCC segments (fine time order) plus each coefficient's whole-clip standard deviation."""
     segments = mfcc_segments(audio, sample_rate, cfg)
-    mfcc = librosa.feature.mfcc(y=_peak_normalised(audio), sr=sample_rate, n_mfcc=int(cfg["n_mfcc"]),
-                                n_fft=int(cfg["n_fft"]), hop_length=int(cfg["hop_length"]))
+    mfcc = librosa.feature.mfcc(y=_peak_normalised(audio), sr=sample_rate, n_mfcc=cfg.n_mfcc,
+                                n_fft=cfg.n_fft, hop_length=cfg.hop_length)
     return np.concatenate([segments, mfcc.std(-1)], axis=-1).astype(np.float32)
 
 
@@ -76,11 +79,12 @@ class _WaveformClassifier:
     """Features of the waveform (``features``, set by each subclass) -> a scikit-learn pipeline,
     fitted on clean plus noisy copies."""
 
-    def __init__(self, sample_rate: int, cfg: dict, seed: int, pipeline):
+    def __init__(self, sample_rate: int, cfg: StftCfg, seed: int, pipeline, noise_snr_db: list[float]):
         self.sample_rate, self.cfg, self.seed, self.pipeline = sample_rate, cfg, seed, pipeline
+        self.noise_snr_db = list(noise_snr_db)
 
     def fit(self, audio: np.ndarray, labels):
-        snrs = list(self.cfg["noise_snr_db"])
+        snrs = self.noise_snr_db
         x = self.features(augmented(np.asarray(audio, dtype=np.float32), snrs, self.seed), self.sample_rate, self.cfg)
         self.pipeline.fit(x, np.tile(np.asarray(labels).astype(str), 1 + len(snrs)))
         return self
@@ -97,11 +101,12 @@ class AudioClassifier(_WaveformClassifier):
 
     features = staticmethod(log_mel)
 
-    def __init__(self, sample_rate: int, cfg: dict, seed: int = 0):
+    def __init__(self, sample_rate: int, cfg: ClassifierCfg, seed: int = 0):
         # no whitening: it amplifies the low-variance directions where fine detail and noise live
-        self.pca = PCA(int(cfg["pca_components"]), whiten=bool(cfg["whiten"]), random_state=seed)
+        self.pca = PCA(cfg.pca_components, whiten=cfg.whiten, random_state=seed)
         super().__init__(sample_rate, cfg, seed,
-                         make_pipeline(StandardScaler(), self.pca, SVC(C=float(cfg["svm_c"]), random_state=seed)))
+                         make_pipeline(StandardScaler(), self.pca, SVC(C=cfg.svm_c, random_state=seed)),
+                         cfg.noise_snr_db)
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
         return self.pipeline[:-1].transform(self.features(audio, self.sample_rate, self.cfg))
@@ -112,10 +117,10 @@ class CleanClassifier(_WaveformClassifier):
 
     features = staticmethod(mfcc_detail)
 
-    def __init__(self, sample_rate: int, cfg: dict, seed: int = 0):
-        super().__init__(sample_rate, {**cfg, "noise_snr_db": []}, seed, make_pipeline(
-            StandardScaler(), PCA(int(cfg["pca_components"]), random_state=seed),
-            SVC(C=float(cfg["svm_c"]), random_state=seed)))
+    def __init__(self, sample_rate: int, cfg: CleanClassifierCfg, seed: int = 0):
+        super().__init__(sample_rate, cfg, seed, make_pipeline(
+            StandardScaler(), PCA(cfg.pca_components, random_state=seed), SVC(C=cfg.svm_c, random_state=seed)),
+            noise_snr_db=[])
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
         return self.pipeline[:-1].transform(self.features(audio, self.sample_rate, self.cfg))
@@ -126,9 +131,10 @@ class CheckClassifier(_WaveformClassifier):
 
     features = staticmethod(mfcc_segments)
 
-    def __init__(self, sample_rate: int, cfg: dict, seed: int = 0):
+    def __init__(self, sample_rate: int, cfg: CheckClassifierCfg, seed: int = 0):
         super().__init__(sample_rate, cfg, seed,
-                         make_pipeline(StandardScaler(), LogisticRegression(C=float(cfg["c"]), max_iter=2000)))
+                         make_pipeline(StandardScaler(), LogisticRegression(C=cfg.c, max_iter=2000)),
+                         cfg.noise_snr_db)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

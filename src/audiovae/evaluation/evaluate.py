@@ -31,7 +31,8 @@ from audiovae.evaluation.classifier import AudioClassifier, CheckClassifier, Cle
 from audiovae.data.artifacts import load_encodings, open_features, real_rows, split_rows, standardised
 from audiovae.inference.model import AudioVAE
 from audiovae.models.inner import ACTIVE_KL_THRESHOLD, vae_loss
-from audiovae.config.params import project_root, section
+from audiovae.config.params import project_root
+from audiovae.config.schema import Evaluate, Params, QualityCfg
 from audiovae.data.spectrogram import log_spectral_distance, spectral_convergence
 from audiovae.models.build import build_vae
 from audiovae.training.loop import batches_of, pick_device, seed_everything
@@ -57,31 +58,31 @@ def perturb(model: AudioVAE, specs: np.ndarray, max_db: float, seed: int) -> np.
             / (codec.db_ceiling - codec.db_floor)).astype(np.float32)
 
 
-def encode_once_speedup(root: Path, params: dict, model: AudioVAE, specs: np.ndarray, index: pd.DataFrame) -> dict:
+def encode_once_speedup(root: Path, params: Params, model: AudioVAE, specs: np.ndarray, index: pd.DataFrame) -> dict:
     """Time one inner-VAE training epoch on the cached codes, then the same epoch with the frozen
     outer encoder run on every batch (what training end to end on frozen features would cost)."""
-    cfg = section(params, "inner")
+    cfg = params.inner
     codes, stats, enc_index, manifest = load_encodings(root)
     train = split_rows(enc_index, "train")
     labels = {label: i for i, label in enumerate(model.labels)}
     y_all = torch.tensor(enc_index["label"].astype(str).map(labels).to_numpy())
-    batch_size = int(cfg["batch_size"])
+    batch_size = cfg.batch_size
     vae = build_vae(cfg, codes.shape[1], len(model.labels), manifest["code_shape"]).to(model.device)
-    reconstruction = cfg["reconstruction"]
-    weight, reduction = float(cfg["reconstruction_weight"]), cfg["reconstruction_reduction"]
+    reconstruction = cfg.reconstruction
+    weight, reduction = cfg.reconstruction_weight, cfg.reconstruction_reduction
 
     chunks = list(batches_of(len(train), batch_size, True, np.random.default_rng(0)))
-    limit = int(section(params, "evaluate.speed_max_batches")) or len(chunks)
+    limit = params.evaluate.speed_max_batches or len(chunks)
 
     def epoch(get_x, n_batches: int = limit) -> float:
         """Seconds per epoch, timed over the first ``n_batches`` batches and scaled to the epoch."""
         net = copy.deepcopy(vae).train()
-        opt = torch.optim.Adam(net.parameters(), lr=float(cfg["train"]["lr"]))
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.train.lr)
         started = time.perf_counter()
         for chunk in chunks[:n_batches]:
             rows = np.sort(train[chunk])
             x = get_x(rows)
-            loss, _, _ = vae_loss(net, x, y_all[rows].to(model.device), float(cfg["beta"]),
+            loss, _, _ = vae_loss(net, x, y_all[rows].to(model.device), cfg.beta,
                                   reconstruction, weight, reduction)
             opt.zero_grad()
             loss.backward()
@@ -123,7 +124,7 @@ class TestOutputs:
     kl_dims: np.ndarray
 
 
-def make_outputs(model: AudioVAE, cfg: dict, specs, index: pd.DataFrame, waves, seed: int) -> TestOutputs:
+def make_outputs(model: AudioVAE, cfg: Evaluate, specs, index: pd.DataFrame, waves, seed: int) -> TestOutputs:
     test = split_rows(index, "test")
     x_test = np.asarray(specs[test])
     y_test = index["label"].astype(str).to_numpy()[test]
@@ -134,7 +135,7 @@ def make_outputs(model: AudioVAE, cfg: dict, specs, index: pd.DataFrame, waves, 
     with torch.no_grad():
         kl_dims = model.inner.kl_dims(torch.from_numpy(latent), torch.from_numpy(logvar),
                                       model.label_ids(list(y_test)).cpu()).mean(0).numpy()
-    per_class, spread = int(cfg["generated_per_class"]), float(cfg["generate_spread"])
+    per_class, spread = cfg.generated_per_class, cfg.generate_spread
     gen_specs = np.concatenate([model.generate(label, per_class, seed=seed + i, spread=spread)
                                 for i, label in enumerate(model.labels)])
     gen_labels = np.repeat(np.array(model.labels), per_class)
@@ -178,26 +179,26 @@ def audio_metrics(model: AudioVAE, out: TestOutputs) -> dict:
                                                                     n_fft, hop).mean())}
 
 
-def is_speech(params: dict, index: pd.DataFrame) -> bool:
-    setting = section(params, "evaluate.quality.speech")
+def is_speech(params: Params, index: pd.DataFrame) -> bool:
+    setting = params.evaluate.quality.speech
     if setting == "auto":
         return set(index["dataset"].astype(str)) <= SPEECH_DATASETS
     return bool(setting)
 
 
-def quality_metrics(out: TestOutputs, sample_rate: int, cfg: dict, speech: bool, seed: int) -> dict:
+def quality_metrics(out: TestOutputs, sample_rate: int, cfg: QualityCfg, speech: bool, seed: int) -> dict:
     """The standard measures, each row next to its references (real audio and the Griffin-Lim ceiling)."""
     rows = {"ceiling": out.audio_ceiling, "outer": out.audio_outer, "full": out.audio_full}
     metrics: dict[str, float] = {}
     if speech:
-        modes = ["nb"] + (["wb"] if cfg["pesq_wideband"] and sample_rate >= quality.WB_RATE else [])
+        modes = ["nb"] + (["wb"] if cfg.pesq_wideband and sample_rate >= quality.WB_RATE else [])
         for name, audio in rows.items():
             for mode in modes:
                 metrics[f"{name}_pesq_{mode}"] = quality.pesq_mean(out.wav_test, audio, sample_rate, mode)
             metrics[f"{name}_stoi"] = quality.stoi_score(out.wav_test, audio, sample_rate)
         # DNSMOS needs no reference: the real audio is a row of its own, and so are the generations
-        pick = quality.subsample(len(out.wav_test), int(cfg["dnsmos_clips"]), seed)
-        gen_pick = quality.subsample(len(out.audio_gen), int(cfg["dnsmos_clips"]), seed)
+        pick = quality.subsample(len(out.wav_test), cfg.dnsmos_clips, seed)
+        gen_pick = quality.subsample(len(out.audio_gen), cfg.dnsmos_clips, seed)
         for name, audio in {"real": out.wav_test[pick], **{k: v[pick] for k, v in rows.items()},
                             "generated": out.audio_gen[gen_pick]}.items():
             for key, value in quality.dnsmos(audio, sample_rate).items():
@@ -209,18 +210,18 @@ def quality_metrics(out: TestOutputs, sample_rate: int, cfg: dict, speech: bool,
 
 
 def classifier_metrics(out: TestOutputs, wav_train: np.ndarray, y_train: np.ndarray, sample_rate: int,
-                       cfg: dict, seed: int) -> dict:
+                       cfg: Evaluate, seed: int) -> dict:
     """The primary, clean-trained classifier on every row; today's two as secondary opinions;
     Fréchet distances with their scale (real train vs real test in the same embedding)."""
     rows = {"real": out.wav_test, "ceiling": out.audio_ceiling, "outer": out.audio_outer, "full": out.audio_full}
-    clean = CleanClassifier(sample_rate, cfg["clean_classifier"], seed).fit(wav_train, y_train)
+    clean = CleanClassifier(sample_rate, cfg.clean_classifier, seed).fit(wav_train, y_train)
     metrics = {f"clean_{name}_accuracy": clean.accuracy(audio, out.y_test) for name, audio in rows.items()}
     metrics["clean_generated_accuracy"] = clean.accuracy(out.audio_gen, out.gen_labels)
     embed_test = clean.embed(out.wav_test)
     metrics.update({"clean_generated_frechet": frechet_distance(clean.embed(out.audio_gen), embed_test),
                     "clean_full_frechet": frechet_distance(clean.embed(out.audio_full), embed_test),
                     "clean_real_train_test_frechet": frechet_distance(clean.embed(wav_train), embed_test)})
-    classifier = AudioClassifier(sample_rate, cfg["classifier"], seed).fit(wav_train, y_train)
+    classifier = AudioClassifier(sample_rate, cfg.classifier, seed).fit(wav_train, y_train)
     embed_test = classifier.embed(out.wav_test)
     metrics.update({
         "real_test_accuracy": classifier.accuracy(out.wav_test, out.y_test),
@@ -232,26 +233,26 @@ def classifier_metrics(out: TestOutputs, wav_train: np.ndarray, y_train: np.ndar
         "recon_frechet": frechet_distance(classifier.embed(out.audio_full), embed_test),
         "real_train_test_frechet": frechet_distance(classifier.embed(wav_train), embed_test)})
     # a second opinion of another family: a gap to the first means the sounds fool one classifier only
-    check = CheckClassifier(sample_rate, cfg["check_classifier"], seed).fit(wav_train, y_train)
+    check = CheckClassifier(sample_rate, cfg.check_classifier, seed).fit(wav_train, y_train)
     metrics.update({"check_real_test_accuracy": check.accuracy(out.wav_test, out.y_test),
                     "check_recon_accuracy": check.accuracy(out.audio_full, out.y_test),
                     "check_generated_accuracy": check.accuracy(out.audio_gen, out.gen_labels)})
     return metrics
 
 
-def robustness_metrics(model: AudioVAE, out: TestOutputs, cfg: dict, seed: int) -> dict:
+def robustness_metrics(model: AudioVAE, out: TestOutputs, cfg: Evaluate, seed: int) -> dict:
     """How far the output moves when the input moves by up to ±N dB."""
     labels = list(out.y_test) if model.inner.conditional else None
-    noisy = perturb(model, out.x_test, float(cfg["perturb_db"]), seed)
+    noisy = perturb(model, out.x_test, cfg.perturb_db, seed)
     return {"perturb_10db_rmse_db": rmse_db(model, model.reconstruct(noisy, labels), out.full)}
 
 
-def run(params: dict, root: Path | None = None) -> dict:
+def run(params: Params, root: Path | None = None) -> dict:
     root = root or project_root()
-    cfg = section(params, "evaluate")
-    seed = int(params["seed"])
+    cfg = params.evaluate
+    seed = params.seed
     seed_everything(seed)
-    device = pick_device(section(params, "outer.device"))
+    device = pick_device(params.outer.device)
     model = AudioVAE.from_project(root, device)
     specs, index, codec = open_features(root / "data" / "features")
     waves = np.load(root / "data" / "filtered" / "audio.npy", mmap_mode="r")
@@ -268,7 +269,7 @@ def run(params: dict, root: Path | None = None) -> dict:
         "outer": outer_metrics(model, out, x_train, outer_info),
         "inner": inner_metrics(model, out, inner_info),
         "audio": audio_metrics(model, out),
-        "quality": quality_metrics(out, codec.sample_rate, cfg["quality"], speech, seed),
+        "quality": quality_metrics(out, codec.sample_rate, cfg.quality, speech, seed),
         "classifier": classifier_metrics(out, wav_train, y_train, codec.sample_rate, cfg, seed),
         "robustness": robustness_metrics(model, out, cfg, seed),
         # measured, not a goal: on small data the outer encoder is cheap and the ratio says little
@@ -292,7 +293,7 @@ def run(params: dict, root: Path | None = None) -> dict:
     return metrics
 
 
-def write_media(root: Path, cfg: dict, model: AudioVAE, out: TestOutputs, index: pd.DataFrame, seed: int) -> None:
+def write_media(root: Path, cfg: Evaluate, model: AudioVAE, out: TestOutputs, index: pd.DataFrame, seed: int) -> None:
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
@@ -307,7 +308,7 @@ def write_media(root: Path, cfg: dict, model: AudioVAE, out: TestOutputs, index:
     # a few test files per class: spectrograms and WAVs of original, ceiling, outer and full reconstruction
     picks = []
     for label in model.labels:
-        picks += list(np.flatnonzero(out.y_test == label)[: int(cfg["examples_per_class"])])
+        picks += list(np.flatnonzero(out.y_test == label)[: cfg.examples_per_class])
     stems = [out.stems[i] for i in picks]
     plots.spectrogram_grid({"original": out.x_test[picks], "outer": out.outer[picks], "full model": out.full[picks]},
                            stems, plot_dir / "reconstructions.png")
@@ -321,14 +322,14 @@ def write_media(root: Path, cfg: dict, model: AudioVAE, out: TestOutputs, index:
     first = [int(np.flatnonzero(out.gen_labels == label)[0]) for label in model.labels]
     plots.spectrogram_grid({"generated": out.gen_specs[first]}, list(model.labels), plot_dir / "generated.png")
     for label in model.labels:
-        for k, j in enumerate(np.flatnonzero(out.gen_labels == label)[: int(cfg["wav_generated_per_class"])]):
+        for k, j in enumerate(np.flatnonzero(out.gen_labels == label)[: cfg.wav_generated_per_class]):
             write_wav(audio_dir / f"generated_{label}_{k:02d}.wav", out.audio_gen[j], sr)
 
     # an interpolation strip between the first two labels, and probes of the two most active dimensions
     in_test = [label for label in model.labels if (out.y_test == label).any()]  # a rare label may have no test file
     if len(in_test) >= 2:
         a, b = (int(np.flatnonzero(out.y_test == label)[0]) for label in in_test[:2])
-        steps = int(cfg["interpolation_steps"])
+        steps = cfg.interpolation_steps
         labels_ab = in_test[:2] if model.inner.conditional else None
         strip = model.interpolate(out.x_test[a], out.x_test[b], steps, labels_ab)
         plots.spectrogram_grid({"interpolation": strip}, [f"{t:.2f}" for t in np.linspace(0, 1, steps)],
@@ -337,8 +338,8 @@ def write_media(root: Path, cfg: dict, model: AudioVAE, out: TestOutputs, index:
             write_wav(audio_dir / f"interpolation_{k:02d}.wav", wave, sr)
     probe_label = model.labels[0] if model.inner.conditional else None
     unit_kl = model.inner.channel_kl(torch.from_numpy(out.kl_dims[None])).numpy()[0]  # per channel of a sequence
-    for dim in np.argsort(unit_kl)[::-1][: int(cfg["probe_dims"])]:
-        sweep = model.probe(int(dim), int(cfg["probe_steps"]), 2.0, probe_label)
+    for dim in np.argsort(unit_kl)[::-1][: cfg.probe_dims]:
+        sweep = model.probe(int(dim), cfg.probe_steps, 2.0, probe_label)
         plots.spectrogram_grid({f"dim {dim}": sweep}, [f"{v:+.1f}" for v in np.linspace(-2, 2, len(sweep))],
                                plot_dir / f"probe_dim{int(dim):02d}.png")
         for k, wave in enumerate(model.to_audio(sweep)):
@@ -346,7 +347,7 @@ def write_media(root: Path, cfg: dict, model: AudioVAE, out: TestOutputs, index:
 
     pca = PCA(2, random_state=seed).fit_transform(out.latent)
     plots.scatter(pca, out.y_test, "latent space (PCA), test split", plot_dir / "latent_pca.png")
-    perplexity = min(float(cfg["tsne_perplexity"]), (len(out.latent) - 1) / 3)
+    perplexity = min(cfg.tsne_perplexity, (len(out.latent) - 1) / 3)
     tsne = TSNE(2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(out.latent)
     plots.scatter(tsne, out.y_test, "latent space (t-SNE), test split", plot_dir / "latent_tsne.png")
     if "speaker" in index and index["dataset"].iloc[0] in ("fsdd", "audiomnist"):

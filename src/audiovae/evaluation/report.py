@@ -16,6 +16,7 @@ import pandas as pd
 
 from audiovae.atomic import write_text
 from audiovae.config.params import flatten
+from audiovae.config.schema import Inner, Params
 
 GROUP_ORDER = ("quality", "classifier", "outer", "inner", "audio", "robustness", "speed")
 QUALITY_ROWS = ("real", "ceiling", "outer", "full", "generated")
@@ -114,38 +115,38 @@ def _audio(rel: str) -> str:
     return f'<audio controls preload="metadata" src="{html.escape(rel)}"></audio>'
 
 
-def _latent_text(inner: dict, inner_metrics: dict) -> str:
+def _latent_text(inner: Inner, inner_metrics: dict) -> str:
     """``sequence, 16 channels x 12 frames`` or ``global, 64 dims``."""
     dims = inner_metrics.get("latent_dims")
-    if inner.get("latent") == "sequence":
-        channels = inner.get("latent_channels")
-        frames = f" x {dims // channels} frames" if dims and channels else ""
+    if inner.latent == "sequence":
+        channels = inner.latent_channels
+        frames = f" x {dims // channels} frames" if dims else ""
         return f"sequence, {channels} channels{frames}"
-    return f"global, {inner.get('latent_dim')} dims"
+    return f"global, {inner.latent_dim} dims"
 
 
 def _number(value) -> str:
     return "–" if value is None else f"{float(value):.1f}"
 
 
-def build(root: Path, params: dict) -> Path:
+def build(root: Path, params: Params) -> Path:
     reports = root / "reports"
     metrics = json.loads((reports / "metrics.json").read_text())
     audio = sorted(p.name for p in (reports / "audio").glob("*.wav"))
     plots = reports / "plots"
     commit = _git(root, "rev-parse", "--short", "HEAD").strip() or "unknown"
     dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no").strip())
-    sources = [name for name, cfg in params.get("data", {}).get("sources", {}).items() if cfg.get("enabled")]
-    summary = {"preset": params.get("preset", "none"), "dataset": ", ".join(sources),
-               "split": params.get("data", {}).get("split", {}).get("method"),
-               "outer model": params.get("outer", {}).get("model"),
-               "inner model": params.get("inner", {}).get("architecture", "mlp"),
-               "inner latent": _latent_text(params.get("inner", {}), metrics.get("inner", {})),
-               "inner beta": params.get("inner", {}).get("beta"),
+    sources = [name for name, cfg in params.data.sources if cfg.enabled]
+    summary = {"preset": params.preset, "dataset": ", ".join(sources),
+               "split": params.data.split.method,
+               "outer model": params.outer.model,
+               "inner model": params.inner.architecture,
+               "inner latent": _latent_text(params.inner, metrics.get("inner", {})),
+               "inner beta": params.inner.beta,
                "inner rate (KL, nats per clip)": _number(metrics.get("inner", {}).get("kl")),
-               "conditional": params.get("inner", {}).get("conditional"),
-               "STFT": f"n_fft {params.get('features', {}).get('n_fft')}, hop {params.get('features', {}).get('hop_length')}",
-               "seed": params.get("seed")}
+               "conditional": params.inner.conditional,
+               "STFT": f"n_fft {params.features.n_fft}, hop {params.features.hop_length}",
+               "seed": params.seed}
     features = reports / "features" / "summary.json"
     if features.exists() and json.loads(features.read_text()).get("mixed"):
         summary["mixed training examples"] = json.loads(features.read_text())["mixed"]
@@ -209,7 +210,7 @@ def build(root: Path, params: dict) -> Path:
     if bench.exists():
         table = pd.read_csv(bench)
         parts += ["<h2>Seed presets benchmark</h2>", table.to_html(index=False, float_format=lambda v: f"{v:.4g}")]
-    flat = flatten({k: v for k, v in params.items() if k not in ("presets", "tune")})
+    flat = flatten(params.model_dump(exclude={"presets", "tune"}))
     parts += ["<h2>Parameters</h2><details><summary>params.yaml (resolved)</summary><table>",
               *(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in flat.items()),
               "</table></details>",

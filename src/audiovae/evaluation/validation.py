@@ -29,7 +29,7 @@ from audiovae.models.checkpoints import load_outer
 from audiovae.evaluation.classifier import CleanClassifier
 from audiovae.inference.model import AudioVAE
 from audiovae.models.losses import spectrogram_loss
-from audiovae.config.params import section
+from audiovae.config.schema import Params
 
 log = logging.getLogger("audiovae.validation")
 OBJECTIVES = {"val_loss": "minimize", "full_path": "minimize", "generated_accuracy": "maximize"}
@@ -51,10 +51,10 @@ class Validation:
     seed: int
 
     @classmethod
-    def from_project(cls, root: Path, params: dict, clips: int, generated_per_label: int,
+    def from_project(cls, root: Path, params: Params, clips: int, generated_per_label: int,
                      classifier: bool = True) -> "Validation":
         root = Path(root)
-        seed = int(params["seed"])
+        seed = params.seed
         specs, index, codec = open_features(root / "data" / "features")
         waves = np.load(root / "data" / "filtered" / "audio.npy", mmap_mode="r")
         _, stats, _, _ = load_encodings(root)
@@ -72,12 +72,12 @@ class Validation:
         judge = None
         if classifier:
             train = real_rows(index, "train")
-            judge = CleanClassifier(codec.sample_rate, section(params, "evaluate.clean_classifier"), seed).fit(
+            judge = CleanClassifier(codec.sample_rate, params.evaluate.clean_classifier, seed).fit(
                 np.asarray(waves[index["row"].to_numpy()[train]]), all_labels[train])
         speech = set(index["dataset"].astype(str)) <= {"fsdd", "audiomnist"}
         return cls(base, np.asarray(specs[pick]), all_labels[pick], np.asarray(waves[index["row"].to_numpy()[pick]]),
-                   section(params, "outer.loss"), float(section(params, "outer.sc_weight")), judge,
-                   float(section(params, "evaluate.generate_spread")), generated_per_label, speech, seed)
+                   params.outer.loss, params.outer.sc_weight, judge,
+                   params.evaluate.generate_spread, generated_per_label, speech, seed)
 
     def model(self, inner, info: dict) -> AudioVAE:
         """The whole model with a freshly trained inner VAE and its label statistics (``train_inner``'s info)."""

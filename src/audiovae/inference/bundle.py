@@ -56,7 +56,7 @@ def effective_params(root: Path) -> dict:
             merged = deep_merge(merged, yaml.safe_load(path.read_text()) or {})
         return merged
     if (root / "params.yaml").exists():
-        return {k: v for k, v in load_params(root / "params.yaml").items() if k != "presets"}
+        return load_params(root / "params.yaml").model_dump(exclude={"presets"})
     return {}
 
 

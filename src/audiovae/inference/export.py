@@ -13,14 +13,15 @@ from pathlib import Path
 from audiovae.inference import bundle
 from audiovae.tracking import registry, runs as tracking
 from audiovae.inference.model import AudioVAE
-from audiovae.config.params import project_root, section
+from audiovae.config.params import project_root
+from audiovae.config.schema import Params
 
 log = logging.getLogger("audiovae.export")
 
 OUT = Path("data") / "export" / "model.avae"
 
 
-def run(params: dict, root: Path | None = None) -> Path:
+def run(params: Params, root: Path | None = None) -> Path:
     root = root or project_root()
     data = bundle.from_project(root)
     path = bundle.write(data, root / OUT)
@@ -28,7 +29,7 @@ def run(params: dict, root: Path | None = None) -> Path:
     with tracking.stage_run("export", params, root, section_keys=("export",)) as mlflow:
         if mlflow is not None:
             mlflow.log_metric("bundle_mb", path.stat().st_size / 1e6)
-            if section(params, "export.register_model"):
+            if params.export.register_model:
                 version = registry.log_bundle(mlflow, path, AudioVAE.from_bundle(data))
                 tracking.record_version(mlflow, registry.BUNDLE_MODEL, version)
                 log.info("export: registered %s version %s", registry.BUNDLE_MODEL, version)

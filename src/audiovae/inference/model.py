@@ -6,7 +6,7 @@ It loads what the last ``dvc repro`` produced in the project, or an exported bun
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +20,19 @@ from audiovae.models.outer import OuterAE
 from audiovae.progress import Progress
 from audiovae.data.segments import Segmenter, edge_fade
 from audiovae.data.spectrogram import Codec
+from audiovae.config.schema import Inference, TrainedWith
 
 
 def _array(value) -> np.ndarray | None:
     return None if value is None else np.asarray(value)
 
 
-def segmenter_of(params: dict, sample_rate: int) -> Segmenter | None:
+def segmenter_of(cfg: Inference | None, sample_rate: int) -> Segmenter | None:
     """The ``inference`` section of a model's params as a ``Segmenter`` (None for a model trained
     before the section existed: it windows whole recordings, as it always did)."""
-    cfg = params.get("inference")
-    if not cfg:
+    if cfg is None:
         return None
-    return Segmenter(sample_rate, float(cfg["silence_db"]), float(cfg["min_gap_seconds"]), float(cfg["margin_seconds"]))
+    return Segmenter(sample_rate, cfg.silence_db, cfg.min_gap_seconds, cfg.margin_seconds)
 
 
 @dataclass
@@ -52,7 +52,8 @@ class AudioVAE:
     class_points: np.ndarray | None = None        # kde sampling: the training latents (kernel centres)
     class_point_labels: np.ndarray | None = None  # and their label ids
 
-    params: dict | None = None  # the effective params it was trained with (bundles carry them)
+    # the settings of the run that trained it (bundles carry its effective params)
+    trained: TrainedWith = field(default_factory=TrainedWith)
     segmenter: Segmenter | None = None  # where the sound is in a recording (``inference`` params)
 
     @classmethod
@@ -60,13 +61,14 @@ class AudioVAE:
         """Build from a bundle dict (``bundle.read`` of an exported file, or ``bundle.from_project``)."""
         device = torch.device(device)
         info, audio_meta = bundle["inner"], bundle["audio"]
+        trained = TrainedWith.model_validate(bundle.get("params") or {})
         return cls(outer_from_info(bundle["outer"], device), inner_from_info(info, device),
                    np.asarray(bundle["stats"]["mean"]), np.asarray(bundle["stats"]["std"]),
                    Codec(**bundle["codec"]), int(audio_meta["length"]), audio_meta["length_mode"],
                    [str(label) for label in info["labels"]], np.asarray(info["class_means"]),
                    np.asarray(info["class_scales"]), device, float(audio_meta.get("trim_db", 0.0)),
                    _array(info.get("class_points")), _array(info.get("class_point_labels")),
-                   bundle.get("params") or None, segmenter_of(bundle.get("params") or {}, int(bundle["codec"]["sample_rate"])))
+                   trained, segmenter_of(trained.inference, int(bundle["codec"]["sample_rate"])))
 
     @classmethod
     def from_project(cls, root: Path, device: str | torch.device = "cpu") -> "AudioVAE":

@@ -13,12 +13,13 @@ from typing import Callable
 from audiovae.tracking import runs as tracking
 from audiovae.data.fetch import FetchError
 from audiovae.config.params import ParamsError, load_params
+from audiovae.config.schema import Params
 from audiovae.progress import setup_logging
 
 log = logging.getLogger("audiovae")
 
 
-def run_stage(run: Callable[[dict], object]) -> None:
+def run_stage(run: Callable[[Params], object]) -> None:
     setup_logging()
     try:
         params = load_params()

@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from audiovae.atomic import write_json
+from pydantic import BaseModel
+
 from audiovae.config.params import flatten, project_root
+from audiovae.config.schema import Params
 
 log = logging.getLogger("audiovae.tracking")
 
@@ -100,13 +103,13 @@ class EpochLog:
             wait = min(wait * 2, 30.0)
 
 
-def enabled(params: dict) -> bool:
-    return bool((params.get("tracking") or {}).get("enabled", True))
+def enabled(params: Params) -> bool:
+    return params.tracking.enabled
 
 
-def tracking_uri(params: dict, root: Path | None = None) -> str:
+def tracking_uri(params: Params, root: Path | None = None) -> str:
     root = root or project_root()
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or (params.get("tracking") or {}).get("uri") or ""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
     return uri or f"sqlite:///{root / 'mlflow.db'}"
 
 
@@ -123,7 +126,7 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
             f"or set tracking.fallback_local: true in params.yaml to log to sqlite:///mlflow.db") from exc
 
 
-def configure(params: dict, root: Path | None = None):
+def configure(params: Params, root: Path | None = None):
     """Point MLflow at the right store and experiment; returns the mlflow module (or None if off)."""
     if not enabled(params):
         return None
@@ -134,12 +137,12 @@ def configure(params: dict, root: Path | None = None):
     try:
         check_reachable(uri)
     except TrackingError:
-        if not (params.get("tracking") or {}).get("fallback_local", False):
+        if not params.tracking.fallback_local:
             raise
         log.warning("tracking server %s unreachable: falling back to local sqlite:///mlflow.db", uri)
         uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
-    name = (params.get("tracking") or {}).get("experiment", "audiovae")
+    name = params.tracking.experiment
     if uri.startswith("sqlite:") and mlflow.get_experiment_by_name(name) is None:
         # keep artifacts beside the local store, not in MLflow's default ./mlruns
         mlflow.create_experiment(name, artifact_location=(root / "mlartifacts").as_uri())
@@ -204,11 +207,11 @@ def _dvc_ancestor() -> str | None:
     return None
 
 
-def start_pipeline_run(mlflow, root: Path, params: dict, name: str = "repro") -> str:
+def start_pipeline_run(mlflow, root: Path, params: Params, name: str = "repro") -> str:
     """Create the parent run of one pipeline execution; returns its id."""
     run = mlflow.start_run(run_name=name, tags={**run_tags("pipeline", root), "kind": "pipeline"})
     # the effective values (preset applied), under params.yaml's own dotted names
-    items = [(k, str(v)[:500]) for k, v in flatten(params).items() if not k.startswith("presets.")]
+    items = [(k, str(v)[:500]) for k, v in flatten(params.model_dump()).items() if not k.startswith("presets.")]
     for start in range(0, len(items), BATCH):
         mlflow.log_params(dict(items[start:start + BATCH]))
     mlflow.end_run()
@@ -256,7 +259,7 @@ def log_pipeline_metrics(mlflow, metrics: dict[str, float]) -> None:
             mlflow.MlflowClient().log_batch(parent, metrics=items[start:start + 1000])
 
 
-def parent_run_id(mlflow, root: Path, params: dict) -> str | None:
+def parent_run_id(mlflow, root: Path, params: Params) -> str | None:
     """The parent run shared by all stages of one ``dvc repro``; the first stage creates it.
 
     ``$AUDIOVAE_PARENT_RUN_ID`` wins (Prefect flows and tuning set it); otherwise the stages of
@@ -294,7 +297,7 @@ def end_dead_attempts(mlflow, parent: str, stage: str) -> None:
 
 
 @contextlib.contextmanager
-def stage_run(stage: str, params: dict, root: Path | None = None,
+def stage_run(stage: str, params: Params, root: Path | None = None,
               section_keys: tuple[str, ...] = ()) -> Iterator[Any]:
     """Open the stage's child run; yields the ``mlflow`` module, or None when tracking is off."""
     root = root or project_root()
@@ -308,10 +311,10 @@ def stage_run(stage: str, params: dict, root: Path | None = None,
         tags["mlflow.parentRunId"] = parent
         end_dead_attempts(mlflow, parent, stage)
     with mlflow.start_run(run_name=stage, tags=tags):
-        logged = {"seed": params.get("seed"), "preset": params.get("preset", "none")}
+        logged = {"seed": params.seed, "preset": params.preset}
         for key in section_keys:
-            value = params.get(key)
-            logged.update(flatten(value, key + ".") if isinstance(value, dict) else {key: value})
+            value = getattr(params, key)
+            logged.update(flatten(value.model_dump(), key + ".") if isinstance(value, BaseModel) else {key: value})
         mlflow.log_params({k: str(v)[:500] for k, v in logged.items()})
         try:
             yield mlflow
@@ -326,7 +329,7 @@ def stage_run(stage: str, params: dict, root: Path | None = None,
         touch_parent(mlflow, parent, root)
 
 
-def log_stage(stage: str, params: dict, metrics: dict[str, float] | None = None,
+def log_stage(stage: str, params: Params, metrics: dict[str, float] | None = None,
               extra_params: dict[str, Any] | None = None, section_keys: tuple[str, ...] = (),
               artifacts: list[Path] | None = None, root: Path | None = None) -> None:
     """One-shot logging for stages that do not stream per-epoch values."""

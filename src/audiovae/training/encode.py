@@ -26,7 +26,8 @@ from audiovae.models.checkpoints import load_outer
 from audiovae.data import augment
 from audiovae.data.artifacts import open_features, real_rows
 from audiovae.data.spectrogram import Codec
-from audiovae.config.params import project_root, section
+from audiovae.config.params import project_root
+from audiovae.config.schema import Params
 from audiovae.progress import Progress
 from audiovae.training.loop import pick_device
 
@@ -76,13 +77,13 @@ class TransformedSpecs:
         return self.codec.encode(np.stack(batch))[0]
 
 
-def run(params: dict, root: Path | None = None) -> Path:
+def run(params: Params, root: Path | None = None) -> Path:
     root = root or project_root()
-    cfg = section(params, "encode")
+    cfg = params.encode
     features_dir = root / "data" / "features"
     specs, index, codec = open_features(features_dir)
-    plan = augment.plan_transforms(index, cfg["augment"], int(params["seed"]))
-    device = pick_device(section(params, "outer.device"))
+    plan = augment.plan_transforms(index, cfg.augment, params.seed)
+    device = pick_device(params.outer.device)
     model_path = root / "data" / "models" / "outer" / "model.pt"
     model, info = load_outer(model_path, device)
     size = math.prod(info["code_shape"])
@@ -91,15 +92,15 @@ def run(params: dict, root: Path | None = None) -> Path:
         staging.mkdir(parents=True)
         codes = np.lib.format.open_memmap(staging / "codes.npy", mode="w+", dtype=np.float32,
                                           shape=(len(index) + len(plan), size))
-        encode_array(model, specs, int(cfg["batch_size"]), device, out=codes[: len(index)])
+        encode_array(model, specs, cfg.batch_size, device, out=codes[: len(index)])
         if len(plan):
             waves = np.load(root / "data" / "filtered" / "audio.npy", mmap_mode="r")
             plan = plan.assign(audio_row=index["row"].to_numpy()[plan["source"].to_numpy()])
-            encode_array(model, TransformedSpecs(waves, plan, codec), int(cfg["batch_size"]), device,
+            encode_array(model, TransformedSpecs(waves, plan, codec), cfg.batch_size, device,
                          out=codes[len(index):], desc="encode augmented copies")
         codes.flush()
         train = real_rows(index, "train")
-        mean, std = standardisation(np.asarray(codes[train]), cfg["standardise"])
+        mean, std = standardisation(np.asarray(codes[train]), cfg.standardise)
         np.savez(staging / "stats.npz", mean=mean, std=std)
         if len(plan):
             base = index if "augmented" in index else index.assign(augmented=0)
@@ -108,9 +109,9 @@ def run(params: dict, root: Path | None = None) -> Path:
         write_json(staging / "manifest.json", {
             "outer_model_sha256": sha256_file(model_path), "outer_kind": info["kind"],
             "code_shape": info["code_shape"], "code_size": size, "files": len(index),
-            "standardise": cfg["standardise"], "features_index_sha256": sha256_file(features_dir / "index.csv")})
+            "standardise": cfg.standardise, "features_index_sha256": sha256_file(features_dir / "index.csv")})
         del codes
-    summary = {"rows": len(index), "augmented_copies": len(plan), "copies_per_train_file": int(cfg["augment"]["copies"]),
+    summary = {"rows": len(index), "augmented_copies": len(plan), "copies_per_train_file": cfg.augment.copies,
                "code_size": size}
     write_json(root / "reports" / "encode" / "summary.json", summary)
     log.info("encode: %d rows (%d augmented copies) -> %d-dim codes (%s)", len(index), len(plan), size,

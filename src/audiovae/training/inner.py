@@ -21,7 +21,8 @@ from audiovae.data.artifacts import load_encodings, real_rows, split_rows, stand
 from audiovae.models.build import build_vae
 from audiovae.models.inner import ACTIVE_KL_THRESHOLD, VAE, vae_loss
 from audiovae.models.outer import count_params
-from audiovae.config.params import ParamsError, project_root, section
+from audiovae.config.params import ParamsError, project_root
+from audiovae.config.schema import Params
 from audiovae.training.loop import FitConfig, batches_of, config_hash, fit, pick_device, seed_everything
 
 log = logging.getLogger("audiovae.train_inner")
@@ -150,32 +151,32 @@ def kl_table(model: VAE, stats: dict) -> pd.DataFrame:
     return pd.DataFrame({**table, "kl": stats["kl_per_dim"], "mu_mean": stats["mu_mean"], "mu_std": stats["mu_std"]})
 
 
-def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=None) -> dict:
+def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=None) -> dict:
     """``epoch_hook(model, epoch)`` runs before each epoch, after the KL warm-up's own hook."""
     root = root or project_root()
-    cfg = section(params, "inner")
-    seed = int(params["seed"])
+    cfg = params.inner
+    seed = params.seed
     seed_everything(seed)
     codes, stats, index, manifest = load_encodings(root)
     labels, y = label_codes(index)
     train, val = split_rows(index, "train"), split_rows(index, "val")
     x_train, x_val = standardised(codes, stats, train), standardised(codes, stats, val)
-    device = pick_device(cfg["device"])
+    device = pick_device(cfg.device)
     model = build_vae(cfg, codes.shape[1], len(labels), manifest["code_shape"]).to(device)
-    sampling = cfg["class_sampling"]
+    sampling = cfg.class_sampling
     check_class_sampling(sampling, model)  # before training, not after it
-    beta = Annealed(float(cfg["beta"]), int(cfg["kl_warmup_epochs"]))
-    step = make_step(device, beta, cfg["reconstruction"], float(cfg["reconstruction_weight"]),
-                     cfg["reconstruction_reduction"], float(cfg["free_bits"]))
-    fit_cfg = FitConfig.from_params(cfg["train"])
-    batch_size = int(cfg["batch_size"])
+    beta = Annealed(cfg.beta, cfg.kl_warmup_epochs)
+    step = make_step(device, beta, cfg.reconstruction, cfg.reconstruction_weight,
+                     cfg.reconstruction_reduction, cfg.free_bits)
+    fit_cfg = FitConfig.from_params(cfg.train)
+    batch_size = cfg.batch_size
     signature = config_hash(cfg, seed, manifest)
     checkpoint = root / "data" / "checkpoints" / "inner.pt"
     log.info("inner: VAE %d -> %d latent, %s parameters on %s", codes.shape[1], model.latent_dim,
              f"{count_params(model):,}", device)
     with tracking.stage_run("train_inner", params, root, section_keys=("inner", "encode")) as mlflow:
         # a tracking server that goes away mid-training must not stop it: epochs are kept and sent later
-        epochs = tracking.EpochLog(mlflow, section(params, "tracking.retry_seconds")) if mlflow is not None else None
+        epochs = tracking.EpochLog(mlflow, params.tracking.retry_seconds) if mlflow is not None else None
 
         def on_epoch(record):
             record["beta"] = beta.value
@@ -190,7 +191,7 @@ def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=No
         # real sound's latent, never from an augmented copy's
         real = np.isin(train, real_rows(index, "train"))
         latent = latent_statistics(model, x_train[real], y[train][real], len(labels), device, sampling,
-                                   int(cfg["class_sampling_rank"]))
+                                   cfg.class_sampling_rank)
         val_latent = latent_statistics(model, x_val, y[val], len(labels), device)
         active = int(np.sum(val_latent["kl_per_dim"] > ACTIVE_KL_THRESHOLD))
         info = {"hyper": model.hyper, "labels": labels, "params": count_params(model),
@@ -200,9 +201,10 @@ def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=No
                 # kde: every training latent is a kernel centre; the others need none
                 "class_points": latent["mu"] if sampling == "kde" else np.zeros((0, model.latent_dim), np.float32),
                 "class_point_labels": y[train][real] if sampling == "kde" else np.zeros(0, np.int64), "outer_model_sha256": manifest["outer_model_sha256"],
-                "beta": float(cfg["beta"])}
+                "beta": cfg.beta}
         out_dir = root / "data" / "models" / "inner"
-        digest = save_model(out_dir / "model.pt", model, **info)
+        # the checkpoint carries the effective ``inner`` section it was trained with
+        digest = save_model(out_dir / "model.pt", model, **info, config=cfg.model_dump())
         summary = {k: v for k, v in info.items()
                    if k not in ("class_means", "class_scales", "class_points", "class_point_labels")}
         write_json(out_dir / "summary.json", {**summary, "sha256": digest, "epochs_run": len(history.epochs),

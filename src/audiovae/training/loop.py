@@ -22,8 +22,10 @@ from typing import Callable, Iterable
 
 import numpy as np
 import torch
+from pydantic import BaseModel
 
 from audiovae.atomic import atomic_path
+from audiovae.config.schema import Train
 from audiovae.progress import Progress
 
 log = logging.getLogger("audiovae.training")
@@ -49,7 +51,10 @@ def seed_everything(seed: int) -> None:
 
 
 def config_hash(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """A short hash of a run's configuration (typed sections as their values): a checkpoint
+    resumes only a run with the same one."""
+    values = [part.model_dump() if isinstance(part, BaseModel) else part for part in parts]
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -77,12 +82,11 @@ class FitConfig:
     min_lr_ratio: float = 0.05
 
     @classmethod
-    def from_params(cls, cfg: dict) -> "FitConfig":
+    def from_params(cls, cfg: Train) -> "FitConfig":
         """From a validated ``train`` section."""
-        return cls(epochs=int(cfg["epochs"]), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]),
-                   patience=int(cfg["patience"]), average_window=int(cfg["average_window"]),
-                   max_seconds=float(cfg["max_seconds"]), mixed_precision=bool(cfg["mixed_precision"]),
-                   schedule=str(cfg["schedule"]), min_lr_ratio=float(cfg["min_lr_ratio"]))
+        return cls(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, patience=cfg.patience,
+                   average_window=cfg.average_window, max_seconds=cfg.max_seconds,
+                   mixed_precision=cfg.mixed_precision, schedule=cfg.schedule, min_lr_ratio=cfg.min_lr_ratio)
 
 
 StepFn = Callable[[torch.nn.Module, object], tuple[torch.Tensor, dict]]

@@ -21,7 +21,8 @@ from audiovae.data.artifacts import open_features, split_rows
 from audiovae.models.losses import spectrogram_loss
 from audiovae.models.build import build_checked, outer_hyper
 from audiovae.models.outer import count_params
-from audiovae.config.params import ParamsError, project_root, section
+from audiovae.config.params import ParamsError, project_root
+from audiovae.config.schema import Params
 from audiovae.training.loop import FitConfig, History, batches_of, config_hash, fit, pick_device, seed_everything
 
 log = logging.getLogger("audiovae.train_outer")
@@ -44,30 +45,30 @@ def loader(specs: np.ndarray, rows: np.ndarray, batch_size: int, seed: int | Non
     return batches
 
 
-def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=None) -> dict:
+def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=None) -> dict:
     """``epoch_hook(model, epoch)`` runs before each epoch (benchmarks score the model as it learns)."""
     root = root or project_root()
-    cfg = section(params, "outer")
-    seed = int(params["seed"])
+    cfg = params.outer
+    seed = params.seed
     seed_everything(seed)
     features_dir = root / "data" / "features"
     specs, index, codec = open_features(features_dir)
     _, n_bins, n_frames = specs.shape
-    device = pick_device(cfg["device"])
+    device = pick_device(cfg.device)
     model = build_checked(cfg, n_bins, n_frames).to(device)
-    fit_cfg = FitConfig.from_params(cfg["train"])
+    fit_cfg = FitConfig.from_params(cfg.train)
     train, val = split_rows(index, "train"), split_rows(index, "val")
     if len(train) == 0 or len(val) == 0:
         raise ParamsError("train_outer needs non-empty train and val splits")
-    batch_size = int(cfg["batch_size"])
+    batch_size = cfg.batch_size
     eval_batch = max(batch_size, 256)
     signature = config_hash(cfg, seed, sha256_file(features_dir / "index.csv"), specs.shape)
     checkpoint = root / "data" / "checkpoints" / "outer.pt"
-    log.info("outer: %s with %s parameters on %s (%d train / %d val)", cfg["model"],
+    log.info("outer: %s with %s parameters on %s (%d train / %d val)", cfg.model,
              f"{count_params(model):,}", device, len(train), len(val))
     with tracking.stage_run("train_outer", params, root, section_keys=("outer", "features")) as mlflow:
         # a tracking server that goes away mid-training must not stop it: epochs are kept and sent later
-        epochs = tracking.EpochLog(mlflow, section(params, "tracking.retry_seconds")) if mlflow is not None else None
+        epochs = tracking.EpochLog(mlflow, params.tracking.retry_seconds) if mlflow is not None else None
 
         def on_epoch(record):
             if epochs is not None:
@@ -76,18 +77,19 @@ def run(params: dict, root: Path | None = None, trial_report=None, epoch_hook=No
         if count_params(model) == 0:  # identity: the inner VAE works on spectrograms directly
             history = History(stopped="nothing to train")
         else:
-            loss_fn = spectrogram_loss(cfg["loss"], codec, float(cfg["sc_weight"]))
+            loss_fn = spectrogram_loss(cfg.loss, codec, cfg.sc_weight)
             history = fit(model, make_step(device, loss_fn), loader(specs, train, batch_size, seed),
                           loader(specs, val, eval_batch, None),
                           fit_cfg, device, checkpoint, signature, "train outer", on_epoch=on_epoch,
                           epoch_hook=epoch_hook, trial_report=trial_report)
         wall = time.monotonic() - started
         out_dir = root / "data" / "models" / "outer"
-        info = {"kind": cfg["model"], "hyper": outer_hyper(cfg), "n_bins": n_bins, "n_frames": n_frames,
+        info = {"kind": cfg.model, "hyper": outer_hyper(cfg), "n_bins": n_bins, "n_frames": n_frames,
                 "code_shape": list(model.code_shape()), "params": count_params(model),
                 "compression": model.compression, "train_seconds": history.seconds,
                 "best_epoch": history.best_epoch, "stopped": history.stopped}
-        digest = save_model(out_dir / "model.pt", model, **info)
+        # the checkpoint carries the effective ``outer`` section it was trained with
+        digest = save_model(out_dir / "model.pt", model, **info, config=cfg.model_dump())
         write_json(out_dir / "summary.json", {**info, "sha256": digest, "wall_seconds": wall,
                                               "epochs_run": len(history.epochs)})
         frame = pd.DataFrame(history.epochs, columns=list(history.epochs[0]) if history.epochs else

@@ -20,7 +20,6 @@ or the best one on the first objective.
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import signal
 import threading
@@ -34,7 +33,8 @@ from typing import Any
 import optuna
 
 from audiovae.tracking import runs as tracking
-from audiovae.config.params import ParamsError, load_params, project_root, section
+from audiovae.config.params import ParamsError, load_params, project_root, with_values
+from audiovae.config.schema import Params, SpaceEntry, Tune, TuneTarget
 from audiovae.training.scratch import scratch_root
 from audiovae.evaluation.validation import NEEDS as VALIDATION_NEEDS, OBJECTIVES, Validation
 
@@ -60,7 +60,7 @@ class RatioPruner(optuna.pruners.BasePruner):
         return bool(best) and value > self.ratio * min(best)
 
 
-def make_storage(url: str | None, root: Path, params: dict | None = None):
+def make_storage(url: str | None, root: Path, params: Params | None = None):
     """SQLite (default, with a busy timeout for several processes), any SQLAlchemy URL, or
     ``journal:PATH`` for an Optuna journal file.
 
@@ -75,15 +75,15 @@ def make_storage(url: str | None, root: Path, params: dict | None = None):
         return JournalStorage(JournalFileBackend(url[len("journal:"):]))
     kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     beats: dict[str, Any] = {}
-    cfg = section(params, "tune") if params else None
-    outage = float(cfg["storage_retry_seconds"]) if cfg else 0.0
-    if cfg and int(cfg["heartbeat_seconds"]) > 0:
-        beat, grace = int(cfg["heartbeat_seconds"]), int(cfg["grace_seconds"])
+    cfg = params.tune if params else None
+    outage = cfg.storage_retry_seconds if cfg else 0.0
+    if cfg and cfg.heartbeat_seconds > 0:
+        beat, grace = cfg.heartbeat_seconds, cfg.grace_seconds
         if grace <= beat:
             raise ParamsError(f"tune.grace_seconds ({grace}) must exceed tune.heartbeat_seconds ({beat}): "
                               "a live worker would be taken for dead between two beats")
         beats = {"heartbeat_interval": beat, "grace_period": grace,
-                 "heartbeat_stale_trial_callback": StaleTrial(int(cfg["max_retries"]), params, root)}
+                 "heartbeat_stale_trial_callback": StaleTrial(cfg.max_retries, params, root)}
     return ReconnectingStorage(url, outage_seconds=outage, engine_kwargs=kwargs, **beats)
 
 
@@ -143,7 +143,7 @@ class StaleTrial:
     """What happens to a trial whose worker died: its MLflow run ends FAILED (not left open) and
     its parameters go back to the study as a waiting trial, at most ``max_retries`` times."""
 
-    def __init__(self, max_retries: int, params: dict, root: Path):
+    def __init__(self, max_retries: int, params: Params, root: Path):
         self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retries)
         self.params, self.root = params, root
 
@@ -152,7 +152,7 @@ class StaleTrial:
         self.retry(study, trial)
 
 
-def end_trial_run(params: dict, root: Path, study_name: str, number: int) -> None:
+def end_trial_run(params: Params, root: Path, study_name: str, number: int) -> None:
     """Mark a dead trial's MLflow run FAILED (its worker could not); nothing when tracking is off."""
     try:
         mlflow = tracking.configure(params, root)
@@ -168,17 +168,17 @@ def end_trial_run(params: dict, root: Path, study_name: str, number: int) -> Non
         log.warning("could not end the MLflow run of trial %d: %s", number, exc)
 
 
-def make_sampler(cfg: dict, space: dict, seed: int):
-    name = cfg.get("sampler", "tpe")
+def make_sampler(cfg: Tune, space: dict[str, SpaceEntry], seed: int):
+    name = cfg.sampler
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(cfg.get("n_startup_trials", 5)))
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=cfg.n_startup_trials)
     if name == "grid":
         grid = {}
         for key, spec in space.items():
-            if spec["type"] == "categorical":
-                grid[key] = list(spec["choices"])
-            elif "grid" in spec:
-                grid[key] = list(spec["grid"])
+            if spec.type == "categorical":
+                grid[key] = list(spec.choices or [])
+            elif spec.grid is not None:
+                grid[key] = list(spec.grid)
             else:
                 raise ParamsError(f"grid sampler: give tune space {key} a 'grid' list or make it categorical")
         return optuna.samplers.GridSampler(grid, seed=seed)
@@ -187,44 +187,43 @@ def make_sampler(cfg: dict, space: dict, seed: int):
     raise ParamsError(f"tune.sampler must be tpe, grid or random, not {name!r}")
 
 
-def make_pruner(cfg: dict):
-    name = cfg.get("pruner", "median")
+def make_pruner(cfg: Tune):
+    name = cfg.pruner
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=int(cfg.get("pruner_startup_trials", 2)),
-                                           n_warmup_steps=int(cfg.get("pruner_warmup_epochs", 1)))
+        return optuna.pruners.MedianPruner(n_startup_trials=cfg.pruner_startup_trials,
+                                           n_warmup_steps=cfg.pruner_warmup_epochs)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1)
     if name == "ratio":
-        return RatioPruner(float(cfg.get("pruner_ratio", 3.0)), int(cfg.get("pruner_warmup_epochs", 0)))
+        return RatioPruner(cfg.pruner_ratio, cfg.pruner_warmup_epochs)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise ParamsError(f"tune.pruner must be median, hyperband, ratio or none, not {name!r}")
 
 
-def suggest(trial: optuna.Trial, key: str, spec: dict) -> Any:
-    kind = spec["type"]
-    if kind == "float":
-        return trial.suggest_float(key, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log", False)))
-    if kind == "int":
-        return trial.suggest_int(key, int(spec["low"]), int(spec["high"]), step=int(spec.get("step", 1)),
-                                 log=bool(spec.get("log", False)))
-    if kind == "categorical":
-        return trial.suggest_categorical(key, list(spec["choices"]))
-    raise ParamsError(f"tune space {key}: type must be float, int or categorical, not {kind!r}")
+def suggest(trial: optuna.Trial, key: str, spec: SpaceEntry) -> Any:
+    if spec.type in ("float", "int") and (spec.low is None or spec.high is None):
+        raise ParamsError(f"tune space {key}: a {spec.type} needs low and high")
+    if spec.type == "float":
+        return trial.suggest_float(key, float(spec.low), float(spec.high), log=bool(spec.log))
+    if spec.type == "int":
+        return trial.suggest_int(key, int(spec.low), int(spec.high), step=int(spec.step or 1), log=bool(spec.log))
+    if not spec.choices:
+        raise ParamsError(f"tune space {key}: a categorical needs choices")
+    return trial.suggest_categorical(key, list(spec.choices))
 
 
-def set_dotted(params: dict, key: str, value: Any) -> None:
-    node = params
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
+def target_of(params: Params, target: str) -> TuneTarget:
+    """The ``tune.outer`` or ``tune.inner`` section."""
+    if target not in ("outer", "inner"):
+        raise ParamsError(f"tune target must be outer or inner, not {target!r}")
+    return params.tune.outer if target == "outer" else params.tune.inner
 
 
-def objectives_of(params: dict, target: str) -> list[str]:
+def objectives_of(params: Params, target: str) -> list[str]:
     """The study's objectives, checked: names from ``validation.OBJECTIVES``, full-path ones for
     the inner VAE only (they decode its output through the trained outer model)."""
-    names = list(section(params, f"tune.{target}.objectives"))
+    names = list(target_of(params, target).objectives)
     unknown = [n for n in names if n not in OBJECTIVES]
     if unknown or not names or len(set(names)) != len(names):
         raise ParamsError(f"tune.{target}.objectives: give distinct names from {', '.join(OBJECTIVES)}, not {names}")
@@ -233,13 +232,13 @@ def objectives_of(params: dict, target: str) -> list[str]:
     return names
 
 
-def objective_for(target: str, params: dict, root: Path, parent_run: str | None):
+def objective_for(target: str, params: Params, root: Path, parent_run: str | None):
     import torch
 
     from audiovae.training import inner as train_inner, outer as train_outer
 
-    cfg = section(params, f"tune.{target}")
-    space = cfg["space"]
+    cfg = target_of(params, target)
+    space = cfg.space
     names = objectives_of(params, target)
     listened = [n for n in names if n != "val_loss"]
     inputs = DATA_FOR[target] + (VALIDATION_NEEDS if listened else [])
@@ -250,8 +249,8 @@ def objective_for(target: str, params: dict, root: Path, parent_run: str | None)
         values = {"val_loss": min(e["val_loss"] for e in history.epochs)}
         if listened:
             if not scorer:
-                vcfg = section(params, "tune.validation")
-                scorer.append(Validation.from_project(root, params, int(vcfg["clips"]), int(vcfg["generated_per_label"]),
+                vcfg = params.tune.validation
+                scorer.append(Validation.from_project(root, params, vcfg.clips, vcfg.generated_per_label,
                                                       classifier="generated_accuracy" in names))
             model = scorer[0].model(result["model"], result["info"])
             if "full_path" in names:
@@ -261,14 +260,13 @@ def objective_for(target: str, params: dict, root: Path, parent_run: str | None)
         return [values[n] for n in names]
 
     def objective(trial: optuna.Trial):
-        trial_params = copy.deepcopy(params)
-        trial_params["tracking"]["enabled"] = False  # the trial logs its own nested run below
         # which worker ran it: with K workers on K machines, each shows up here
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("torch_threads", torch.get_num_threads())
-        for key, spec in space.items():
-            set_dotted(trial_params, key, suggest(trial, key, spec))
-        set_dotted(trial_params, f"{target}.train.epochs", int(cfg["epochs"]))
+        suggested = {key: suggest(trial, key, spec) for key, spec in space.items()}
+        # the trial logs its own nested run below, not a stage run
+        trial_params = with_values(params, {**suggested, "tracking.enabled": False,
+                                            f"{target}.train.epochs": cfg.epochs})
         mlflow = tracking.configure(params, root)
         if mlflow is not None:
             mlflow.start_run(run_name=f"trial-{trial.number}", tags={
@@ -314,14 +312,15 @@ def objective_for(target: str, params: dict, root: Path, parent_run: str | None)
     return objective
 
 
-def _worker(target: str, params: dict, root: str, storage_url: str | None, study_name: str, n_trials: int,
+def _worker(target: str, params: Params, root: str, storage_url: str | None, study_name: str, n_trials: int,
             parent_run: str | None, seed: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     root_path = Path(root)
-    cfg = section(params, "tune")
+    cfg = params.tune
     study = optuna.load_study(study_name=study_name, storage=make_storage(storage_url, root_path, params),
-                              sampler=make_sampler(cfg, cfg[target]["space"], seed), pruner=make_pruner(cfg))
+                              sampler=make_sampler(cfg, target_of(params, target).space, seed),
+                              pruner=make_pruner(cfg))
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:  # one plain line per trial
         log.info("%s trial %d %s%s", study.study_name, trial.number, trial.state.name,
                  f" values={[round(v, 5) for v in trial.values]}" if trial.values is not None else "")
@@ -329,17 +328,15 @@ def _worker(target: str, params: dict, root: str, storage_url: str | None, study
 
 
 def prepare(target: str, trials: int, storage: str | None = None, study_name: str | None = None,
-            workers: int = 1, root: Path | None = None, params: dict | None = None) -> dict:
+            workers: int = 1, root: Path | None = None, params: Params | None = None) -> dict:
     """Create (or load) the study and its MLflow parent run; returns what each worker needs."""
-    if target not in ("outer", "inner"):
-        raise ParamsError(f"tune target must be outer or inner, not {target!r}")
     root = root or project_root()
     params = params or load_params(root / "params.yaml")
-    cfg = section(params, "tune")
-    space = section(params, f"tune.{target}.space")
-    seed = int(params.get("seed", 0))
-    storage = storage or cfg.get("storage") or None
-    study_name = study_name or f"{target}-{cfg.get('study_suffix', 'default')}"
+    cfg = params.tune
+    space = target_of(params, target).space
+    seed = params.seed
+    storage = storage or cfg.storage or None
+    study_name = study_name or f"{target}-{cfg.study_suffix}"
     directions = [OBJECTIVES[name] for name in objectives_of(params, target)]
     study = optuna.create_study(storage=make_storage(storage, root, params), study_name=study_name, directions=directions,
                                 load_if_exists=True, sampler=make_sampler(cfg, space, seed), pruner=make_pruner(cfg))
@@ -352,19 +349,26 @@ def prepare(target: str, trials: int, storage: str | None = None, study_name: st
         run = mlflow.start_run(run_name=f"tune-{study_name}", tags={
             "kind": "study", "stage": f"tune_{target}", "optuna.study": study_name, **tracking.git_state(root)})
         parent = run.info.run_id
-        mlflow.log_params({"target": target, "trials": trials, "workers": workers, "sampler": cfg.get("sampler", "tpe"),
-                           "pruner": cfg.get("pruner", "median"), "epochs_per_trial": cfg[target]["epochs"],
+        mlflow.log_params({"target": target, "trials": trials, "workers": workers, "sampler": cfg.sampler,
+                           "pruner": cfg.pruner, "epochs_per_trial": target_of(params, target).epochs,
                            "objectives": ",".join(objectives_of(params, target))})
         mlflow.end_run()
     shares = [trials // workers + (1 if i < trials % workers else 0) for i in range(workers)]
-    return {"target": target, "params": params, "root": str(root), "storage": storage, "study_name": study_name,
+    # a plan crosses processes and machines (a Prefect deployment's JSON parameters): its params
+    # travel as their plain values and are validated again where they are used (``plan_params``)
+    return {"target": target, "params": params.model_dump(), "root": str(root), "storage": storage, "study_name": study_name,
             "parent_run": parent, "seed": seed, "shares": [n for n in shares if n], "before": len(study.trials),
             "started": time.monotonic()}
 
 
+def plan_params(plan: dict) -> Params:
+    """The typed parameters a plan carries."""
+    return Params.model_validate(plan["params"])
+
+
 def run_worker(plan: dict, index: int) -> None:
     """One worker's share of the trials (a process, a thread or a Prefect task)."""
-    _worker(plan["target"], plan["params"], plan["root"], plan["storage"], plan["study_name"],
+    _worker(plan["target"], plan_params(plan), plan["root"], plan["storage"], plan["study_name"],
             plan["shares"][index], plan["parent_run"], plan["seed"] + index)
 
 
@@ -386,7 +390,7 @@ def chosen_trial(study: optuna.Study, number: int | None = None) -> optuna.trial
 def finish(plan: dict, apply: bool = False, trial: int | None = None) -> optuna.Study:
     """Report the study (plots, trials per minute, MLflow) and optionally apply the best values
     (``trial``: a chosen trial's values instead, e.g. one from a Pareto front)."""
-    root, params = Path(plan["root"]), plan["params"]
+    root, params = Path(plan["root"]), plan_params(plan)
     minutes = (time.monotonic() - plan["started"]) / 60
     study = optuna.load_study(study_name=plan["study_name"], storage=make_storage(plan["storage"], root, params))
     done = len(study.trials) - plan["before"]
@@ -406,7 +410,7 @@ def finish(plan: dict, apply: bool = False, trial: int | None = None) -> optuna.
 
 
 def tune(target: str, trials: int, storage: str | None = None, study_name: str | None = None, workers: int = 1,
-         apply: bool = False, root: Path | None = None, params: dict | None = None,
+         apply: bool = False, root: Path | None = None, params: Params | None = None,
          trial: int | None = None) -> optuna.Study:
     """Run (or resume) a study of ``trials`` more trials split over ``workers`` processes."""
     plan = prepare(target, trials, storage, study_name, workers, root, params)
@@ -418,10 +422,10 @@ def tune(target: str, trials: int, storage: str | None = None, study_name: str |
     return finish(plan, apply, trial)
 
 
-def worker_threads(params: dict, workers: int) -> int:
+def worker_threads(params: Params, workers: int) -> int:
     """Torch threads for each of ``workers`` local processes: they share the machine's cores
     (two processes that each take every core run slower together than one alone)."""
-    chosen = int(section(params, "tune.threads_per_worker"))
+    chosen = params.tune.threads_per_worker
     return chosen or max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
@@ -438,9 +442,9 @@ def run_processes(plan: dict) -> None:
     retried, and a replacement finishes the rest of its share; after ``tune.max_retries``
     replacements for one share, the study stops with an error naming the exit codes."""
     ctx = mp.get_context("spawn")
-    threads = worker_threads(plan["params"], len(plan["shares"]))
+    threads = worker_threads(plan_params(plan), len(plan["shares"]))
     log.info("tune: %d worker processes, %d torch thread(s) each", len(plan["shares"]), threads)
-    retries = int(section(plan["params"], "tune.max_retries"))
+    retries = plan_params(plan).tune.max_retries
     pending = list(enumerate(plan["shares"]))
     attempts = {i: 0 for i, _ in pending}
     deaths: list[int | None] = []
@@ -498,11 +502,11 @@ def stopped_by_sigterm():
 def settle_dead_worker(plan: dict, pid: int) -> int:
     """Fail the trials a dead local worker left RUNNING (ending their MLflow runs), queue their
     parameters again; returns how many trials it finished."""
-    root, params = Path(plan["root"]), plan["params"]
+    root, params = Path(plan["root"]), plan_params(plan)
     study = optuna.load_study(study_name=plan["study_name"], storage=make_storage(plan["storage"], root, params))
     worker = f"{socket.gethostname()}:{pid}"
     mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker]
-    dead = StaleTrial(int(section(params, "tune.max_retries")), params, root)
+    dead = StaleTrial(params.tune.max_retries, params, root)
     for trial in mine:
         if trial.state == optuna.trial.TrialState.RUNNING:
             study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
