@@ -94,7 +94,7 @@ class Explorer:
             raise ExplorerError("the morph position must be between 0 and 1")
         wave_a, wave_b = self.recording(a), self.recording(b)
         with self.lock:
-            audio = morph_audio(self.model, wave_a, wave_b, position)
+            audio = self.model.morph_audio(wave_a, wave_b, position)
         return self._save(audio, f"morph-{round(position * 100):03d}")
 
     def vary(self, key: str, noise: float, seed: int) -> dict:
@@ -134,18 +134,6 @@ def principal_directions(model: AudioVAE, count: int) -> tuple[np.ndarray, np.nd
     k = min(count, len(singular))
     scales = singular[:k] / np.sqrt(max(len(points) - 1, 1))
     return vt[:k].astype(np.float32), scales.astype(np.float32)
-
-
-def morph_audio(model: AudioVAE, a: np.ndarray, b: np.ndarray, position: float) -> np.ndarray:
-    """One point of ``AudioVAE.interpolate_audio``: window k of A towards window k of B at
-    ``position`` (0: A, 1: B), stitched back to the longer sound's length."""
-    a, b = model.trimmed(a), model.trimmed(b)
-    total = max(len(a), len(b))
-    (wa, pa), (wb, pb) = model.windows(np.pad(a, (0, total - len(a)))), model.windows(np.pad(b, (0, total - len(b))))
-    za, zb = model.latents(model.spectrogram(wa)), model.latents(model.spectrogram(wb))
-    z = ((1 - position) * za + position * zb).astype(np.float32)
-    audio = model.to_audio(model.from_latents(z))
-    return model.stitch(audio, (1 - position) * pa + position * pb, total)
 
 
 def test_recordings(root: Path, limit: int = 40) -> dict[str, Path]:

@@ -179,14 +179,28 @@ class AudioVAE:
         """Morph between two sounds of any length, each trimmed to its sound first: window k of A
         towards window k of B (the shorter sound is padded with silence), each step stitched back
         to the longer length."""
-        a, b = self.trimmed(a), self.trimmed(b)
-        total = max(len(a), len(b))
-        (wa, pa), (wb, pb) = self.windows(np.pad(a, (0, total - len(a)))), self.windows(np.pad(b, (0, total - len(b))))
+        (wa, pa), (wb, pb), total = self._paired_windows(a, b)
         paths = [self.to_audio(self.interpolate(sa, sb, steps, labels))
                  for sa, sb in zip(self.spectrogram(wa), self.spectrogram(wb))]
         t = np.linspace(0.0, 1.0, steps)
         return [self.stitch(np.stack([path[k] for path in paths]), (1 - t[k]) * pa + t[k] * pb, total)
                 for k in range(steps)]
+
+    def morph_audio(self, a: np.ndarray, b: np.ndarray, position: float) -> np.ndarray:
+        """One point of ``interpolate_audio`` (the explorer's slider): window k of A towards window k
+        of B at ``position`` (0: A, 1: B), stitched back to the longer sound's length."""
+        (wa, pa), (wb, pb), total = self._paired_windows(a, b)
+        za, zb = self.latents(self.spectrogram(wa)), self.latents(self.spectrogram(wb))
+        z = ((1 - position) * za + position * zb).astype(np.float32)
+        audio = self.to_audio(self.from_latents(z))
+        return self.stitch(audio, (1 - position) * pa + position * pb, total)
+
+    def _paired_windows(self, a: np.ndarray, b: np.ndarray):
+        """Both sounds trimmed to their sound, the shorter padded with silence to the longer's
+        length, and cut into the same windows: ((windows, peaks) of A, of B, that length)."""
+        a, b = self.trimmed(a), self.trimmed(b)
+        total = max(len(a), len(b))
+        return self.windows(np.pad(a, (0, total - len(a)))), self.windows(np.pad(b, (0, total - len(b)))), total
 
     def spectrogram(self, waves: np.ndarray) -> np.ndarray:
         if self.codec.scaling == "per_file":
