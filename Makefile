@@ -57,12 +57,12 @@ ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 ## prefect-setup: on the Prefect server at $$PREFECT_API_URL: the `gpu` process pool, a concurrency
-## limit of GPUS on the `gpu` tag, and the deployments of prefect.yaml (code from this checkout)
+## limit of GPUS on the `gpu` tag, and the deployments of prefect.yaml (no path: each worker runs its own clone)
 GPUS ?= 1
 prefect-setup: setup
 	$(BIN)/prefect work-pool create gpu --type process --overwrite
 	$(BIN)/prefect concurrency-limit create gpu $(GPUS)
-	AUDIOVAE_PROJECT_DIR=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
+	$(BIN)/prefect --no-prompt deploy --all
 
 dag: setup
 	$(BIN)/dvc dag

@@ -4,9 +4,10 @@ They call DVC and the audiovae library; none repeats a stage's logic. Locally th
 Prefect's ephemeral mode with ``PREFECT_HOME`` in the project (``.prefect/``); scaled out they
 are deployed to the ``gpu`` process work pool (``prefect.yaml``).
 
-    python -m pipeline.flows repro                 # dvc repro, one stage per task
+    python -m pipeline.flows repro --push          # dvc repro, one stage per task; push outputs + run-cache
     python -m pipeline.flows tune inner --trials 20 --workers 2   # K tune-worker flow runs
-    python -m pipeline.flows retrain               # the CI entry point
+    python -m pipeline.flows tune-worker plan.json --index 1   # join a study by hand (no Prefect)
+    python -m pipeline.flows retrain --push        # the CI entry point
 """
 from __future__ import annotations
 
@@ -103,21 +104,37 @@ def parent_run(root: str, name: str) -> Iterator[str | None]:
     if mlflow is None:
         yield None
         return
-    os.environ[tracking.PARENT_ENV] = tracking.start_pipeline_run(mlflow, Path(root), params, name)
+    run_id = tracking.start_pipeline_run(mlflow, Path(root), params, name)
+    os.environ[tracking.PARENT_ENV] = run_id
     try:
-        yield os.environ[tracking.PARENT_ENV]
+        yield run_id
     finally:
         os.environ.pop(tracking.PARENT_ENV, None)
+        record_lock(mlflow, run_id, Path(root))
+
+
+def record_lock(mlflow, run_id: str, root: Path) -> None:
+    """The parent run keeps the ``dvc.lock`` its stages left (and the commit it started from, a tag):
+    with both, any clone restores exactly the data behind a registered model (``git checkout
+    COMMIT``, the lock copied in, ``dvc pull``)."""
+    lock = root / "dvc.lock"
+    if lock.exists():
+        mlflow.MlflowClient().log_artifact(run_id, str(lock))
 
 
 @flow(name="repro")
-def repro_flow(root: str = str(ROOT), overrides: dict | None = None, until: str | None = None) -> list[str]:
+def repro_flow(root: str | None = None, overrides: dict | None = None, until: str | None = None,
+               push: bool = False) -> list[str]:
     """``dvc repro`` (or ``dvc exp run -S ...`` with overrides), one stage at a time: DVC holds a
     repository lock, so stages never run side by side. ``until``: only the stages of dvc.yaml up
     to and including that one. A stage whose process dies (a lost worker, the OOM killer) is
-    retried: DVC skips what its cache holds and training resumes from its epoch checkpoint."""
+    retried: DVC skips what its cache holds and training resumes from its epoch checkpoint.
+    ``push``: afterwards push the outputs and the run-cache to the default DVC remote."""
+    root = root or str(ROOT)  # the checkout this code runs in: a deployment carries no machine's path
     if overrides:
         run_experiment(overrides, root)
+        if push:
+            dvc_push(root)
         return ["exp run"]
     stages = stage_names(root)
     if until is not None:
@@ -127,6 +144,8 @@ def repro_flow(root: str = str(ROOT), overrides: dict | None = None, until: str 
     with parent_run(root, "repro"):
         for stage in stages:
             run_stage(stage, root)
+    if push:
+        dvc_push(root)
     return stages
 
 
@@ -136,14 +155,20 @@ def tune_share(plan: dict, index: int) -> int:
     the Prefect server) counts the cards in use across every machine."""
     from audiovae.training import tune
 
-    tune.run_worker(plan, index)
+    # ROOT: the checkout this flow's code was loaded from, the worker's own clone (prefect.yaml's
+    # pull step enters it); a plan for workers elsewhere is checked and its inputs pulled there
+    pulled = tune.run_worker(plan, index, root=ROOT)
+    if pulled is not None:  # what bringing the inputs cost this machine (docs/scale-out.md quotes it)
+        get_run_logger().info("worker %d in %s pulled %d bytes of %s in %.1f s", index, ROOT, pulled.bytes,
+                              ", ".join(sorted(pulled.hashes)), pulled.seconds)
     return plan["shares"][index]
 
 
 @flow(name="tune-worker")
 def tune_worker_flow(plan: dict, index: int) -> int:
     """One Optuna worker: its own process and flow run, which any Prefect worker of the pool can
-    take, so K workers on K machines each run a share of the study."""
+    take, so K workers on K machines each run a share of the study. In its own clone it checks the
+    plan's commit, pulls exactly the inputs the plan names and verifies their hashes first."""
     return tune_share(plan, index)
 
 
@@ -175,7 +200,7 @@ def _wait_for(run_ids: list, poll: float = 3.0) -> list:
 
 @flow(name="tune")
 def tune_flow(target: str = "inner", trials: int = 20, workers: int = 2, storage: str | None = None,
-              study: str | None = None, root: str = str(ROOT), params: dict | None = None,
+              study: str | None = None, root: str | None = None, params: dict | None = None,
               worker_deployment: str = TUNE_WORKER) -> dict:
     """K Optuna workers against one study storage, each its own process.
 
@@ -183,23 +208,27 @@ def tune_flow(target: str = "inner", trials: int = 20, workers: int = 2, storage
     of it, started with ``run_deployment`` and taken by whichever Prefect worker is free; without
     one (a laptop, Prefect's ephemeral mode) the workers are local processes. Never threads: each
     trial seeds the global RNGs, which threads would share."""
+    root = root or str(ROOT)  # the checkout this code runs in: a deployment carries no machine's path
     from audiovae.training import tune
 
     logger = get_run_logger()
     from audiovae.config.params import resolve
 
     # ``params``: a params.yaml mapping (a flow parameter is plain JSON), else the project's file
-    plan = tune.prepare(target, trials, storage, study, workers, Path(root), resolve(params) if params else None)
-    if worker_deployment and _deployment_exists(worker_deployment):
+    elsewhere = bool(worker_deployment) and _deployment_exists(worker_deployment)
+    plan = tune.prepare(target, trials, storage, study, workers, Path(root), resolve(params) if params else None,
+                        elsewhere=elsewhere)
+    if elsewhere:
         from prefect.deployments import run_deployment
 
         started = [run_deployment(worker_deployment, parameters={"plan": plan, "index": i}, timeout=0,
                                   flow_run_name=f"{plan['study_name']}-worker-{i}")
                    for i in range(len(plan["shares"]))]
         logger.info("started %d %s flow runs", len(started), worker_deployment)
-        failed = [run.name for run in _wait_for([run.id for run in started]) if not run.state.is_completed()]
+        failed = [f"{run.name} ({run.state.message})" for run in _wait_for([run.id for run in started])
+                  if not run.state.is_completed()]
         if failed:
-            raise RuntimeError(f"tuning worker flow run(s) failed: {', '.join(failed)}")
+            raise RuntimeError(f"tuning worker flow run(s) failed: {'; '.join(failed)}")
     else:
         logger.info("no %s deployment: running %d local worker processes", worker_deployment, len(plan["shares"]))
         tune.run_processes(plan)
@@ -213,12 +242,23 @@ def tune_flow(target: str = "inner", trials: int = 20, workers: int = 2, storage
 
 @task
 def dvc_pull(root: str) -> bool:
-    """Fetch data and cache; an empty or unreachable remote is not an error (we rebuild)."""
-    result = _run([_dvc(), "pull", "--allow-missing"], root, check=False)
-    if result.returncode:
-        get_run_logger().warning("dvc pull failed (exit %d); continuing and rebuilding what is missing",
-                                 result.returncode)
-    return result.returncode == 0
+    """Fetch data and cache from the default remote: what it lacks is rebuilt (a first run, an empty
+    remote), but a remote that cannot be read from fails the flow with its name and DVC's error."""
+    from audiovae.tracking import remote
+
+    pulled = remote.pull(Path(root), allow_missing=True)
+    get_run_logger().info("dvc pull: %s", "done" if pulled else "no DVC remote configured, nothing pulled")
+    return pulled
+
+
+@task
+def dvc_push(root: str) -> str:
+    """Push every output and the run-cache to the default remote; a failed push fails the flow."""
+    from audiovae.tracking import remote
+
+    name = remote.push(Path(root), run_cache=True)
+    get_run_logger().info("dvc push to remote %r: done", name)
+    return name
 
 
 @task
@@ -231,8 +271,9 @@ def read_metrics(root: str) -> dict | None:
 
 
 @flow(name="retrain")
-def retrain_flow(root: str = str(ROOT), push: bool = False) -> dict:
+def retrain_flow(root: str | None = None, push: bool = False) -> dict:
     """The CI entry point: pull, reproduce, evaluate, register as challenger, promote only if better."""
+    root = root or str(ROOT)  # the checkout this code runs in: a deployment carries no machine's path
     from mlflow.tracking import MlflowClient
 
     from audiovae.tracking import registry, runs as tracking
@@ -276,8 +317,10 @@ def retrain_flow(root: str = str(ROOT), push: bool = False) -> dict:
     lines += ["", "## dvc metrics diff", "", diff or "(nothing to compare)"]
     report = Path(root) / "reports" / "retrain.md"
     write_text(report, "\n".join(lines) + "\n")
-    if push and not failed:
-        _run([_dvc(), "push"], root, check=False)
+    if failed:
+        raise RuntimeError(f"retraining failed: {failed} (report: {report})")
+    if push:
+        dvc_push(root)
     return {"promote": decision.promote, "reason": decision.reason, "versions": versions, "report": str(report)}
 
 
@@ -287,22 +330,37 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("repro", help="dvc repro as Prefect tasks")
     p.add_argument("-S", "--set", action="append", default=[], help="override key=value (dvc exp run -S)")
     p.add_argument("--until", metavar="STAGE", help="run the stages up to and including STAGE")
+    p.add_argument("--push", action="store_true", help="push the outputs and the run-cache to the DVC remote afterwards")
     p = sub.add_parser("tune", help="Optuna workers as tune-worker flow runs (or local processes)")
     p.add_argument("target", choices=("outer", "inner"))
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--storage")
     p.add_argument("--study")
+    p = sub.add_parser("tune-worker", help="join a study by hand, as the tune-worker deployment does: in this "
+                       "checkout, check the plan's commit, pull and verify its inputs, run one share of the trials")
+    p.add_argument("plan", type=Path, help="the plan (JSON) that `tune` handed its workers")
+    p.add_argument("--index", type=int, default=0, help="which share of the trials (default: %(default)s)")
     p = sub.add_parser("retrain", help="pull, reproduce, evaluate, champion gate, report")
-    p.add_argument("--push", action="store_true", help="dvc push the outputs afterwards")
+    p.add_argument("--push", action="store_true", help="push the outputs and the run-cache to the DVC remote afterwards "
+                   "(a remote that cannot be pulled from or pushed to fails the flow)")
     args = parser.parse_args(argv)
     if args.flow == "repro":
         overrides = dict(item.split("=", 1) for item in args.set)
         if overrides and args.until:
             parser.error("--until runs part of `dvc repro`; -S runs a whole `dvc exp run`: give one of them")
-        print(repro_flow(overrides=overrides or None, until=args.until))
+        print(repro_flow(overrides=overrides or None, until=args.until, push=args.push))
     elif args.flow == "tune":
         print(tune_flow(args.target, args.trials, args.workers, args.storage, args.study))
+    elif args.flow == "tune-worker":
+        from audiovae.tracking.remote import RemoteError
+        from audiovae.training import tune
+
+        try:
+            tune.run_worker(json.loads(args.plan.read_text()), args.index, root=ROOT)
+        except RemoteError as exc:  # one line: what differs and what to run
+            print(f"tune-worker: refused: {exc}", file=sys.stderr)
+            sys.exit(2)
     else:
         result = retrain_flow(push=args.push)
         print(Path(result["report"]).read_text())

@@ -321,10 +321,12 @@ class PostgresServer:
         self._pg_ctl("-m", "fast", "-w", "stop")
 
 
-def start_mlflow_server(backend_uri: str, folder: Path, port: int | None = None) -> subprocess.Popen:
+def start_mlflow_server(backend_uri: str, folder: Path, port: int | None = None, artifacts: str | None = None,
+                        env: dict | None = None) -> subprocess.Popen:
     """``mlflow server`` on 127.0.0.1 (on ``port`` when given: a restarted server must come back
-    where its clients look) with ``backend_uri`` as its store and artifacts in ``folder``; returns
-    once it answers. Stop it with ``stop_process``."""
+    where its clients look) with ``backend_uri`` as its store and artifacts in ``folder`` (or at
+    ``artifacts``, e.g. ``s3://bucket/mlflow``, proxied for its clients; ``env`` gives the server its
+    object-store credentials); returns once it answers. Stop it with ``stop_process``."""
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     if not mlflow_bin.exists():
         pytest.skip("mlflow is not installed next to this Python (run `make test`)")
@@ -333,8 +335,8 @@ def start_mlflow_server(backend_uri: str, folder: Path, port: int | None = None)
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [str(mlflow_bin), "server", "--backend-store-uri", backend_uri, "--artifacts-destination",
-             str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+             artifacts or str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", proc, log_path, seconds=120)
     except BaseException:

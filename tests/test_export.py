@@ -3,6 +3,7 @@ and ``vary``."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,6 +120,23 @@ def test_champion_loads_from_a_real_registry_and_aliases_follow_the_registering_
     assert wav_bytes(tmp_path / "project") == wav_bytes(tmp_path / "champion")
     assert cli.main(["--root", str(elsewhere), "--model", "models:/audiovae@nobody"] + args
                     + ["--out", str(tmp_path / "x")]) == 2
+
+
+def test_a_registry_model_outside_a_project_without_a_store_is_one_clear_error(tmp_path):
+    """``audiovae --model models:/…`` typed in an empty folder with no ``MLFLOW_TRACKING_URI``: there
+    is no store to ask, and the CLI says so in one line and exits 2 (it once ended in a traceback)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AUDIOVAE_"))}
+    done = subprocess.run([str(Path(sys.executable).with_name("audiovae")), "--model", "models:/audiovae@champion",
+                           "generate", "--label", "3", "--out", "x"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("audiovae generate: error: ") and "MLFLOW_TRACKING_URI" in lines[0]
+    assert not (tmp_path / "x").exists() and not (tmp_path / "mlflow.db").exists()
 
 
 def test_the_other_latent_kind_through_every_consumer(trained, tmp_path, tiny_fsdd_zip):

@@ -36,16 +36,24 @@ def load_bundle(uri: str, root: Path) -> dict:
     """Download a registered bundle (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``) and read it.
 
     The store is ``$MLFLOW_TRACKING_URI``, else the project's (``tracking.uri``, else its
-    ``mlflow.db``)."""
+    ``mlflow.db``); outside a project, with no ``$MLFLOW_TRACKING_URI``, there is no store to ask."""
+    import os
+
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from audiovae.config.params import load_params
     from audiovae.inference import bundle
     from audiovae.tracking import runs as tracking
-    from audiovae.config.params import load_params
 
-    params = load_params(root / "params.yaml") if (root / "params.yaml").exists() else {}
-    store = tracking.tracking_uri(params, root)
+    if (root / "params.yaml").exists():
+        store = tracking.tracking_uri(load_params(root / "params.yaml"), root)
+    elif os.environ.get("MLFLOW_TRACKING_URI"):
+        store = os.environ["MLFLOW_TRACKING_URI"]
+    else:
+        raise LookupError(f"{uri} names a registered model, but {root} is no audiovae project and "
+                          "MLFLOW_TRACKING_URI is not set: set it to the tracking server, or give --model a "
+                          ".avae file (audiovae export --out model.avae)")
     with tempfile.TemporaryDirectory(prefix="audiovae-model-") as tmp:
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=store)

@@ -32,7 +32,7 @@ from typing import Any
 
 import optuna
 
-from audiovae.tracking import runs as tracking
+from audiovae.tracking import remote, runs as tracking
 from audiovae.config.params import ParamsError, load_params, project_root, with_values
 from audiovae.config.schema import Params, SpaceEntry, Tune, TuneTarget
 from audiovae.training.scratch import scratch_root
@@ -232,6 +232,12 @@ def objectives_of(params: Params, target: str) -> list[str]:
     return names
 
 
+def inputs_of(params: Params, target: str) -> list[str]:
+    """The pipeline outputs a trial reads (paths of ``dvc.yaml``): what a worker elsewhere pulls."""
+    listened = [n for n in objectives_of(params, target) if n != "val_loss"]
+    return DATA_FOR[target] + (VALIDATION_NEEDS if listened else [])
+
+
 def objective_for(target: str, params: Params, root: Path, parent_run: str | None):
     import torch
 
@@ -241,7 +247,7 @@ def objective_for(target: str, params: Params, root: Path, parent_run: str | Non
     space = cfg.space
     names = objectives_of(params, target)
     listened = [n for n in names if n != "val_loss"]
-    inputs = DATA_FOR[target] + (VALIDATION_NEEDS if listened else [])
+    inputs = inputs_of(params, target)
     scorer: list[Validation] = []  # built once per worker, on its first trial
 
     def score(result: dict) -> list[float]:
@@ -262,6 +268,7 @@ def objective_for(target: str, params: Params, root: Path, parent_run: str | Non
     def objective(trial: optuna.Trial):
         # which worker ran it: with K workers on K machines, each shows up here
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("checkout", str(root))
         trial.set_user_attr("torch_threads", torch.get_num_threads())
         suggested = {key: suggest(trial, key, spec) for key, spec in space.items()}
         # the trial logs its own nested run below, not a stage run
@@ -328,8 +335,14 @@ def _worker(target: str, params: Params, root: str, storage_url: str | None, stu
 
 
 def prepare(target: str, trials: int, storage: str | None = None, study_name: str | None = None,
-            workers: int = 1, root: Path | None = None, params: Params | None = None) -> dict:
-    """Create (or load) the study and its MLflow parent run; returns what each worker needs."""
+            workers: int = 1, root: Path | None = None, params: Params | None = None,
+            elsewhere: bool = False) -> dict:
+    """Create (or load) the study and its MLflow parent run; returns what each worker needs.
+
+    ``elsewhere``: the workers run on other machines (Prefect deployments). Then the study storage
+    and the tracking URI must be shared servers, the inputs the objective reads must be current and
+    are pushed to the DVC remote, and the plan names the git commit and their hashes, which each
+    worker checks in its own clone before its first trial (``remote.bring_inputs``)."""
     root = root or project_root()
     params = params or load_params(root / "params.yaml")
     cfg = params.tune
@@ -338,6 +351,13 @@ def prepare(target: str, trials: int, storage: str | None = None, study_name: st
     storage = storage or cfg.storage or None
     study_name = study_name or f"{target}-{cfg.study_suffix}"
     directions = [OBJECTIVES[name] for name in objectives_of(params, target)]
+    uri = tracking.tracking_uri(params, root) if params.tracking.enabled else None
+    shared: dict[str, Any] = {"elsewhere": False, "commit": None, "inputs": None}
+    if elsewhere:
+        remote.check_shared_stores(storage, uri)
+        inputs = remote.publish_inputs(root, inputs_of(params, target))
+        shared = {"elsewhere": True, "commit": remote.git_commit(root), "inputs": inputs}
+        log.info("tune: inputs pushed for workers elsewhere at commit %s: %s", shared["commit"][:12], inputs)
     study = optuna.create_study(storage=make_storage(storage, root, params), study_name=study_name, directions=directions,
                                 load_if_exists=True, sampler=make_sampler(cfg, space, seed), pruner=make_pruner(cfg))
     if [d.name.lower() for d in study.directions] != directions:
@@ -356,9 +376,11 @@ def prepare(target: str, trials: int, storage: str | None = None, study_name: st
     shares = [trials // workers + (1 if i < trials % workers else 0) for i in range(workers)]
     # a plan crosses processes and machines (a Prefect deployment's JSON parameters): its params
     # travel as their plain values and are validated again where they are used (``plan_params``)
+    # ``root`` is the coordinator's checkout, used by its local worker processes only; a worker
+    # elsewhere runs in its own clone and checks ``commit`` and ``inputs`` there
     return {"target": target, "params": params.model_dump(), "root": str(root), "storage": storage, "study_name": study_name,
             "parent_run": parent, "seed": seed, "shares": [n for n in shares if n], "before": len(study.trials),
-            "started": time.monotonic()}
+            "started": time.monotonic(), "tracking_uri": uri, **shared}
 
 
 def plan_params(plan: dict) -> Params:
@@ -366,10 +388,26 @@ def plan_params(plan: dict) -> Params:
     return Params.model_validate(plan["params"])
 
 
-def run_worker(plan: dict, index: int) -> None:
-    """One worker's share of the trials (a process, a thread or a Prefect task)."""
-    _worker(plan["target"], plan_params(plan), plan["root"], plan["storage"], plan["study_name"],
+def run_worker(plan: dict, index: int, root: Path | None = None) -> remote.Pulled | None:
+    """One worker's share of the trials (a process or a Prefect task). ``root``: the worker's own
+    checkout, for a plan made for workers elsewhere: its commit is checked and the plan's inputs
+    pulled and verified there before any trial starts (a refusal runs none). Returns what it
+    pulled (None for a worker on the coordinator's machine)."""
+    here = str(root or plan["root"])
+    pulled = None
+    if plan.get("elsewhere") and root is not None:
+        pulled = remote.bring_inputs(Path(root), plan["commit"], plan["inputs"])
+        log.info("tune worker %d in %s: pulled and verified %s: %d bytes in %.1f s", index, root,
+                 ", ".join(sorted(pulled.hashes)), pulled.bytes, pulled.seconds)
+    if plan.get("elsewhere") and plan.get("tracking_uri"):  # the coordinator's store, not a mlflow.db here
+        os.environ["MLFLOW_TRACKING_URI"] = plan["tracking_uri"]
+    threads = plan_params(plan).tune.threads_per_worker
+    if plan.get("elsewhere") and threads:  # workers that share a machine (0: every core of this one)
+        import torch
+        torch.set_num_threads(threads)
+    _worker(plan["target"], plan_params(plan), here, plan["storage"], plan["study_name"],
             plan["shares"][index], plan["parent_run"], plan["seed"] + index)
+    return pulled
 
 
 def chosen_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.FrozenTrial:
