@@ -34,13 +34,15 @@ import pandas as pd
 import torch
 import yaml
 
-from audiovae.inference import bundle
-from audiovae.training import encode, inner as train_inner, outer as train_outer
-from audiovae.evaluation import quality
 from audiovae.config.params import load_params, with_values
 from audiovae.config.schema import Params
-from audiovae.training.scratch import scratch_root
+from audiovae.evaluation import quality
 from audiovae.evaluation.validation import Validation
+from audiovae.inference import bundle
+from audiovae.training import encode
+from audiovae.training import inner as inner_training
+from audiovae.training import outer as outer_training
+from audiovae.training.scratch import scratch_root
 
 
 def overrides(text: str) -> dict:
@@ -60,7 +62,7 @@ def describe(changes: dict) -> str:
 
 def run_outer(root: Path, params: Params, changes: dict, scorer: Validation) -> dict:
     with scratch_root(root, ["data/features"], prefix="audiovae-search-") as scratch:
-        result = train_outer.run(with_changes(params, changes), scratch)
+        result = outer_training.run(with_changes(params, changes), scratch)
     started = time.perf_counter()
     scores = replace(scorer, base=replace(scorer.base, outer=result["model"].cpu().eval())).references()["outer"]
     history = result["history"]
@@ -78,7 +80,7 @@ def run_candidate(root: Path, params: Params, changes: dict, scorer: Validation,
     with scratch_root(root, inputs, prefix="audiovae-search-") as scratch:
         if reencode:
             encode.run(trial, scratch)
-        result = train_inner.run(trial, scratch)
+        result = inner_training.run(trial, scratch)
         if bundle_path is not None:  # for benchmarks that take a model file (unheard_voices.py)
             (scratch / "params.yaml").write_text(yaml.safe_dump(trial.model_dump(), sort_keys=False))
             bundle.write(bundle.from_project(scratch), bundle_path)

@@ -19,10 +19,11 @@ import librosa
 import numpy as np
 import pandas as pd
 
-from audiovae.data import features, filter as filter_stage
+from audiovae.config.params import load_params, with_values
+from audiovae.data import features
+from audiovae.data import filter as filter_stage
 from audiovae.data.audio import fit_length
 from audiovae.training.scratch import scratch_root
-from audiovae.config.params import load_params, with_values
 
 
 def naive(paths: list[Path], sr: int, length: int, n_fft: int, hop: int) -> np.ndarray:

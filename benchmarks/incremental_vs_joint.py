@@ -30,17 +30,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from audiovae.training import encode, inner as train_inner, outer as train_outer
-from audiovae.evaluation import evaluate
-from audiovae.data.artifacts import open_features, split_rows
-from audiovae.inference.model import AudioVAE
-from audiovae.models.losses import spectrogram_loss
-from audiovae.models.build import build_checked, build_vae
 from audiovae.config.params import load_params, with_values
 from audiovae.config.schema import Params
-from audiovae.training.scratch import scratch_root
+from audiovae.data.artifacts import open_features, split_rows
+from audiovae.evaluation import evaluate
+from audiovae.inference.model import AudioVAE
+from audiovae.models.build import build_checked, build_vae
+from audiovae.models.losses import spectrogram_loss
+from audiovae.training import encode
+from audiovae.training import inner as inner_training
+from audiovae.training import outer as outer_training
 from audiovae.training.inner import class_scales, label_codes
-from audiovae.training.loop import FitConfig, batches_of, fit, pick_device, seed_everything
+from audiovae.training.loop import (
+    FitConfig,
+    batches_of,
+    fit,
+    pick_device,
+    seed_everything,
+)
+from audiovae.training.scratch import scratch_root
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = ("quality.full_pesq_nb", "quality.full_stoi", "quality.generated_dnsmos_ovrl",
@@ -79,9 +87,9 @@ def incremental(params: Params, root: Path, budget: float, share: float) -> tupl
     p = with_values(params, {"outer.train.max_seconds": budget * share,
                              "inner.train.max_seconds": budget * (1 - share)})
     started = time.monotonic()
-    train_outer.run(p, root)
+    outer_training.run(p, root)
     encode.run(p, root)
-    train_inner.run(p, root)
+    inner_training.run(p, root)
     return AudioVAE.from_project(root, pick_device(p.outer.device)), time.monotonic() - started
 
 

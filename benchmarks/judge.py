@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from audiovae.config.schema import Params
 from audiovae.data.artifacts import open_features, real_rows
 from audiovae.data.audio import fit_length, trim_silence
 from audiovae.evaluation.classifier import CleanClassifier
-from audiovae.config.schema import Params
 
 JUDGE_TRIM_DB = 40  # a written sound is trimmed to its sound before the judge sees it, as FSDD's files are
 

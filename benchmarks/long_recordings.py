@@ -20,13 +20,13 @@ import librosa
 import numpy as np
 import pandas as pd
 import soundfile as sf
+from judge import as_clips, clean_judge
 
 from audiovae import cli
 from audiovae.atomic import write_text
+from audiovae.config.params import load_params
 from audiovae.data.audio import read, to_mono
 from audiovae.inference.model import AudioVAE
-from audiovae.config.params import load_params
-from judge import as_clips, clean_judge
 
 RATE, SECONDS, FIRST, LAST = 44100, 2.9, 1.0, 1.6
 ROOM = 3e-4   # room noise std per channel (about -70 dBFS)

@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from audiovae.training import tune
 from audiovae.config.params import load_params, with_values
+from audiovae.training import tune
 
 
 def main() -> None:

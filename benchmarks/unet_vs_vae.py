@@ -29,16 +29,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiovae.evaluation import evaluate, quality
-from audiovae.training import inner as train_inner, outer as train_outer
-from audiovae.data.artifacts import load_codec, open_features, split_rows
-from audiovae.models.checkpoints import load_outer
-from audiovae.inference.model import AudioVAE
-from audiovae.models.outer import count_params
 from audiovae.config.params import load_params, with_values
 from audiovae.config.schema import Params
-from audiovae.training.scratch import scratch_root
+from audiovae.data.artifacts import load_codec, open_features, split_rows
+from audiovae.evaluation import evaluate, quality
+from audiovae.inference.model import AudioVAE
+from audiovae.models.checkpoints import load_outer
+from audiovae.models.outer import count_params
+from audiovae.training import inner as inner_training
+from audiovae.training import outer as outer_training
 from audiovae.training.loop import pick_device
+from audiovae.training.scratch import scratch_root
 
 REPO = Path(__file__).resolve().parents[1]
 SCORER: "Scorer"  # set in main(): the epoch hooks score with it
@@ -109,7 +110,7 @@ def run_unet(params: Params, data: Path, scorer: Scorer, epochs: int) -> tuple[l
             if epoch and scored(epoch):  # before epoch e: the model after e epochs
                 curve.append(score_epoch("unet", net, wrap(net, None, root, device), "reconstruct_outer", epoch, started))
 
-        result = train_outer.run(p, root, epoch_hook=hook)
+        result = outer_training.run(p, root, epoch_hook=hook)
         final = wrap(result["model"].eval(), None, root, device)
         curve.append({"epoch": epochs, "seconds": time.monotonic() - started, **scorer.clean(final, final.reconstruct_outer)})
         return curve, scorer.robustness(final, final.reconstruct_outer), {"params": count_params(result["model"])}
@@ -130,7 +131,7 @@ def run_vae(params: Params, data: Path, scorer: Scorer, epochs: int) -> tuple[li
             if epoch and scored(epoch):
                 curve.append(score_epoch("vae", net, wrap(outer, net, root, device, stats), "reconstruct", epoch, started))
 
-        result = train_inner.run(p, root, epoch_hook=hook)
+        result = inner_training.run(p, root, epoch_hook=hook)
         final = wrap(outer, result["model"].eval(), root, device, stats)
         curve.append({"epoch": epochs, "seconds": time.monotonic() - started, **scorer.clean(final, final.reconstruct)})
         return curve, scorer.robustness(final, final.reconstruct), {"params": count_params(result["model"])}

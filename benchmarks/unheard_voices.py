@@ -23,13 +23,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from judge import as_clips, clean_judge
 
 from audiovae import cli
-from audiovae.evaluation import quality
 from audiovae.atomic import write_text
-from audiovae.inference.model import AudioVAE
 from audiovae.config.params import load_params
-from judge import as_clips, clean_judge
+from audiovae.evaluation import quality
+from audiovae.inference.model import AudioVAE
 
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 VOICES = ["en-us+m3", "en-us+f2", "en-gb+m1", "en-gb+f4", "en-029+m2", "en-gb-scotland+f1",

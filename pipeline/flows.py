@@ -93,23 +93,23 @@ def parent_run(root: str, name: str) -> Iterator[str | None]:
     """One MLflow parent run for the whole flow: the stages run as separate ``dvc`` processes, so
     they are told its id (``$AUDIOVAE_PARENT_RUN_ID``) instead of each opening their own. An
     enclosing flow's parent run (retrain around repro) is kept."""
-    from audiovae.tracking import runs as tracking
     from audiovae.config.params import load_params
+    from audiovae.tracking import runs
 
-    if os.environ.get(tracking.PARENT_ENV):
-        yield os.environ[tracking.PARENT_ENV]
+    if os.environ.get(runs.PARENT_ENV):
+        yield os.environ[runs.PARENT_ENV]
         return
     params = load_params(Path(root) / "params.yaml")
-    mlflow = tracking.configure(params, Path(root))
+    mlflow = runs.configure(params, Path(root))
     if mlflow is None:
         yield None
         return
-    run_id = tracking.start_pipeline_run(mlflow, Path(root), params, name)
-    os.environ[tracking.PARENT_ENV] = run_id
+    run_id = runs.start_pipeline_run(mlflow, Path(root), params, name)
+    os.environ[runs.PARENT_ENV] = run_id
     try:
         yield run_id
     finally:
-        os.environ.pop(tracking.PARENT_ENV, None)
+        os.environ.pop(runs.PARENT_ENV, None)
         record_lock(mlflow, run_id, Path(root))
 
 
@@ -276,9 +276,9 @@ def retrain_flow(root: str | None = None, push: bool = False) -> dict:
     root = root or str(ROOT)  # the checkout this code runs in: a deployment carries no machine's path
     from mlflow.tracking import MlflowClient
 
-    from audiovae.tracking import registry, runs as tracking
     from audiovae.atomic import write_text
     from audiovae.config.params import load_params
+    from audiovae.tracking import registry, runs
     from audiovae.tracking.promotion import decide, flat_metrics
 
     logger = get_run_logger()
@@ -294,7 +294,7 @@ def retrain_flow(root: str | None = None, push: bool = False) -> dict:
             logger.error("pipeline failed: %s", exc)
     metrics = None if failed else read_metrics(root)
     flat = flat_metrics(metrics) if metrics else None
-    client = MlflowClient(tracking_uri=tracking.tracking_uri(params, Path(root)))
+    client = MlflowClient(tracking_uri=runs.tracking_uri(params, Path(root)))
     champion = registry.champion_metrics(client)
     decision = decide(flat, champion, cfg.primary_metric, cfg.mode, cfg.min_margin, tuple(cfg.required_metrics))
     # exactly the versions this run registered (a run beside it may have registered newer ones)

@@ -166,9 +166,12 @@ def trained(tmp_path_factory, tiny_fsdd_zip):
     mp.setenv("AUDIOVAE_ROOT", str(root))
     params = tiny_params()
     save_params(root, params)
-    from audiovae.data import download, features, filter as filter_stage
-    from audiovae.training import encode, inner as train_inner, outer as train_outer
+    from audiovae.data import download, features
+    from audiovae.data import filter as filter_stage
     from audiovae.evaluation import evaluate
+    from audiovae.training import encode
+    from audiovae.training import inner as inner_training
+    from audiovae.training import outer as outer_training
 
     def stage(name, module):
         before = tree_state(root)
@@ -179,9 +182,9 @@ def trained(tmp_path_factory, tiny_fsdd_zip):
         stage("download", download)
         stage("filter", filter_stage)
         stage("features", features)
-        outer = stage("train_outer", train_outer)
+        outer = stage("train_outer", outer_training)
         stage("encode", encode)
-        inner = stage("train_inner", train_inner)
+        inner = stage("train_inner", inner_training)
         metrics = stage("evaluate", evaluate)
         yield root, params, outer, inner, metrics
     finally:

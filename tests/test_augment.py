@@ -8,12 +8,12 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import typed
 
-from audiovae.data import augment, download, features, filter as filter_stage
-from audiovae.data.artifacts import load_codec, real_rows
 from audiovae.config.params import deep_merge
+from audiovae.data import augment, download, features
+from audiovae.data import filter as filter_stage
+from audiovae.data.artifacts import load_codec, real_rows
 
 
 def test_mixing_adds_counted_training_examples_only(project):

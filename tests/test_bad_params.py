@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
-from audiovae.data import download
-from audiovae.config.params import ParamsError, load_params
-from audiovae.data.spectrogram import Codec
 from conftest import base_params, typed
+
+from audiovae.config.params import ParamsError, load_params
+from audiovae.data import download
+from audiovae.data.spectrogram import Codec
 
 
 def test_unknown_preset_lists_the_defined_ones(tmp_path):

@@ -7,8 +7,16 @@ import sys
 from pathlib import Path
 
 import yaml
-
-from conftest import CHROMIUM, CHROMIUM_ARGS, DVC, free_port, require_chromium, sh, stop_process, wait_http
+from conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DVC,
+    free_port,
+    require_chromium,
+    sh,
+    stop_process,
+    wait_http,
+)
 
 
 def test_repro_caching_preset_exp_run_and_the_compare_view(dvc_project, tmp_path):

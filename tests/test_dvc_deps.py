@@ -141,3 +141,20 @@ def test_stages_hand_the_library_typed_parameters():
                     and isinstance(node.func.value, ast.Name) and node.func.value.id in ("params", "cfg"):
                 lookups.append(f"{path.name}:{node.lineno}")
     assert lookups == []
+
+
+def test_no_module_is_imported_under_another_modules_name():
+    """``from audiovae.tracking import runs as tracking`` read as the package ``tracking`` and hid
+    which module a call went to; an alias may not be the name of another module of the project
+    (a stage, a package, a library module). ruff's ICN002 bans the aliases once used; this is the rule."""
+    names = {p.stem for p in PACKAGE.rglob("*.py") if p.stem != "__init__"} | {
+        p.parent.name for p in PACKAGE.rglob("__init__.py")} | {p.stem for p in (REPO / "pipeline").glob("*.py")}
+    offenders = []
+    for path in [*PACKAGE.rglob("*.py"), *(REPO / "pipeline").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    own = alias.name.rsplit(".", 1)[-1]
+                    if alias.asname and alias.asname != own and alias.asname in names:
+                        offenders.append(f"{path.relative_to(REPO)}:{node.lineno} {own} as {alias.asname}")
+    assert not offenders, offenders

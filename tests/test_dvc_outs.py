@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from conftest import REPO, STAGE_WRITES, tree_state, typed, written_by
 
-from audiovae.inference import export
 from audiovae.config import stage_params as params_stage
+from audiovae.inference import export
 from audiovae.training.scratch import scratch_root
-from conftest import REPO, STAGE_WRITES, tree_state, written_by, typed
 
 # scratch that no later stage or report reads: resume checkpoints, and the MLflow store when
 # tracking is on (it is a service's database, not a pipeline output)

@@ -15,11 +15,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    free_port,
+    require_chromium,
+    sine,
+    stop_process,
+    tree_state,
+    wait_http,
+)
 from starlette.testclient import TestClient
 
 from audiovae.inference import explorer
 from audiovae.inference.model import AudioVAE
-from conftest import CHROMIUM, CHROMIUM_ARGS, free_port, require_chromium, sine, stop_process, tree_state, wait_http
 
 
 @pytest.fixture

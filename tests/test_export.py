@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import typed
-
-from audiovae.inference import bundle, export
-from audiovae import cli
-from audiovae.tracking import registry, runs as tracking
-from audiovae.inference.model import AudioVAE
-from audiovae.config.params import deep_merge
 from test_pipeline import stereo_44k
+
+from audiovae import cli
+from audiovae.config.params import deep_merge
+from audiovae.inference import bundle, export
+from audiovae.inference.model import AudioVAE
+from audiovae.tracking import registry
+from audiovae.tracking import runs as tracking_runs
 
 
 def wav_bytes(folder):
@@ -47,7 +47,7 @@ def test_bundle_is_self_describing_and_safe_to_open(trained, tmp_path):
     raw = torch.load(path, weights_only=True)  # no pickled code: PyTorch's safe loader opens it
     assert raw["format"] == bundle.FORMAT and raw["version"] == bundle.VERSION
     assert raw["params"]["inner"]["latent_dim"] == params["inner"]["latent_dim"]
-    assert raw["data_manifest"] == tracking.manifest_hash(root) != "none"
+    assert raw["data_manifest"] == tracking_runs.manifest_hash(root) != "none"
     assert set(raw) >= {"outer", "inner", "codec", "stats", "audio"}
     assert raw["inner"]["class_means"].shape[0] == len(raw["inner"]["labels"])
     # the same outputs give the same bytes (a DVC output must be deterministic)
@@ -90,11 +90,11 @@ def test_champion_loads_from_a_real_registry_and_aliases_follow_the_registering_
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     tracked = deep_merge(params, {"tracking": {"enabled": True}})
-    mlflow_mod = tracking.configure(typed(tracked), root)
+    mlflow_mod = tracking_runs.configure(typed(tracked), root)
     parents = []
     for name in ("run-a", "run-b"):
-        parents.append(tracking.start_pipeline_run(mlflow_mod, root, typed(tracked), name))
-        monkeypatch.setenv(tracking.PARENT_ENV, parents[-1])
+        parents.append(tracking_runs.start_pipeline_run(mlflow_mod, root, typed(tracked), name))
+        monkeypatch.setenv(tracking_runs.PARENT_ENV, parents[-1])
         export.run(typed(tracked), root)
     client = MlflowClient(tracking_uri=store)
     versions = [registry.registered_by(client, p)[registry.BUNDLE_MODEL] for p in parents]
@@ -148,14 +148,14 @@ def test_the_other_latent_kind_through_every_consumer(trained, tmp_path, tiny_fs
     import pandas as pd
 
     from audiovae.tracking import serving
-    from audiovae.training import inner as train_inner
+    from audiovae.training import inner as inner_training
     from audiovae.training.scratch import scratch_root
 
     root, params, *_ = trained
     other = "global" if params["inner"]["latent"] == "sequence" else "sequence"
     p = deep_merge(params, {"inner": {"latent": other, "latent_channels": 3, "latent_dim": 5}})
     with scratch_root(root, ["data/features", "data/filtered", "data/encodings", "data/models/outer"]) as scratch:
-        result = train_inner.run(typed(p), scratch)
+        result = inner_training.run(typed(p), scratch)
         vae = result["model"]
         assert vae.latent == other
         frames = -(-vae.hyper["code_shape"][-1] // 2 ** len(p["inner"]["conv_filters"]))

@@ -7,11 +7,11 @@ import threading
 
 import pandas as pd
 import pytest
+from conftest import free_port, save_params, typed
 
+from audiovae.atomic import sha256_file
 from audiovae.data import download, fetch
 from audiovae.stages import download as download_stage
-from audiovae.atomic import sha256_file
-from conftest import free_port, save_params, typed
 
 
 @pytest.fixture

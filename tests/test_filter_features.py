@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from conftest import fsdd_members, params_with, sine, typed
 
-from audiovae.data import audio, features, filter as filter_stage
+from audiovae.data import audio, features
+from audiovae.data import filter as filter_stage
 from audiovae.data.artifacts import open_features
 from audiovae.data.spectrogram import Codec, log_spectral_distance
-from conftest import fsdd_members, params_with, sine, typed
 
 
 def make_case(root, name, writer):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from audiovae.models.losses import spectrogram_loss
 from audiovae.data.spectrogram import Codec
+from audiovae.models.losses import spectrogram_loss
 
 CODEC = Codec(sample_rate=8000)
 

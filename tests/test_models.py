@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import base_params, tone_classes, typed
 
+from audiovae.config.params import ParamsError
 from audiovae.evaluation.classifier import CheckClassifier
 from audiovae.inference.model import AudioVAE
 from audiovae.models.inner import VAE, vae_loss
-from audiovae.config.params import ParamsError
 from audiovae.training.inner import check_class_sampling, class_scales
-from conftest import base_params, tone_classes, typed
 
 
 def train_briefly(vae, x, y, steps: int) -> tuple[float, float]:

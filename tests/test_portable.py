@@ -10,12 +10,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import fsdd_members
 from pesq import pesq
 
 from audiovae import cli
 from audiovae.inference import portable
 from audiovae.inference.model import AudioVAE
-from conftest import fsdd_members
 
 # what a host does: load the file and call it, with torch and NumPy only
 CHILD = r'''

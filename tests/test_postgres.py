@@ -3,12 +3,13 @@ processes share, and an MLflow tracking server that keeps its runs in PostgreSQL
 from __future__ import annotations
 
 import optuna
-
-from audiovae.data import download, features, filter as filter_stage
-from audiovae.tracking import runs as tracking
-from audiovae.training import tune
 from conftest import running_mlflow_server, typed
 from test_tune import tiny_tune_params
+
+from audiovae.data import download, features
+from audiovae.data import filter as filter_stage
+from audiovae.tracking import runs as tracking_runs
+from audiovae.training import tune
 
 
 def test_tune_inner_with_two_worker_processes_on_a_postgres_study(trained, postgres):
@@ -28,9 +29,9 @@ def test_mlflow_server_on_postgres_receives_a_pipeline_run(project, postgres, tm
     params["tracking"]["enabled"] = True
     with running_mlflow_server(postgres("mlflow"), tmp_path) as url:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-        mlflow = tracking.configure(typed(params), root)
-        parent = tracking.start_pipeline_run(mlflow, root, typed(params), "pg-pipeline")
-        monkeypatch.setenv(tracking.PARENT_ENV, parent)
+        mlflow = tracking_runs.configure(typed(params), root)
+        parent = tracking_runs.start_pipeline_run(mlflow, root, typed(params), "pg-pipeline")
+        monkeypatch.setenv(tracking_runs.PARENT_ENV, parent)
         download.run(typed(params), root)
         filter_stage.run(typed(params), root)
         features.run(typed(params), root)
@@ -41,6 +42,6 @@ def test_mlflow_server_on_postgres_receives_a_pipeline_run(project, postgres, tm
         assert stages == {"download", "filter", "features"}
         run = client.get_run(parent)
         assert run.data.params["features.n_fft"] == str(params["features"]["n_fft"])
-        assert run.inputs.dataset_inputs[0].dataset.digest == tracking.manifest_hash(root)
+        assert run.inputs.dataset_inputs[0].dataset.digest == tracking_runs.manifest_hash(root)
         filtered = [r for r in runs if r.data.tags.get("stage") == "filter"][0]
         assert filtered.data.metrics["kept"] > 0

@@ -5,11 +5,11 @@ import math
 
 import pytest
 import torch
+from conftest import base_params
 
 from audiovae.config.params import resolve
 from audiovae.data.spectrogram import Codec
 from audiovae.models.build import build_checked, build_vae
-from conftest import base_params
 
 PRESETS = sorted(base_params()["presets"])
 

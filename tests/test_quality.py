@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import base_params, fsdd_members, sine, tone_classes, typed
 from scipy import signal
 
 from audiovae.evaluation import quality
 from audiovae.evaluation.classifier import CleanClassifier
 from audiovae.tracking.promotion import decide
-from conftest import base_params, fsdd_members, sine, tone_classes, typed
 
 SR = 8000
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO, free_port
 
 from audiovae.tracking import remote
-from conftest import REPO, free_port
 
 DVC = Path(sys.executable).with_name("dvc")
 

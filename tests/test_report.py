@@ -6,11 +6,10 @@ import http.server
 import threading
 
 import pytest
+from conftest import CHROMIUM, CHROMIUM_ARGS, require_chromium, typed
 
 from audiovae import cli
 from audiovae.evaluation import report
-from conftest import CHROMIUM, CHROMIUM_ARGS, require_chromium, typed
-
 
 
 @pytest.fixture

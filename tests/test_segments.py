@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import sine
 
 from audiovae.data.segments import Segmenter, edge_fade
-from conftest import sine
 
 SR = 8000
 

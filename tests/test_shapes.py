@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from audiovae.data.spectrogram import Codec
 from audiovae.models.inner import VAE, vae_loss
 from audiovae.models.outer import build_outer
-from audiovae.data.spectrogram import Codec
 
 # (sample rate, seconds, n_fft, hop): FSDD's default, a music rate of 1 s (345 frames, the shape that
 # broke the conv1d VAE), 44.1 kHz x 2 s, and odd sizes with an odd bin count (Nyquist kept)

@@ -9,12 +9,13 @@ import librosa
 import pandas as pd
 import pytest
 import soundfile as sf
+from conftest import fsdd_members, params_with, sine, typed, write_zip
 
-from audiovae.data import download, filter as filter_stage, sources
-from audiovae.data.fetch import FetchError
 from audiovae.config.schema import Split
+from audiovae.data import download, sources
+from audiovae.data import filter as filter_stage
+from audiovae.data.fetch import FetchError
 from audiovae.data.splits import assign_splits
-from conftest import fsdd_members, params_with, sine, write_zip, typed
 
 # The real audioMNIST_meta.txt is messy in exactly these ways (see shared/datasets/README.md).
 MESSY_META = {

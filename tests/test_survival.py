@@ -16,13 +16,14 @@ import psutil
 import pytest
 import sqlalchemy
 import yaml
-from mlflow.tracking import MlflowClient
-
-from audiovae.training import inner as train_inner, tune
-from audiovae.training.scratch import scratch_root
-from audiovae.tracking.runs import TrackingError
 from conftest import DVC, free_port, sh, start_mlflow_server, stop_process, typed
+from mlflow.tracking import MlflowClient
 from test_tune import tiny_tune_params
+
+from audiovae.tracking.runs import TrackingError
+from audiovae.training import inner as inner_training
+from audiovae.training import tune
+from audiovae.training.scratch import scratch_root
 
 RUNNING, COMPLETE, FAIL = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE,
                            optuna.trial.TrialState.FAIL)
@@ -215,7 +216,7 @@ def test_training_outlives_its_tracking_server(trained, tmp_path, monkeypatch):
 
     try:
         with scratch_root(root, ["data/encodings"]) as scratch:
-            result = train_inner.run(typed(p), scratch, epoch_hook=blink)
+            result = inner_training.run(typed(p), scratch, epoch_hook=blink)
     finally:
         for server in servers:
             stop_process(server)
@@ -245,7 +246,7 @@ def test_a_tracking_server_that_never_comes_back_is_named_after_the_outputs_are_
     try:
         with scratch_root(root, ["data/encodings"]) as scratch:
             with pytest.raises(TrackingError, match=r"epochs \[1, 2\] were not logged"):
-                train_inner.run(typed(p), scratch, epoch_hook=die)
+                inner_training.run(typed(p), scratch, epoch_hook=die)
             assert (scratch / "data" / "models" / "inner" / "model.pt").exists()  # the model is kept
             assert (scratch / "reports" / "inner" / "history.csv").exists()
     finally:

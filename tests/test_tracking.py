@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import pytest
-
-from audiovae.data import download, features, filter as filter_stage
-from audiovae.tracking import runs as tracking
-from audiovae.training import outer as train_outer
-from audiovae.tracking.runs import TrackingError
 from conftest import free_port, running_mlflow_server, typed
+
+from audiovae.data import download, features
+from audiovae.data import filter as filter_stage
+from audiovae.tracking import runs as tracking_runs
+from audiovae.tracking.runs import TrackingError
+from audiovae.training import outer as outer_training
 
 
 @pytest.fixture
@@ -24,12 +25,12 @@ def test_tiny_pipeline_logs_to_a_real_server(project, mlflow_server, monkeypatch
     import mlflow
     mlflow.set_tracking_uri(mlflow_server)
     mlflow.set_experiment("audiovae")
-    parent = tracking.start_pipeline_run(mlflow, root, typed(params), "test-pipeline")
-    monkeypatch.setenv(tracking.PARENT_ENV, parent)
+    parent = tracking_runs.start_pipeline_run(mlflow, root, typed(params), "test-pipeline")
+    monkeypatch.setenv(tracking_runs.PARENT_ENV, parent)
     download.run(typed(params), root)
     filter_stage.run(typed(params), root)
     features.run(typed(params), root)
-    train_outer.run(typed(params), root)
+    outer_training.run(typed(params), root)
 
     from mlflow.tracking import MlflowClient
     client = MlflowClient(tracking_uri=mlflow_server)
@@ -57,12 +58,12 @@ def test_tiny_pipeline_logs_to_a_real_server(project, mlflow_server, monkeypatch
     assert run.data.params["inner.latent_dim"] == str(params["inner"]["latent_dim"])
     assert len(run.data.params) > 100  # more than one MLflow batch of params
     inputs = run.inputs.dataset_inputs
-    assert len(inputs) == 1 and inputs[0].dataset.digest == tracking.manifest_hash(root) != "none"
+    assert len(inputs) == 1 and inputs[0].dataset.digest == tracking_runs.manifest_hash(root) != "none"
     assert inputs[0].dataset.name == "fsdd"
     assert run.info.end_time >= max(c.info.end_time for c in children.values())
     # the evaluate stage copies its final metrics onto the parent
     with mlflow.start_run(run_name="evaluate", tags={"mlflow.parentRunId": parent}):
-        tracking.log_pipeline_metrics(mlflow, {"quality.full_pesq_nb": 2.5, "classifier.clean_full_accuracy": 0.8})
+        tracking_runs.log_pipeline_metrics(mlflow, {"quality.full_pesq_nb": 2.5, "classifier.clean_full_accuracy": 0.8})
     assert client.get_run(parent).data.metrics["quality.full_pesq_nb"] == 2.5
 
 
@@ -71,7 +72,7 @@ def test_unreachable_server_fails_before_any_training(project, monkeypatch):
     params["tracking"]["enabled"] = True
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(TrackingError, match="not reachable.*fallback_local"):
-        tracking.configure(typed(params), root)
+        tracking_runs.configure(typed(params), root)
     params["tracking"]["fallback_local"] = True
-    mlflow = tracking.configure(typed(params), root)
+    mlflow = tracking_runs.configure(typed(params), root)
     assert mlflow.get_tracking_uri() == f"sqlite:///{root / 'mlflow.db'}"

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from conftest import base_params, typed
 
 from audiovae.config.schema import SpaceEntry
 from audiovae.training import tune
-from conftest import base_params, typed
 
 
 def tiny_tune_params(params: dict, root: Path) -> dict:

@@ -25,8 +25,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
-from conftest import REPO, free_port, start_mlflow_server, stop_process, tiny_params, wait_http
+from conftest import (
+    REPO,
+    free_port,
+    start_mlflow_server,
+    stop_process,
+    tiny_params,
+    wait_http,
+)
 from test_tune import tiny_tune_params
 
 BIN = Path(sys.executable).parent

@@ -43,6 +43,7 @@ def _model(args):
 
 def _write(model, specs, out: Path, names: list[str]) -> list[Path]:
     from audiovae.data.audio import write_wav
+
     from .progress import track
 
     out.mkdir(parents=True, exist_ok=True)

@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
-from audiovae.tracking import runs as tracking
 from audiovae.atomic import atomic_path
 from audiovae.config.params import ParamsError, project_root
 from audiovae.config.schema import Params
+from audiovae.tracking import runs
 
 log = logging.getLogger("audiovae.params")
 
@@ -72,6 +72,6 @@ def run(params: Params, root: Path | None = None) -> Path:
         with atomic_path(out_dir / f"{stage}.yaml", suffix=".yaml") as tmp:
             tmp.write_text(yaml.safe_dump(effective(params, stage), sort_keys=True))
     log.info("params: preset %s; effective values for %d stages in %s", params.preset, len(STAGE_KEYS), out_dir)
-    tracking.log_stage("params", params, root=root, extra_params={"stages": ",".join(STAGE_KEYS)},
+    runs.log_stage("params", params, root=root, extra_params={"stages": ",".join(STAGE_KEYS)},
                        artifacts=sorted(out_dir.glob("*.yaml")))
     return out_dir

@@ -16,14 +16,14 @@ from pathlib import Path
 import pandas as pd
 import soundfile as sf
 
-from audiovae.data import sources
 from audiovae.atomic import atomic_path, sha256_file
-from audiovae.data.fetch import FetchError, locate_archive, verify_archive
 from audiovae.config.params import ParamsError, project_root
 from audiovae.config.schema import Params, Source
-from audiovae.progress import track
+from audiovae.data import sources
+from audiovae.data.fetch import FetchError, locate_archive, verify_archive
 from audiovae.data.splits import assign_splits
-from audiovae.tracking import runs as tracking
+from audiovae.progress import track
+from audiovae.tracking import runs
 
 log = logging.getLogger("audiovae.download")
 
@@ -154,6 +154,6 @@ def run(params: Params, root: Path | None = None) -> pd.DataFrame:
         manifest.to_csv(tmp, index=False)
     counts = table.groupby(["dataset", "split"]).size().to_dict()
     log.info("metadata: %d files, %s", len(table), counts)
-    tracking.log_stage("download", params, metrics={"files": len(table)},
+    runs.log_stage("download", params, metrics={"files": len(table)},
                        extra_params={f"files.{d}.{s}": n for (d, s), n in counts.items()}, root=root)
     return table

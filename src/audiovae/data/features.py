@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audiovae.data import augment
-from audiovae.tracking import runs as tracking
 from audiovae.atomic import atomic_path, write_json
 from audiovae.config.params import project_root
 from audiovae.config.schema import Params
-from audiovae.progress import Progress
+from audiovae.data import augment
 from audiovae.data.spectrogram import Codec
+from audiovae.progress import Progress
+from audiovae.tracking import runs
 
 log = logging.getLogger("audiovae.features")
 
@@ -69,6 +69,6 @@ def run(params: Params, root: Path | None = None) -> Path:
              n, shape[1], shape[2], len(plan))
     write_json(root / "reports" / "features" / "summary.json",
                {"rows": n, "real": real, "mixed": len(plan), "bins": shape[1], "frames": shape[2]})
-    tracking.log_stage("features", params, section_keys=("features",), root=root,
+    runs.log_stage("features", params, section_keys=("features",), root=root,
                        metrics={"files": n, "mixed": len(plan), "bins": shape[1], "frames": shape[2]})
     return out_dir

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audiovae.data import audio
-from audiovae.tracking import runs as tracking
 from audiovae.atomic import atomic_path, write_json
 from audiovae.config.params import project_root
 from audiovae.config.schema import Filter, Params
+from audiovae.data import audio
 from audiovae.progress import Progress, track
+from audiovae.tracking import runs
 
 log = logging.getLogger("audiovae.filter")
 REASONS = ("unreadable", "not_audio", "empty", "non_finite", "silent", "too_short", "too_long")
@@ -156,7 +156,7 @@ def run(params: Params, root: Path | None = None) -> pd.DataFrame:
     plot_lengths(table, percentiles, report_dir / "length_hist.png")
     log.info("filter: kept %d, rejected %d %s", len(kept), len(rejected),
              {k: v for k, v in counts.items() if v})
-    tracking.log_stage("filter", params, section_keys=("filter",),
+    runs.log_stage("filter", params, section_keys=("filter",),
                        metrics={"kept": len(kept), "rejected": len(rejected),
                                 **{f"rejected_{k}": v for k, v in counts.items()}},
                        artifacts=[report_dir / "length_hist.png", report_dir / "percentiles.csv"], root=root)

@@ -25,8 +25,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from audiovae.config.schema import (CheckClassifierCfg, ClassifierCfg, CleanClassifierCfg, MfccSegmentsCfg,
-                                     StftCfg)
+from audiovae.config.schema import (
+    CheckClassifierCfg,
+    ClassifierCfg,
+    CleanClassifierCfg,
+    MfccSegmentsCfg,
+    StftCfg,
+)
 
 log = logging.getLogger("audiovae.classifier")
 

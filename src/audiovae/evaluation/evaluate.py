@@ -14,27 +14,38 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from audiovae.evaluation import plots, quality, report
-from audiovae.tracking import runs as tracking
 from audiovae.atomic import write_json
-from audiovae.data.audio import write_wav
-from audiovae.evaluation.classifier import AudioClassifier, CheckClassifier, CleanClassifier, frechet_distance
-from audiovae.data.artifacts import load_encodings, open_features, real_rows, split_rows, standardised
-from audiovae.inference.model import AudioVAE
-from audiovae.models.inner import ACTIVE_KL_THRESHOLD, vae_loss
 from audiovae.config.params import project_root
 from audiovae.config.schema import Evaluate, Params, QualityCfg
+from audiovae.data.artifacts import (
+    load_encodings,
+    open_features,
+    real_rows,
+    split_rows,
+    standardised,
+)
+from audiovae.data.audio import write_wav
 from audiovae.data.spectrogram import log_spectral_distance, spectral_convergence
+from audiovae.evaluation import plots, quality, report
+from audiovae.evaluation.classifier import (
+    AudioClassifier,
+    CheckClassifier,
+    CleanClassifier,
+    frechet_distance,
+)
+from audiovae.inference.model import AudioVAE
 from audiovae.models.build import build_vae
+from audiovae.models.inner import ACTIVE_KL_THRESHOLD, vae_loss
+from audiovae.tracking import runs
 from audiovae.training.loop import batches_of, pick_device, seed_everything
 
 log = logging.getLogger("audiovae.evaluate")
@@ -280,11 +291,11 @@ def run(params: Params, root: Path | None = None) -> dict:
 
     write_media(root, cfg, model, out, index, seed)
     page = report.build(root, params)
-    with tracking.stage_run("evaluate", params, root, section_keys=("evaluate",)) as mlflow:
+    with runs.stage_run("evaluate", params, root, section_keys=("evaluate",)) as mlflow:
         if mlflow is not None:
             flat = {f"{group}.{key}": float(value) for group, values in metrics.items() for key, value in values.items()}
             mlflow.log_metrics(flat)
-            tracking.log_pipeline_metrics(mlflow, flat)
+            runs.log_pipeline_metrics(mlflow, flat)
             mlflow.log_artifact(str(root / "reports" / "metrics.json"))
             # the page and its assets keep their relative layout, so it opens in the MLflow UI
             mlflow.log_artifact(str(page), artifact_path="report")

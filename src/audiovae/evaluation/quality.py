@@ -69,15 +69,15 @@ def dnsmos(audio: np.ndarray, sample_rate: int) -> dict[str, float]:
     Consecutive clips are instead concatenated into segments of at least 9 s, as a listener would
     hear a stream of them: the same measure at a twelfth of the cost for 0.76 s clips, and the real
     audio, the ceiling and the models' rows are all scored the same way."""
-    from speechmos import dnsmos as model
+    from speechmos import dnsmos as speechmos_dnsmos
 
     clips = 0.9 * _at(_peak(audio), sample_rate, DNSMOS_RATE)
-    per_segment = max(1, math.ceil(model.INPUT_LENGTH * DNSMOS_RATE / clips.shape[-1]))
+    per_segment = max(1, math.ceil(speechmos_dnsmos.INPUT_LENGTH * DNSMOS_RATE / clips.shape[-1]))
     segments = [clips[i:i + per_segment].ravel() for i in range(0, len(clips), per_segment)]
     totals = {"sig": 0.0, "bak": 0.0, "ovrl": 0.0}
     with Progress(len(segments), "DNSMOS", unit="segment") as bar:
         for segment in segments:
-            scores = model.run(np.clip(segment, -1.0, 1.0), sr=DNSMOS_RATE)
+            scores = speechmos_dnsmos.run(np.clip(segment, -1.0, 1.0), sr=DNSMOS_RATE)
             for key in totals:
                 totals[key] += float(scores[f"{key}_mos"]) / len(segments)
             bar.update()

@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiovae.evaluation import quality
+from audiovae.config.schema import Params
 from audiovae.data.artifacts import load_encodings, open_features, real_rows
-from audiovae.models.checkpoints import load_outer
+from audiovae.evaluation import quality
 from audiovae.evaluation.classifier import CleanClassifier
 from audiovae.inference.model import AudioVAE
+from audiovae.models.checkpoints import load_outer
 from audiovae.models.losses import spectrogram_loss
-from audiovae.config.schema import Params
 
 log = logging.getLogger("audiovae.validation")
 OBJECTIVES = {"val_loss": "minimize", "full_path": "minimize", "generated_accuracy": "maximize"}

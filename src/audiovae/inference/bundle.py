@@ -18,8 +18,8 @@ import torch
 import yaml
 
 from audiovae.atomic import atomic_path
-from audiovae.models.checkpoints import read_checkpoint
 from audiovae.config.params import deep_merge, load_params
+from audiovae.models.checkpoints import read_checkpoint
 from audiovae.tracking.runs import manifest_hash
 
 FORMAT = "audiovae-bundle"

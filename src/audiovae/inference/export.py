@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from audiovae.inference import bundle
-from audiovae.tracking import registry, runs as tracking
-from audiovae.inference.model import AudioVAE
 from audiovae.config.params import project_root
 from audiovae.config.schema import Params
+from audiovae.inference import bundle
+from audiovae.inference.model import AudioVAE
+from audiovae.tracking import registry, runs
 
 log = logging.getLogger("audiovae.export")
 
@@ -26,11 +26,11 @@ def run(params: Params, root: Path | None = None) -> Path:
     data = bundle.from_project(root)
     path = bundle.write(data, root / OUT)
     log.info("export: %s (%.1f MB), data manifest %s", path, path.stat().st_size / 1e6, data["data_manifest"])
-    with tracking.stage_run("export", params, root, section_keys=("export",)) as mlflow:
+    with runs.stage_run("export", params, root, section_keys=("export",)) as mlflow:
         if mlflow is not None:
             mlflow.log_metric("bundle_mb", path.stat().st_size / 1e6)
             if params.export.register_model:
                 version = registry.log_bundle(mlflow, path, AudioVAE.from_bundle(data))
-                tracking.record_version(mlflow, registry.BUNDLE_MODEL, version)
+                runs.record_version(mlflow, registry.BUNDLE_MODEL, version)
                 log.info("export: registered %s version %s", registry.BUNDLE_MODEL, version)
     return path

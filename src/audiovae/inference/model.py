@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from audiovae.config.schema import Inference, TrainedWith
 from audiovae.data import audio as audio_io
+from audiovae.data.segments import Segmenter, edge_fade
+from audiovae.data.spectrogram import Codec
 from audiovae.inference import bundle as model_bundle
 from audiovae.models.checkpoints import inner_from_info, outer_from_info
 from audiovae.models.inner import VAE
 from audiovae.models.outer import OuterAE
 from audiovae.progress import Progress
-from audiovae.data.segments import Segmenter, edge_fade
-from audiovae.data.spectrogram import Codec
-from audiovae.config.schema import Inference, TrainedWith
 
 
 def _array(value) -> np.ndarray | None:

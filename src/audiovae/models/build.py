@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from audiovae.config.params import ParamsError
 from audiovae.config.schema import Inner, Outer
+
 from .inner import VAE
 from .outer import build_outer, count_params
 

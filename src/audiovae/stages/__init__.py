@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from audiovae.tracking import runs as tracking
-from audiovae.data.fetch import FetchError
 from audiovae.config.params import ParamsError, load_params
 from audiovae.config.schema import Params
+from audiovae.data.fetch import FetchError
 from audiovae.progress import setup_logging
+from audiovae.tracking import runs
 
 log = logging.getLogger("audiovae")
 
@@ -23,8 +23,8 @@ def run_stage(run: Callable[[Params], object]) -> None:
     setup_logging()
     try:
         params = load_params()
-        tracking.configure(params)
+        runs.configure(params)
         run(params)
-    except (FetchError, ParamsError, tracking.TrackingError, FileNotFoundError) as exc:
+    except (FetchError, ParamsError, runs.TrackingError, FileNotFoundError) as exc:
         log.error("%s", exc)
         raise SystemExit(2) from None

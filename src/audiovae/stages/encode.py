@@ -2,8 +2,8 @@
 
 The work is ``audiovae.training.encode.run``; this module only runs it as a stage.
 """
-from audiovae.training.encode import run
 from audiovae.stages import run_stage
+from audiovae.training.encode import run
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 
 The work is ``audiovae.training.inner.run``; this module only runs it as a stage.
 """
-from audiovae.training.inner import run
 from audiovae.stages import run_stage
+from audiovae.training.inner import run
 
 
 def main() -> None:

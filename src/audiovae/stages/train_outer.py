@@ -2,8 +2,8 @@
 
 The work is ``audiovae.training.outer.run``; this module only runs it as a stage.
 """
-from audiovae.training.outer import run
 from audiovae.stages import run_stage
+from audiovae.training.outer import run
 
 
 def main() -> None:

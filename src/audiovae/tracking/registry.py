@@ -44,10 +44,10 @@ def load_bundle(uri: str, root: Path) -> dict:
 
     from audiovae.config.params import load_params
     from audiovae.inference import bundle
-    from audiovae.tracking import runs as tracking
+    from audiovae.tracking import runs
 
     if (root / "params.yaml").exists():
-        store = tracking.tracking_uri(load_params(root / "params.yaml"), root)
+        store = runs.tracking_uri(load_params(root / "params.yaml"), root)
     elif os.environ.get("MLFLOW_TRACKING_URI"):
         store = os.environ["MLFLOW_TRACKING_URI"]
     else:

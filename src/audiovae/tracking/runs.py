@@ -19,9 +19,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
-from audiovae.atomic import write_json
 from pydantic import BaseModel
 
+from audiovae.atomic import write_json
 from audiovae.config.params import flatten, project_root
 from audiovae.config.schema import Params
 

@@ -20,15 +20,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from audiovae.tracking import runs as tracking
 from audiovae.atomic import atomic_path, sha256_file, write_json
-from audiovae.models.checkpoints import load_outer
+from audiovae.config.params import project_root
+from audiovae.config.schema import Params
 from audiovae.data import augment
 from audiovae.data.artifacts import open_features, real_rows
 from audiovae.data.spectrogram import Codec
-from audiovae.config.params import project_root
-from audiovae.config.schema import Params
+from audiovae.models.checkpoints import load_outer
 from audiovae.progress import Progress
+from audiovae.tracking import runs
 from audiovae.training.loop import pick_device
 
 log = logging.getLogger("audiovae.encode")
@@ -116,6 +116,6 @@ def run(params: Params, root: Path | None = None) -> Path:
     write_json(root / "reports" / "encode" / "summary.json", summary)
     log.info("encode: %d rows (%d augmented copies) -> %d-dim codes (%s)", len(index), len(plan), size,
              "x".join(map(str, info["code_shape"])))
-    tracking.log_stage("encode", params, section_keys=("encode",), root=root,
+    runs.log_stage("encode", params, section_keys=("encode",), root=root,
                        metrics={"files": len(index), "augmented_copies": len(plan), "code_size": size})
     return out_dir

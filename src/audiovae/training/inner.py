@@ -14,16 +14,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from audiovae.tracking import runs as tracking
 from audiovae.atomic import atomic_path, write_json
-from audiovae.models.checkpoints import save_model
-from audiovae.data.artifacts import load_encodings, real_rows, split_rows, standardised
-from audiovae.models.build import build_vae
-from audiovae.models.inner import ACTIVE_KL_THRESHOLD, VAE, vae_loss
-from audiovae.models.outer import count_params
 from audiovae.config.params import ParamsError, project_root
 from audiovae.config.schema import Params
-from audiovae.training.loop import FitConfig, batches_of, config_hash, fit, pick_device, seed_everything
+from audiovae.data.artifacts import load_encodings, real_rows, split_rows, standardised
+from audiovae.models.build import build_vae
+from audiovae.models.checkpoints import save_model
+from audiovae.models.inner import ACTIVE_KL_THRESHOLD, VAE, vae_loss
+from audiovae.models.outer import count_params
+from audiovae.tracking import runs
+from audiovae.training.loop import (
+    FitConfig,
+    batches_of,
+    config_hash,
+    fit,
+    pick_device,
+    seed_everything,
+)
 
 log = logging.getLogger("audiovae.train_inner")
 LATENT_BATCH = 256
@@ -174,9 +181,9 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
     checkpoint = root / "data" / "checkpoints" / "inner.pt"
     log.info("inner: VAE %d -> %d latent, %s parameters on %s", codes.shape[1], model.latent_dim,
              f"{count_params(model):,}", device)
-    with tracking.stage_run("train_inner", params, root, section_keys=("inner", "encode")) as mlflow:
+    with runs.stage_run("train_inner", params, root, section_keys=("inner", "encode")) as mlflow:
         # a tracking server that goes away mid-training must not stop it: epochs are kept and sent later
-        epochs = tracking.EpochLog(mlflow, params.tracking.retry_seconds) if mlflow is not None else None
+        epochs = runs.EpochLog(mlflow, params.tracking.retry_seconds) if mlflow is not None else None
 
         def on_epoch(record):
             record["beta"] = beta.value
@@ -225,6 +232,6 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
             mlflow.log_artifact(str(report / "history.csv"))
             mlflow.log_artifact(str(report / "kl_per_dim.csv"))
             if not model.conditional:  # a conditional VAE takes labels too; its signature is not one array
-                tracking.log_torch_model(mlflow, model.cpu(), x_val[:2], "audiovae-inner")
+                runs.log_torch_model(mlflow, model.cpu(), x_val[:2], "audiovae-inner")
     checkpoint.unlink(missing_ok=True)
     return {"history": history, "model": model, "info": info}

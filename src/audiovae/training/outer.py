@@ -14,16 +14,24 @@ import numpy as np
 import pandas as pd
 import torch
 
-from audiovae.tracking import runs as tracking
 from audiovae.atomic import atomic_path, sha256_file, write_json
-from audiovae.models.checkpoints import save_model
-from audiovae.data.artifacts import open_features, split_rows
-from audiovae.models.losses import spectrogram_loss
-from audiovae.models.build import build_checked, outer_hyper
-from audiovae.models.outer import count_params
 from audiovae.config.params import ParamsError, project_root
 from audiovae.config.schema import Params
-from audiovae.training.loop import FitConfig, History, batches_of, config_hash, fit, pick_device, seed_everything
+from audiovae.data.artifacts import open_features, split_rows
+from audiovae.models.build import build_checked, outer_hyper
+from audiovae.models.checkpoints import save_model
+from audiovae.models.losses import spectrogram_loss
+from audiovae.models.outer import count_params
+from audiovae.tracking import runs
+from audiovae.training.loop import (
+    FitConfig,
+    History,
+    batches_of,
+    config_hash,
+    fit,
+    pick_device,
+    seed_everything,
+)
 
 log = logging.getLogger("audiovae.train_outer")
 
@@ -66,9 +74,9 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
     checkpoint = root / "data" / "checkpoints" / "outer.pt"
     log.info("outer: %s with %s parameters on %s (%d train / %d val)", cfg.model,
              f"{count_params(model):,}", device, len(train), len(val))
-    with tracking.stage_run("train_outer", params, root, section_keys=("outer", "features")) as mlflow:
+    with runs.stage_run("train_outer", params, root, section_keys=("outer", "features")) as mlflow:
         # a tracking server that goes away mid-training must not stop it: epochs are kept and sent later
-        epochs = tracking.EpochLog(mlflow, params.tracking.retry_seconds) if mlflow is not None else None
+        epochs = runs.EpochLog(mlflow, params.tracking.retry_seconds) if mlflow is not None else None
 
         def on_epoch(record):
             if epochs is not None:
@@ -103,6 +111,6 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
                                 "best_val_loss": float(frame["val_loss"].min()) if len(frame) else 0.0})
             mlflow.set_tag("stopped", history.stopped)
             mlflow.log_artifact(str(root / "reports" / "outer" / "history.csv"))
-            tracking.log_torch_model(mlflow, model.cpu(), np.array(specs[val[:2]]), "audiovae-outer")
+            runs.log_torch_model(mlflow, model.cpu(), np.array(specs[val[:2]]), "audiovae-outer")
     checkpoint.unlink(missing_ok=True)
     return {"history": history, "model": model, "info": info}

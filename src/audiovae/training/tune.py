@@ -20,23 +20,24 @@ or the best one on the first objective.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import threading
-import socket
 import logging
 import multiprocessing as mp
+import os
+import signal
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import optuna
 
-from audiovae.tracking import remote, runs as tracking
 from audiovae.config.params import ParamsError, load_params, project_root, with_values
 from audiovae.config.schema import Params, SpaceEntry, Tune, TuneTarget
+from audiovae.evaluation.validation import NEEDS as VALIDATION_NEEDS
+from audiovae.evaluation.validation import OBJECTIVES, Validation
+from audiovae.tracking import remote, runs
 from audiovae.training.scratch import scratch_root
-from audiovae.evaluation.validation import NEEDS as VALIDATION_NEEDS, OBJECTIVES, Validation
 
 log = logging.getLogger("audiovae.tune")
 DATA_FOR = {"outer": ["data/features"], "inner": ["data/encodings"]}
@@ -155,13 +156,13 @@ class StaleTrial:
 def end_trial_run(params: Params, root: Path, study_name: str, number: int) -> None:
     """Mark a dead trial's MLflow run FAILED (its worker could not); nothing when tracking is off."""
     try:
-        mlflow = tracking.configure(params, root)
+        mlflow = runs.configure(params, root)
         if mlflow is None:
             return
         client = mlflow.MlflowClient()
-        runs = mlflow.search_runs(search_all_experiments=True, output_format="list", filter_string=(
+        found = mlflow.search_runs(search_all_experiments=True, output_format="list", filter_string=(
             f"tags.`optuna.study` = '{study_name}' and tags.`optuna.trial` = '{number}' and attributes.status = 'RUNNING'"))
-        for run in runs:
+        for run in found:
             client.set_tag(run.info.run_id, "optuna.state", "FAIL")
             client.set_terminated(run.info.run_id, "FAILED")
     except Exception as exc:  # noqa: BLE001 - an unreachable tracking store must not stop the study healing
@@ -241,7 +242,7 @@ def inputs_of(params: Params, target: str) -> list[str]:
 def objective_for(target: str, params: Params, root: Path, parent_run: str | None):
     import torch
 
-    from audiovae.training import inner as train_inner, outer as train_outer
+    from audiovae.training import inner, outer
 
     cfg = target_of(params, target)
     space = cfg.space
@@ -274,11 +275,11 @@ def objective_for(target: str, params: Params, root: Path, parent_run: str | Non
         # the trial logs its own nested run below, not a stage run
         trial_params = with_values(params, {**suggested, "tracking.enabled": False,
                                             f"{target}.train.epochs": cfg.epochs})
-        mlflow = tracking.configure(params, root)
+        mlflow = runs.configure(params, root)
         if mlflow is not None:
             mlflow.start_run(run_name=f"trial-{trial.number}", tags={
                 "mlflow.parentRunId": parent_run, "stage": f"tune_{target}", "optuna.trial": str(trial.number),
-                "optuna.study": trial.study.study_name, **tracking.git_state(root)})
+                "optuna.study": trial.study.study_name, **runs.git_state(root)})
             mlflow.log_params({k: v for k, v in trial.params.items()})
 
         def report(value: float, epoch: int) -> None:
@@ -293,7 +294,7 @@ def objective_for(target: str, params: Params, root: Path, parent_run: str | Non
         state = "FAIL"
         try:
             with scratch_root(root, inputs, prefix=f"audiovae-trial-{target}-") as scratch:
-                module = train_outer if target == "outer" else train_inner
+                module = outer if target == "outer" else inner
                 result = module.run(trial_params, scratch, trial_report=report)
             history = result["history"]
             values = score(result)
@@ -351,7 +352,7 @@ def prepare(target: str, trials: int, storage: str | None = None, study_name: st
     storage = storage or cfg.storage or None
     study_name = study_name or f"{target}-{cfg.study_suffix}"
     directions = [OBJECTIVES[name] for name in objectives_of(params, target)]
-    uri = tracking.tracking_uri(params, root) if params.tracking.enabled else None
+    uri = runs.tracking_uri(params, root) if params.tracking.enabled else None
     shared: dict[str, Any] = {"elsewhere": False, "commit": None, "inputs": None}
     if elsewhere:
         remote.check_shared_stores(storage, uri)
@@ -363,11 +364,11 @@ def prepare(target: str, trials: int, storage: str | None = None, study_name: st
     if [d.name.lower() for d in study.directions] != directions:
         raise ParamsError(f"study {study_name} was created with other objectives "
                           f"({[d.name.lower() for d in study.directions]}); name a new one with --study")
-    mlflow = tracking.configure(params, root)
+    mlflow = runs.configure(params, root)
     parent = None
     if mlflow is not None:
         run = mlflow.start_run(run_name=f"tune-{study_name}", tags={
-            "kind": "study", "stage": f"tune_{target}", "optuna.study": study_name, **tracking.git_state(root)})
+            "kind": "study", "stage": f"tune_{target}", "optuna.study": study_name, **runs.git_state(root)})
         parent = run.info.run_id
         mlflow.log_params({"target": target, "trials": trials, "workers": workers, "sampler": cfg.sampler,
                            "pruner": cfg.pruner, "epochs_per_trial": target_of(params, target).epochs,
@@ -436,7 +437,7 @@ def finish(plan: dict, apply: bool = False, trial: int | None = None) -> optuna.
     log.info("tune %s: %d trials in %.1f min (%.2f trials/min)", plan["target"], done, minutes, rate)
     out_dir = root / "reports" / "tuning" / plan["study_name"]
     summary = save_study_report(study, out_dir, rate)
-    mlflow = tracking.configure(params, root)
+    mlflow = runs.configure(params, root)
     if mlflow is not None and plan["parent_run"]:
         with mlflow.start_run(run_id=plan["parent_run"]):
             mlflow.log_metrics({"trials_per_minute": rate, "trials": done,
