@@ -36,9 +36,11 @@ repro: setup
 test: setup-dev
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## lint: ruff (rules in pyproject.toml: pyflakes, import placement, bare excepts)
+## lint: ruff (rules in pyproject.toml: pyflakes, imports sorted and placed, aliases, bare excepts)
+## and the type checker mypy on src/ and pipeline/ (pyproject's [tool.mypy])
 lint: setup-dev
 	$(BIN)/ruff check src tests pipeline benchmarks
+	$(BIN)/mypy
 
 ## docs: serve the documentation site (docs/, mkdocs.yml) on http://127.0.0.1:8000
 docs: setup-dev

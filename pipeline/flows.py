@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, cast
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
@@ -61,6 +61,7 @@ def _run(cmd: list[str], cwd: str, check: bool = True) -> subprocess.CompletedPr
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
     lines = []
+    assert proc.stdout is not None  # stdout=PIPE
     for line in proc.stdout:
         lines.append(line)
         logger.info(line.rstrip())
@@ -219,10 +220,12 @@ def tune_flow(target: str = "inner", trials: int = 20, workers: int = 2, storage
     plan = tune.prepare(target, trials, storage, study, workers, Path(root), resolve(params) if params else None,
                         elsewhere=elsewhere)
     if elsewhere:
+        from prefect.client.schemas.objects import FlowRun
         from prefect.deployments import run_deployment
 
-        started = [run_deployment(worker_deployment, parameters={"plan": plan, "index": i}, timeout=0,
-                                  flow_run_name=f"{plan['study_name']}-worker-{i}")
+        # run_deployment returns the flow run itself when called from synchronous code, as here
+        started = [cast(FlowRun, run_deployment(worker_deployment, parameters={"plan": plan, "index": i}, timeout=0,
+                                                flow_run_name=f"{plan['study_name']}-worker-{i}"))
                    for i in range(len(plan["shares"]))]
         logger.info("started %d %s flow runs", len(started), worker_deployment)
         failed = [f"{run.name} ({run.state.message})" for run in _wait_for([run.id for run in started])

@@ -84,7 +84,7 @@ def with_values(params: Params, values: dict[str, Any]) -> Params:
     merged = params.model_dump()
     for dotted, value in values.items():
         *parents, last = dotted.split(".")
-        node = merged
+        node: Any = merged
         for part in parents:
             node = node.get(part) if isinstance(node, dict) else None
             if not isinstance(node, dict):

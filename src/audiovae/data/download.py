@@ -18,7 +18,7 @@ import soundfile as sf
 
 from audiovae.atomic import atomic_path, sha256_file
 from audiovae.config.params import ParamsError, project_root
-from audiovae.config.schema import Params, Source
+from audiovae.config.schema import Params, SamplesSource, Source
 from audiovae.data import sources
 from audiovae.data.fetch import FetchError, locate_archive, verify_archive
 from audiovae.data.splits import assign_splits
@@ -35,6 +35,7 @@ METADATA_COLUMNS = ["path", "dataset", "label", "speaker", "take", "sample_rate"
 def _entries(name: str, cfg: Source, names: list[str], from_archive: bool,
              skipped: list[dict]) -> list[sources.Entry]:
     if name == "samples":
+        assert isinstance(cfg, SamplesSource)  # the schema gives the samples source its own section
         return sources.sample_entries(names, cfg, from_archive, skipped)
     return sources.SOURCES[name](names, cfg, from_archive)
 

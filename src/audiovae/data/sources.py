@@ -100,7 +100,7 @@ def parse_audiomnist_meta(text: str) -> dict[str, dict]:
     for speaker, fields in raw.items():
         if not isinstance(fields, dict):
             continue
-        row = {column: None for column in AUDIOMNIST_META_COLUMNS}
+        row: dict[str, object] = {column: None for column in AUDIOMNIST_META_COLUMNS}
         for key, value in fields.items():
             column = keys.get(str(key).strip().lower())
             if column:

@@ -15,6 +15,7 @@ shows up as a gap between the two. Both see waveforms only: sounds are judged as
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import librosa
 import numpy as np
@@ -84,6 +85,8 @@ class _WaveformClassifier:
     """Features of the waveform (``features``, set by each subclass) -> a scikit-learn pipeline,
     fitted on clean plus noisy copies."""
 
+    features: Callable[..., np.ndarray]  # (audio, sample_rate, cfg) -> one row per clip
+
     def __init__(self, sample_rate: int, cfg: StftCfg, seed: int, pipeline, noise_snr_db: list[float]):
         self.sample_rate, self.cfg, self.seed, self.pipeline = sample_rate, cfg, seed, pipeline
         self.noise_snr_db = list(noise_snr_db)
@@ -105,6 +108,7 @@ class AudioClassifier(_WaveformClassifier):
     """Log-mel -> standardise -> PCA -> RBF SVM; the PCA projection is the Fréchet embedding."""
 
     features = staticmethod(log_mel)
+    cfg: ClassifierCfg
 
     def __init__(self, sample_rate: int, cfg: ClassifierCfg, seed: int = 0):
         # no whitening: it amplifies the low-variance directions where fine detail and noise live
@@ -121,6 +125,7 @@ class CleanClassifier(_WaveformClassifier):
     """The primary judge: MFCC detail -> standardise -> PCA -> RBF SVM, clean audio only."""
 
     features = staticmethod(mfcc_detail)
+    cfg: CleanClassifierCfg
 
     def __init__(self, sample_rate: int, cfg: CleanClassifierCfg, seed: int = 0):
         super().__init__(sample_rate, cfg, seed, make_pipeline(
@@ -135,6 +140,7 @@ class CheckClassifier(_WaveformClassifier):
     """The independent second opinion: MFCC segments -> standardise -> logistic regression."""
 
     features = staticmethod(mfcc_segments)
+    cfg: CheckClassifierCfg
 
     def __init__(self, sample_rate: int, cfg: CheckClassifierCfg, seed: int = 0):
         super().__init__(sample_rate, cfg, seed,

@@ -143,9 +143,11 @@ def make_outputs(model: AudioVAE, cfg: Evaluate, specs, index: pd.DataFrame, wav
     outer = model.reconstruct_outer(x_test)
     full = model.reconstruct(x_test, labels)
     latent, logvar = model.posterior(x_test, labels)
+    test_ids = model.label_ids(list(y_test))
+    assert test_ids is not None
     with torch.no_grad():
         kl_dims = model.inner.kl_dims(torch.from_numpy(latent), torch.from_numpy(logvar),
-                                      model.label_ids(list(y_test)).cpu()).mean(0).numpy()
+                                      test_ids.cpu()).mean(0).numpy()
     per_class, spread = cfg.generated_per_class, cfg.generate_spread
     gen_specs = np.concatenate([model.generate(label, per_class, seed=seed + i, spread=spread)
                                 for i, label in enumerate(model.labels)])

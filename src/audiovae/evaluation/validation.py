@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from audiovae.models.checkpoints import load_outer
 from audiovae.models.losses import spectrogram_loss
 
 log = logging.getLogger("audiovae.validation")
-OBJECTIVES = {"val_loss": "minimize", "full_path": "minimize", "generated_accuracy": "maximize"}
+OBJECTIVES: dict[str, Literal["minimize", "maximize"]] = {"val_loss": "minimize", "full_path": "minimize", "generated_accuracy": "maximize"}
 NEEDS = ["data/features", "data/filtered", "data/models/outer"]  # besides the encodings
 
 
@@ -66,9 +67,10 @@ class Validation:
         pick = np.sort(np.random.default_rng(seed).permutation(val)[: clips or len(val)])
         all_labels = index["label"].astype(str).to_numpy()
         labels = sorted(set(all_labels))
-        base = AudioVAE(outer=outer, inner=None, mean=stats["mean"], std=stats["std"], codec=codec,
+        # an outer-only model: its inner VAE and label statistics are never used, each trial brings its own
+        base = AudioVAE(outer=outer, inner=None, mean=stats["mean"], std=stats["std"], codec=codec,  # type: ignore[arg-type]
                         length=int(audio_meta["length"]), length_mode=audio_meta["length_mode"], labels=labels,
-                        class_means=None, class_scales=None, device=torch.device("cpu"))
+                        class_means=None, class_scales=None, device=torch.device("cpu"))  # type: ignore[arg-type]
         judge = None
         if classifier:
             train = real_rows(index, "train")
@@ -127,7 +129,7 @@ class Validation:
         return rows
 
     def _measures(self, audio: np.ndarray, sr: int) -> dict:
-        out = {}
+        out: dict[str, float] = {}
         if self.speech:
             out.update(pesq_nb=quality.pesq_mean(self.waves, audio, sr, "nb"),
                        stoi=quality.stoi_score(self.waves, audio, sr))

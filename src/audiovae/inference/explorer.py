@@ -29,6 +29,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from audiovae.data.audio import write_wav
 from audiovae.inference.explorer_page import PAGE
@@ -155,7 +156,7 @@ def _loopback(host: str | None) -> bool:
         return host == "localhost"
 
 
-def create_app(explorer: Explorer, allow_remote: bool = False) -> Starlette:
+def create_app(explorer: Explorer, allow_remote: bool = False) -> ASGIApp:
     async def page(request: Request):
         return HTMLResponse(PAGE)
 
@@ -217,7 +218,7 @@ def create_app(explorer: Explorer, allow_remote: bool = False) -> Starlette:
             return JSONResponse({"error": "no such sound"}, status_code=404)
         return FileResponse(path, media_type="audio/wav", filename=name)
 
-    async def refused(request: Request, exc: ExplorerError):
+    async def refused(request: Request, exc: Exception):  # registered for ExplorerError only
         return JSONResponse({"error": str(exc)}, status_code=400)
 
     app = Starlette(routes=[

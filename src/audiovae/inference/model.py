@@ -90,6 +90,12 @@ class AudioVAE:
             raise ValueError(f"unknown label(s) {sorted(set(missing))}; the model knows {self.labels}")
         return torch.tensor([lookup[str(label)] for label in labels], device=self.device)
 
+    def label_index(self, label) -> int:
+        """The model's index of one label (a ValueError names the labels it knows)."""
+        ids = self.label_ids([label])
+        assert ids is not None
+        return int(ids.item())
+
     def _need_labels(self, labels, n: int):
         if self.inner.conditional and labels is None:
             raise ValueError("this model is label-conditioned: give the label of each input (--label)")
@@ -283,7 +289,7 @@ class AudioVAE:
         rng = np.random.default_rng(seed)
         if self.inner.conditional:
             return rng.standard_normal((count, self.inner.latent_dim)).astype(np.float32) * spread
-        c = self.label_ids([label]).item()
+        c = self.label_index(label)
         scale = self.class_scales[c]
         # a diagonal scale (labels, latent) multiplies; a factor (latent, r) maps r normal draws
         eps = rng.standard_normal((count, scale.shape[-1])).astype(np.float32)

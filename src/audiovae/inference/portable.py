@@ -59,7 +59,11 @@ class _Decoders(torch.nn.Module):
 
 
 class Synth(torch.nn.Module):
-    """The whole synthesis path of one trained model, scriptable (see the module's docstring)."""
+    """The whole synthesis path of one trained model, scriptable (see the module's docstring).
+
+    Its buffers cannot be declared as class annotations, which a type checker would read: under
+    ``from __future__ import annotations`` TorchScript takes them for unknown types (torch 2.13),
+    so the lines that use them carry ``type: ignore``."""
 
     def __init__(self, model: AudioVAE, decoders: torch.nn.Module):
         super().__init__()
@@ -117,11 +121,11 @@ class Synth(torch.nn.Module):
         return mag
 
     def _istft(self, spec: torch.Tensor) -> torch.Tensor:
-        return torch.istft(spec, self.n_fft, self.hop_length, self.n_fft, self.window, center=True,
+        return torch.istft(spec, self.n_fft, self.hop_length, self.n_fft, self.window, center=True,  # type: ignore[arg-type]
                            length=self.length)
 
     def _stft(self, audio: torch.Tensor) -> torch.Tensor:
-        return torch.stft(audio, self.n_fft, self.hop_length, self.n_fft, self.window, center=True,
+        return torch.stft(audio, self.n_fft, self.hop_length, self.n_fft, self.window, center=True,  # type: ignore[arg-type]
                           pad_mode="constant", return_complex=True)
 
     @torch.jit.export
@@ -129,7 +133,7 @@ class Synth(torch.nn.Module):
         """``librosa.griffinlim`` (fast Griffin-Lim, momentum) from the same first phases, then
         peak-normalised to ``output_peak`` as ``Codec.griffin_lim`` does."""
         frames = magnitude.shape[-1]
-        phase = self.init_phase[:, :frames].expand(magnitude.shape)
+        phase = self.init_phase[:, :frames].expand(magnitude.shape)  # type: ignore[index]
         angles = torch.polar(torch.ones_like(magnitude), phase) * magnitude
         tprev = torch.zeros_like(angles)
         first = True
@@ -157,14 +161,14 @@ class Synth(torch.nn.Module):
         generator.manual_seed(seed)
         if self.conditional:
             return torch.randn([count, self.latent_dim], generator=generator) * spread
-        scale = self.class_scales[label]
+        scale = self.class_scales[label]  # type: ignore[index]
         eps = torch.randn([count, scale.shape[-1]], generator=generator)
         offsets = eps @ scale.t()
-        points = self.class_points[self.point_labels == label]
+        points = self.class_points[self.point_labels == label]  # type: ignore[index]
         if points.shape[0] > 0:
             pick = torch.randint(0, points.shape[0], [count], generator=generator)
             return points[pick] + spread * offsets
-        return self.class_means[label].unsqueeze(0) + spread * offsets
+        return self.class_means[label].unsqueeze(0) + spread * offsets  # type: ignore[index]
 
     @torch.jit.export
     def generate(self, label: int, seed: int, spread: float) -> torch.Tensor:

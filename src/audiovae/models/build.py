@@ -2,6 +2,8 @@
 parameter cap (the seed's lesson: tuning drifts to huge models)."""
 from __future__ import annotations
 
+from typing import Any
+
 from audiovae.config.params import ParamsError
 from audiovae.config.schema import Inner, Outer
 
@@ -27,7 +29,7 @@ def build_checked(cfg: Outer, n_bins: int, n_frames: int):
 
 def build_vae(cfg: Inner, input_dim: int, n_classes: int, code_shape=()) -> VAE:
     """The inner VAE of the ``inner`` section for codes of ``code_shape`` and ``n_classes`` labels."""
-    hyper = {"input_dim": input_dim, "architecture": cfg.architecture, "code_shape": list(code_shape),
+    hyper: dict[str, Any] = {"input_dim": input_dim, "architecture": cfg.architecture, "code_shape": list(code_shape),
              "conv_filters": list(cfg.conv_filters), "latent_dim": cfg.latent_dim,
              "hidden": tuple(cfg.hidden), "prior": cfg.prior, "mixture_components": cfg.mixture_components,
              "n_classes": n_classes, "conditional": cfg.conditional, "reconstruction": cfg.reconstruction,

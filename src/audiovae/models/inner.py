@@ -108,7 +108,8 @@ class Conv1dHead(nn.Module):
         super().__init__()
         self.fc = nn.Linear(latent, trunk.out_dim)
         self.inner_shape, self.out_shape = trunk.inner_shape, trunk.shape
-        layers, width = [nn.GELU()], trunk.channels[-1]
+        layers: list[nn.Module] = [nn.GELU()]
+        width = trunk.channels[-1]
         for f in reversed(trunk.channels[:-1]):
             layers += [nn.ConvTranspose1d(width, f, 4, stride=2, padding=1), nn.GELU()]
             width = f
@@ -173,6 +174,8 @@ LATENTS = ("sequence", "global")
 
 
 class VAE(nn.Module):
+    hyper: dict  # the keyword arguments it was built with (models.build), saved with the checkpoint
+
     def __init__(self, input_dim: int, latent_dim: int = 32, hidden: tuple[int, ...] = (512, 256),
                  prior: str = "normal", mixture_components: int = 10, n_classes: int = 0,
                  conditional: bool = False, reconstruction: str = "mse", architecture: str = "mlp",
@@ -200,15 +203,21 @@ class VAE(nn.Module):
         self.input_dim, self.prior = input_dim, prior
         self.n_classes, self.conditional = n_classes, conditional
         extra = n_classes if conditional else 0
+        # each architecture builds its own kinds of module for these four parts
+        self.encoder: nn.Module
+        self.fc_mu: nn.Module
+        self.fc_logvar: nn.Module
+        self.decoder: nn.Module
+        self.out: nn.Module
         if architecture == "conv2d":
             if conditional:
                 raise ValueError("inner.architecture conv2d has no label-conditioned mode; use mlp")
-            shape = tuple(code_shape) if len(code_shape) == 3 else (1, *code_shape)
-            trunk = ConvTrunk(shape, tuple(conv_filters))
-            self.encoder = trunk
-            self.fc_mu = nn.Linear(trunk.out_dim, latent_dim)
-            self.fc_logvar = nn.Linear(trunk.out_dim, latent_dim)
-            self.decoder = ConvHead(trunk, latent_dim)
+            c, h, w = tuple(code_shape) if len(code_shape) == 3 else (1, *code_shape)
+            trunk2d = ConvTrunk((c, h, w), tuple(conv_filters))
+            self.encoder = trunk2d
+            self.fc_mu = nn.Linear(trunk2d.out_dim, latent_dim)
+            self.fc_logvar = nn.Linear(trunk2d.out_dim, latent_dim)
+            self.decoder = ConvHead(trunk2d, latent_dim)
             self.out = nn.Identity()
         elif architecture == "conv1d":
             if conditional:
@@ -217,7 +226,8 @@ class VAE(nn.Module):
                 code_shape = (code_shape[0] * code_shape[1], code_shape[2])
             if len(code_shape) != 2:
                 raise ValueError(f"inner.architecture conv1d needs a (channels, frames) code, not {list(code_shape)}")
-            trunk = Conv1dTrunk(tuple(code_shape), tuple(conv_filters), blocks=blocks)
+            channels, frames = code_shape
+            trunk = Conv1dTrunk((channels, frames), tuple(conv_filters), blocks=blocks)
             if latent == "sequence":
                 frames = trunk.inner_shape[1]
                 latent_dim, self.latent_shape = latent_channels * frames, (latent_channels, frames)
@@ -232,12 +242,12 @@ class VAE(nn.Module):
                 self.decoder = Conv1dHead(trunk, latent_dim)
             self.out = nn.Identity()
         elif architecture == "mlp":
-            hidden = list(hidden)
-            self.encoder = _mlp([input_dim + extra, *hidden])
-            self.fc_mu = nn.Linear(hidden[-1], latent_dim)
-            self.fc_logvar = nn.Linear(hidden[-1], latent_dim)
-            self.decoder = _mlp([latent_dim + extra, *reversed(hidden)])
-            self.out = nn.Linear(hidden[0], input_dim)
+            widths = list(hidden)
+            self.encoder = _mlp([input_dim + extra, *widths])
+            self.fc_mu = nn.Linear(widths[-1], latent_dim)
+            self.fc_logvar = nn.Linear(widths[-1], latent_dim)
+            self.decoder = _mlp([latent_dim + extra, *reversed(widths)])
+            self.out = nn.Linear(widths[0], input_dim)
         else:
             raise ValueError(f"inner.architecture must be 'mlp', 'conv1d' or 'conv2d', not {architecture!r}")
         self.latent_dim = latent_dim

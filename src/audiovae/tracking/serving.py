@@ -11,9 +11,9 @@ imports here are absolute (the file runs outside the package).
 from __future__ import annotations
 
 import mlflow.models
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 from audiovae.inference.model import AudioVAE
 
@@ -33,7 +33,7 @@ def example_input(model: AudioVAE) -> pd.DataFrame:
     return pd.DataFrame({"label": [model.labels[0]], "seed": [0]})
 
 
-class BundleModel(mlflow.pyfunc.PythonModel):
+class BundleModel(PythonModel):
     def load_context(self, context):
         self.model = AudioVAE.from_file(context.artifacts["bundle"])
 

@@ -35,7 +35,7 @@ log = logging.getLogger("audiovae.encode")
 STD_FLOOR = 1e-3  # standardising a near-constant code dimension would only amplify noise
 
 
-def encode_array(model, specs: np.ndarray, batch_size: int, device: torch.device, out: np.ndarray | None = None,
+def encode_array(model, specs: np.ndarray | TransformedSpecs, batch_size: int, device: torch.device, out: np.ndarray | None = None,
                  desc: str = "encode") -> np.ndarray:
     n = specs.shape[0]
     with torch.no_grad(), Progress(n, desc, unit="file") as bar:
@@ -47,6 +47,7 @@ def encode_array(model, specs: np.ndarray, batch_size: int, device: torch.device
                 out = np.empty((n, code.shape[1]), dtype=np.float32)
             out[start:stop] = code
             bar.update(stop - start)
+    assert out is not None, "encode_array needs at least one spectrogram"
     return out
 
 

@@ -189,10 +189,15 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
             record["beta"] = beta.value
             if epochs is not None:
                 epochs({k: v for k, v in record.items() if k != "epoch"}, record["epoch"])
+        def hooks(m: torch.nn.Module, e: int) -> None:  # the KL warm-up first, then the caller's
+            beta(m, e)
+            if epoch_hook is not None:
+                epoch_hook(m, e)
+
         history = fit(model, step, tensor_loader(x_train, y[train], batch_size, seed),
                       tensor_loader(x_val, y[val], 1024, None),
                       fit_cfg, device, checkpoint, signature, "train inner", on_epoch=on_epoch,
-                      epoch_hook=beta if epoch_hook is None else lambda m, e: (beta(m, e), epoch_hook(m, e)),
+                      epoch_hook=hooks,
                       trial_report=trial_report)
         # label statistics and kde centres from real recordings only: a generation starts from a
         # real sound's latent, never from an augmented copy's
@@ -224,7 +229,7 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
         if active < model.latent_dim / 2:
             log.warning("posterior collapse: only %d of %d latent dimensions are active (KL > %g nats)",
                         active, model.latent_dim, ACTIVE_KL_THRESHOLD)
-        if mlflow is not None:  # the outputs are written: now wait for the server, if it is gone
+        if mlflow is not None and epochs is not None:  # the outputs are written: now wait for the server
             epochs.close()
             mlflow.log_metrics({"active_dims": active, "latent_dims": model.latent_dim, "params": info["params"],
                                 "train_seconds": history.seconds,

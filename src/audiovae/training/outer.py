@@ -104,7 +104,7 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
                              ["epoch", "train_loss", "val_loss", "overfit_ratio"])
         with atomic_path(root / "reports" / "outer" / "history.csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")
-        if mlflow is not None:  # the outputs are written: now wait for the server, if it is gone
+        if mlflow is not None and epochs is not None:  # the outputs are written: now wait for the server
             epochs.close()
             mlflow.log_metrics({"params": info["params"], "compression": info["compression"],
                                 "train_seconds": history.seconds,

@@ -78,7 +78,7 @@ def make_storage(url: str | None, root: Path, params: Params | None = None):
     beats: dict[str, Any] = {}
     cfg = params.tune if params else None
     outage = cfg.storage_retry_seconds if cfg else 0.0
-    if cfg and cfg.heartbeat_seconds > 0:
+    if params is not None and cfg is not None and cfg.heartbeat_seconds > 0:
         beat, grace = cfg.heartbeat_seconds, cfg.grace_seconds
         if grace <= beat:
             raise ParamsError(f"tune.grace_seconds ({grace}) must exceed tune.heartbeat_seconds ({beat}): "
@@ -203,12 +203,13 @@ def make_pruner(cfg: Tune):
 
 
 def suggest(trial: optuna.Trial, key: str, spec: SpaceEntry) -> Any:
-    if spec.type in ("float", "int") and (spec.low is None or spec.high is None):
+    low, high = spec.low, spec.high
+    if spec.type in ("float", "int") and (low is None or high is None):
         raise ParamsError(f"tune space {key}: a {spec.type} needs low and high")
-    if spec.type == "float":
-        return trial.suggest_float(key, float(spec.low), float(spec.high), log=bool(spec.log))
-    if spec.type == "int":
-        return trial.suggest_int(key, int(spec.low), int(spec.high), step=int(spec.step or 1), log=bool(spec.log))
+    if spec.type == "float" and low is not None and high is not None:
+        return trial.suggest_float(key, float(low), float(high), log=bool(spec.log))
+    if spec.type == "int" and low is not None and high is not None:
+        return trial.suggest_int(key, int(low), int(high), step=int(spec.step or 1), log=bool(spec.log))
     if not spec.choices:
         raise ParamsError(f"tune space {key}: a categorical needs choices")
     return trial.suggest_categorical(key, list(spec.choices))
@@ -224,7 +225,7 @@ def target_of(params: Params, target: str) -> TuneTarget:
 def objectives_of(params: Params, target: str) -> list[str]:
     """The study's objectives, checked: names from ``validation.OBJECTIVES``, full-path ones for
     the inner VAE only (they decode its output through the trained outer model)."""
-    names = list(target_of(params, target).objectives)
+    names: list[str] = list(target_of(params, target).objectives)
     unknown = [n for n in names if n not in OBJECTIVES]
     if unknown or not names or len(set(names)) != len(names):
         raise ParamsError(f"tune.{target}.objectives: give distinct names from {', '.join(OBJECTIVES)}, not {names}")
@@ -503,6 +504,7 @@ def run_processes(plan: dict) -> None:
                     if proc.exitcode == 0:
                         continue
                     deaths.append(proc.exitcode)
+                    assert proc.pid is not None  # started above
                     left = share - settle_dead_worker(plan, proc.pid)
                     log.warning("tune worker %d (pid %d) died with exit code %s; %d of its trials left",
                                 index, proc.pid, proc.exitcode, left)
@@ -517,7 +519,8 @@ def run_processes(plan: dict) -> None:
                     if proc.is_alive():
                         proc.terminate()
                     proc.join()
-                    settle_dead_worker(plan, proc.pid)
+                    if proc.pid is not None:
+                        settle_dead_worker(plan, proc.pid)
                 raise
 
 
@@ -566,7 +569,7 @@ def save_study_report(study: optuna.Study, out_dir: Path, rate: float) -> dict:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    states = {}
+    states: dict[str, int] = {}
     for t in study.trials:
         states[t.state.name] = states.get(t.state.name, 0) + 1
     multi = len(study.directions) > 1
@@ -581,7 +584,7 @@ def save_study_report(study: optuna.Study, out_dir: Path, rate: float) -> dict:
         summary["pareto"] = [{"trial": t.number, "values": t.values, "params": t.params}
                              for t in sorted(study.best_trials, key=lambda t: t.number)]
     write_json(out_dir / "summary.json", summary)
-    first = {"target": lambda t: t.values[0], "target_name": "first objective"} if multi else {}
+    first: dict[str, Any] = {"target": lambda t: t.values[0], "target_name": "first objective"} if multi else {}
     plots = {"optimization_history": lambda s: vis.plot_optimization_history(s, **first),
              "parallel_coordinate": lambda s: vis.plot_parallel_coordinate(s, **first)}
     if multi and len(study.directions) <= 3:
@@ -592,7 +595,7 @@ def save_study_report(study: optuna.Study, out_dir: Path, rate: float) -> dict:
         if not complete:
             break
         try:
-            ax = func(study)
+            ax: Any = func(study)  # one Axes, or an array of them (a Pareto front of three)
         except (ValueError, RuntimeError) as exc:  # e.g. importances need variation in the values
             log.warning("tuning plot %s skipped: %s", name, exc)
             continue
