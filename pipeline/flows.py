@@ -31,6 +31,8 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 import yaml  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
 
+from audiovae import layout  # noqa: E402
+
 GPU_TAG = "gpu"
 TUNE_WORKER = "tune-worker/tune-worker"  # flow name / deployment name in prefect.yaml
 
@@ -266,7 +268,7 @@ def dvc_push(root: str) -> str:
 
 @task
 def read_metrics(root: str) -> dict | None:
-    path = Path(root) / "reports" / "metrics.json"
+    path = Path(root) / layout.METRICS
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
@@ -318,7 +320,7 @@ def retrain_flow(root: str | None = None, push: bool = False) -> dict:
         lines += [f"| {k} | {v:.4g} | {champion.get(k, float('nan')) if champion else float('nan'):.4g} |"
                   for k, v in sorted(flat.items())]
     lines += ["", "## dvc metrics diff", "", diff or "(nothing to compare)"]
-    report = Path(root) / "reports" / "retrain.md"
+    report = Path(root) / layout.RETRAIN_REPORT
     write_text(report, "\n".join(lines) + "\n")
     if failed:
         raise RuntimeError(f"retraining failed: {failed} (report: {report})")

@@ -15,8 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from audiovae import layout
+
 ROOT = Path(__file__).resolve().parents[1]
-PUBLISHED = ("dvc.lock", "reports")  # git ignores the cached outputs under reports/ (DVC writes .gitignore)
+PUBLISHED = ("dvc.lock", str(layout.REPORTS))  # git ignores the cached outputs under reports/ (DVC writes .gitignore)
 
 
 def _git(root: Path, *args: str) -> str:

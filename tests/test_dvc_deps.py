@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from audiovae.config.stage_params import OUT_DIR, STAGE_KEYS
+from audiovae import layout
+from audiovae.config.stage_params import STAGE_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "audiovae"
@@ -80,7 +81,7 @@ def test_each_stage_reads_its_effective_params_file():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     assert set(STAGE_KEYS) | {"params"} == set(stages)
     for stage in STAGE_KEYS:
-        path = str(OUT_DIR / f"{stage}.yaml")
+        path = str(layout.stage_params(stage))
         assert path in stages[stage]["deps"], stage
         assert any(isinstance(p, dict) and path in p for p in stages[stage]["params"]), stage
 
@@ -158,3 +159,59 @@ def test_no_module_is_imported_under_another_modules_name():
                     if alias.asname and alias.asname != own and alias.asname in names:
                         offenders.append(f"{path.relative_to(REPO)}:{node.lineno} {own} as {alias.asname}")
     assert not offenders, offenders
+
+
+def test_the_layout_names_exactly_what_dvc_yaml_declares():
+    """Every dep and out of dvc.yaml (besides code) is a name of ``audiovae.layout``, and every path
+    the layout says DVC declares is in dvc.yaml: a path changed in one place fails here, not in a
+    full run."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    declared = set()
+    for name, stage in stages.items():
+        for key in ("deps", "outs", "metrics", "plots"):
+            for entry in stage.get(key) or []:
+                path = entry if isinstance(entry, str) else next(iter(entry))
+                if not path.startswith("src/"):
+                    declared.add(path)
+    params_files = {str(layout.stage_params(stage)) for stage in STAGE_KEYS}
+    assert declared - params_files == {str(p) for p in layout.DECLARED}
+    assert params_files <= declared
+
+
+def _layout_literals(path: Path) -> list[str]:
+    """Places in one file that write a path of the project's layout out instead of naming it:
+    ``root / "data"``, ``Path("reports")``, or a string holding ``data/...`` / ``reports/...``
+    (docstrings and messages about paths aside)."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    tops = {"data", "reports"}
+    found = []
+    for node in ast.walk(tree):
+        joined = []
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            joined = [node.left, node.right]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Path":
+            joined = list(node.args)
+        for part in joined:
+            if isinstance(part, ast.Constant) and isinstance(part.value, str) and part.value.split("/")[0] in tops:
+                found.append(f"{path.name}:{node.lineno} {part.value!r}")
+        if (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+                and any(node.value.startswith(f"{top}/") for top in tops)):
+            found.append(f"{path.name}:{node.lineno} {node.value!r}")
+    return found
+
+
+def test_no_path_of_the_layout_is_written_out_outside_the_map():
+    files = [p for p in PACKAGE.rglob("*.py") if p.name != "layout.py"] + sorted((REPO / "pipeline").glob("*.py"))
+    found = [hit for p in files for hit in _layout_literals(p)]
+    assert not found, found
+    # and the check does see one
+    probe = REPO / "build" / "probe_layout.py"
+    probe.parent.mkdir(exist_ok=True)
+    probe.write_text('from pathlib import Path\nroot = Path(".")\na = root / "data" / "features"\nb = "reports/metrics.json"\n')
+    try:
+        assert len(_layout_literals(probe)) == 2
+    finally:
+        probe.unlink()

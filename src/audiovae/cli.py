@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from audiovae import layout
+
 EXAMPLES = """examples:
   audiovae generate --label 7 --count 20 --out generated/
   audiovae reconstruct my_voice.wav other.flac --out recon/
@@ -174,8 +176,8 @@ def cmd_report(args) -> None:
     from audiovae.evaluation.report import build
 
     root = Path(args.root).resolve()
-    if not (root / "reports" / "metrics.json").exists():
-        raise FileNotFoundError(f"{root / 'reports' / 'metrics.json'} does not exist: run `dvc repro` first")
+    if not (root / layout.METRICS).exists():
+        raise FileNotFoundError(f"{root / layout.METRICS} does not exist: run `dvc repro` first")
     page = build(root, load_params(root / "params.yaml"))
     print(f"wrote {page}")
     if args.open:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from audiovae import layout
 from audiovae.atomic import atomic_path
 from audiovae.config.params import ParamsError, project_root
 from audiovae.config.schema import Params
@@ -37,7 +38,6 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     # model windows real recordings (inference)
     "export": ("export", "evaluate.generate_spread", "inference"),
 }
-OUT_DIR = Path("reports") / "params"
 
 
 def _lookup(values: dict, dotted: str) -> Any:
@@ -66,10 +66,10 @@ def effective(params: Params, stage: str) -> dict:
 
 def run(params: Params, root: Path | None = None) -> Path:
     root = root or project_root()
-    out_dir = root / OUT_DIR
+    out_dir = root / layout.STAGE_PARAMS
     out_dir.mkdir(parents=True, exist_ok=True)
     for stage in STAGE_KEYS:
-        with atomic_path(out_dir / f"{stage}.yaml", suffix=".yaml") as tmp:
+        with atomic_path(root / layout.stage_params(stage), suffix=".yaml") as tmp:
             tmp.write_text(yaml.safe_dump(effective(params, stage), sort_keys=True))
     log.info("params: preset %s; effective values for %d stages in %s", params.preset, len(STAGE_KEYS), out_dir)
     runs.log_stage("params", params, root=root, extra_params={"stages": ",".join(STAGE_KEYS)},

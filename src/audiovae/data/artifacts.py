@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from audiovae import layout
 from audiovae.data.spectrogram import Codec
 
 
@@ -40,7 +41,7 @@ def real_rows(index: pd.DataFrame, split: str) -> np.ndarray:
 
 def load_encodings(root: Path) -> tuple[np.ndarray, dict, pd.DataFrame, dict]:
     """Codes (memory-mapped), standardisation stats, index and manifest of the encode stage."""
-    enc = root / "data" / "encodings"
+    enc = root / layout.ENCODINGS
     codes = np.load(enc / "codes.npy", mmap_mode="r")
     stats = dict(np.load(enc / "stats.npz"))
     index = pd.read_csv(enc / "index.csv", dtype={"label": str, "speaker": str})

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import soundfile as sf
 
+from audiovae import layout
 from audiovae.atomic import atomic_path, sha256_file
 from audiovae.config.params import ParamsError, project_root
 from audiovae.config.schema import Params, SamplesSource, Source
@@ -98,14 +99,14 @@ def fetch_source(name: str, cfg: Source, root: Path, staging: Path, cache_dir: P
     log.info("%s: %d audio files", name, len(entries))
     rows = []
     for entry in entries:
-        rows.append({**entry.row, "path": f"data/raw/{name}/{entry.relpath}"})
+        rows.append({**entry.row, "path": f"{layout.RAW.as_posix()}/{name}/{entry.relpath}"})
     return rows
 
 
 def describe_audio(rows: list[dict], staging: Path) -> None:
     """Fill sample rate, channels and duration from each file's header (NaN when unreadable)."""
     for row in track(rows, "read headers", unit="file"):
-        local = staging / Path(row["path"]).relative_to("data/raw")
+        local = staging / Path(row["path"]).relative_to(layout.RAW)
         try:
             info = sf.info(str(local))
             row.update(sample_rate=info.samplerate, channels=info.channels,
@@ -117,20 +118,19 @@ def describe_audio(rows: list[dict], staging: Path) -> None:
 def build_manifest(rows: list[dict], staging: Path) -> pd.DataFrame:
     records = []
     for row in track(rows, "checksum", unit="file"):
-        local = staging / Path(row["path"]).relative_to("data/raw")
+        local = staging / Path(row["path"]).relative_to(layout.RAW)
         records.append({"path": row["path"], "size": local.stat().st_size, "sha256": sha256_file(local)})
     return pd.DataFrame.from_records(records, columns=["path", "size", "sha256"])
 
 
 def run(params: Params, root: Path | None = None) -> pd.DataFrame:
     root = root or project_root()
-    data_dir = root / "data"
-    cache_dir = data_dir / "archives"
+    cache_dir = root / layout.ARCHIVES
     # the schema names every source, so each has its entry function in sources.SOURCES
     enabled = {name: cfg for name, cfg in params.data.sources if cfg.enabled}
     if not enabled:
         raise ParamsError("no data source is enabled in params.yaml (data.sources.*.enabled)")
-    with atomic_path(data_dir / "raw") as staging:
+    with atomic_path(root / layout.RAW) as staging:
         staging.mkdir(parents=True)
         rows: list[dict] = []
         skipped: list[dict] = []
@@ -149,9 +149,9 @@ def run(params: Params, root: Path | None = None) -> pd.DataFrame:
         table = table[METADATA_COLUMNS]
         manifest = build_manifest(table.to_dict("records"), staging)
     # the audio is in place; the tables that describe it follow, each atomically
-    with atomic_path(data_dir / "metadata.csv") as tmp:
+    with atomic_path(root / layout.METADATA) as tmp:
         table.to_csv(tmp, index=False)
-    with atomic_path(data_dir / "manifest.csv") as tmp:
+    with atomic_path(root / layout.MANIFEST) as tmp:
         manifest.to_csv(tmp, index=False)
     counts = table.groupby(["dataset", "split"]).size().to_dict()
     log.info("metadata: %d files, %s", len(table), counts)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from audiovae import layout
 from audiovae.atomic import atomic_path, write_json
 from audiovae.config.params import project_root
 from audiovae.config.schema import Params
@@ -31,7 +32,7 @@ log = logging.getLogger("audiovae.features")
 def run(params: Params, root: Path | None = None) -> Path:
     root = root or project_root()
     cfg = params.features
-    filtered = root / "data" / "filtered"
+    filtered = root / layout.FILTERED
     meta = json.loads((filtered / "audio.json").read_text())
     codec = Codec.from_params(cfg, meta["sample_rate"])
     waves = np.load(filtered / "audio.npy", mmap_mode="r")
@@ -41,7 +42,7 @@ def run(params: Params, root: Path | None = None) -> Path:
     n = real + len(plan)
     shape = (n, codec.n_bins, codec.n_frames(length))
     batch = cfg.batch_size
-    out_dir = root / "data" / "features"
+    out_dir = root / layout.FEATURES
     with atomic_path(out_dir) as staging:
         staging.mkdir(parents=True)
         specs = np.lib.format.open_memmap(staging / "spectrograms.npy", mode="w+", dtype=np.float32, shape=shape)
@@ -67,7 +68,7 @@ def run(params: Params, root: Path | None = None) -> Path:
         write_json(staging / "codec.json", asdict(codec))
     log.info("features: %s spectrograms of %d bins x %d frames (%d mixed training examples)",
              n, shape[1], shape[2], len(plan))
-    write_json(root / "reports" / "features" / "summary.json",
+    write_json(root / layout.FEATURES_SUMMARY,
                {"rows": n, "real": real, "mixed": len(plan), "bins": shape[1], "frames": shape[2]})
     runs.log_stage("features", params, section_keys=("features",), root=root,
                        metrics={"files": n, "mixed": len(plan), "bins": shape[1], "frames": shape[2]})

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from audiovae import layout
 from audiovae.atomic import atomic_path, write_json
 from audiovae.config.params import project_root
 from audiovae.config.schema import Filter, Params
@@ -49,7 +50,7 @@ def inspect(table: pd.DataFrame, root: Path, silence_peak: float, trim_db: float
 
 def read_skipped(root: Path) -> pd.DataFrame:
     """The files the download stage did not take as audio (``data/raw/skipped.csv``), with the reason."""
-    path = root / "data" / "raw" / "skipped.csv"
+    path = root / layout.SKIPPED
     if not path.exists():
         return pd.DataFrame(columns=["path", "dataset", "reason"])
     return pd.read_csv(path, dtype=str).fillna("")
@@ -104,7 +105,7 @@ def plot_lengths(table: pd.DataFrame, percentiles: pd.DataFrame, path: Path) -> 
 def run(params: Params, root: Path | None = None) -> pd.DataFrame:
     root = root or project_root()
     cfg = params.filter
-    table = pd.read_csv(root / "data" / "metadata.csv", dtype={"label": str, "speaker": str})
+    table = pd.read_csv(root / layout.METADATA, dtype={"label": str, "speaker": str})
     trim_db = cfg.trim_db
     table = inspect(table, root, cfg.silence_peak, trim_db)
     percentiles = apply_percentiles(table, cfg.lower_percentile, cfg.upper_percentile)
@@ -113,7 +114,7 @@ def run(params: Params, root: Path | None = None) -> pd.DataFrame:
         raise SystemExit("filter: every file was rejected; see reports/filter/rejections.csv")
     sample_rate, length = cfg.sample_rate, target_length(cfg)
 
-    out_dir = root / "data" / "filtered"
+    out_dir = root / layout.FILTERED
     with atomic_path(out_dir) as staging:
         staging.mkdir(parents=True)
         array = np.lib.format.open_memmap(staging / "audio.npy", mode="w+", dtype=np.float32,
@@ -131,7 +132,7 @@ def run(params: Params, root: Path | None = None) -> pd.DataFrame:
                                             "length_mode": cfg.length_mode, "trim_db": trim_db,
                                             "files": len(kept)})
 
-    report_dir = root / "reports" / "filter"
+    report_dir = root / layout.FILTER_REPORT
     rejected = table[table["reason"] != ""]
     counts = {reason: int((rejected["reason"] == reason).sum()) for reason in REASONS}
     skipped = read_skipped(root)
@@ -142,22 +143,22 @@ def run(params: Params, root: Path | None = None) -> pd.DataFrame:
                "skipped_by_reason": skipped["reason"].value_counts().to_dict(),
                "target": {"sample_rate": sample_rate, "length": length, "seconds": length / sample_rate,
                           "trim_db": trim_db}}
-    write_json(report_dir / "summary.json", summary)
-    with atomic_path(report_dir / "percentiles.csv") as tmp:
+    write_json(root / layout.FILTER_SUMMARY, summary)
+    with atomic_path(root / layout.FILTER_PERCENTILES) as tmp:
         percentiles.to_csv(tmp, index=False, float_format="%.4f")
-    with atomic_path(report_dir / "rejections.csv") as tmp:
+    with atomic_path(root / layout.FILTER_REJECTIONS) as tmp:
         # files that never were audio (a library's readme, a hidden .DS_Store) are listed too
         pd.concat([rejected[["path", "dataset", "label", "reason", "detail", "seconds"]],
                    skipped.assign(reason="skipped_" + skipped["reason"], detail="not taken as audio")],
                   ignore_index=True).to_csv(tmp, index=False)
-    with atomic_path(report_dir / "lengths.csv") as tmp:
+    with atomic_path(root / layout.FILTER_LENGTHS) as tmp:
         table.assign(kept=(table["reason"] == "").astype(int))[["path", "dataset", "seconds", "kept"]].to_csv(
             tmp, index=False, float_format="%.4f")
-    plot_lengths(table, percentiles, report_dir / "length_hist.png")
+    plot_lengths(table, percentiles, root / layout.FILTER_HISTOGRAM)
     log.info("filter: kept %d, rejected %d %s", len(kept), len(rejected),
              {k: v for k, v in counts.items() if v})
     runs.log_stage("filter", params, section_keys=("filter",),
                        metrics={"kept": len(kept), "rejected": len(rejected),
                                 **{f"rejected_{k}": v for k, v in counts.items()}},
-                       artifacts=[report_dir / "length_hist.png", report_dir / "percentiles.csv"], root=root)
+                       artifacts=[root / layout.FILTER_HISTOGRAM, report_dir / "percentiles.csv"], root=root)
     return kept

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from audiovae import layout
 from audiovae.atomic import write_json
 from audiovae.config.params import project_root
 from audiovae.config.schema import Evaluate, Params, QualityCfg
@@ -267,14 +268,14 @@ def run(params: Params, root: Path | None = None) -> dict:
     seed_everything(seed)
     device = pick_device(params.outer.device)
     model = AudioVAE.from_project(root, device)
-    specs, index, codec = open_features(root / "data" / "features")
-    waves = np.load(root / "data" / "filtered" / "audio.npy", mmap_mode="r")
+    specs, index, codec = open_features(root / layout.FEATURES)
+    waves = np.load(root / layout.FILTERED_AUDIO, mmap_mode="r")
     train = real_rows(index, "train")  # real recordings only: mixes have no audio row and are not real
     x_train = np.asarray(specs[train])
     y_train = index["label"].astype(str).to_numpy()[train]
     wav_train = np.asarray(waves[index["row"].to_numpy()[train]])
-    outer_info = json.loads((root / "data" / "models" / "outer" / "summary.json").read_text())
-    inner_info = json.loads((root / "data" / "models" / "inner" / "summary.json").read_text())
+    outer_info = json.loads((root / layout.OUTER_SUMMARY).read_text())
+    inner_info = json.loads((root / layout.INNER_SUMMARY).read_text())
     t0 = time.monotonic()
     out = make_outputs(model, cfg, specs, index, waves, seed)
     speech = is_speech(params, index)
@@ -288,7 +289,7 @@ def run(params: Params, root: Path | None = None) -> dict:
         # measured, not a goal: on small data the outer encoder is cheap and the ratio says little
         "speed": encode_once_speedup(root, params, model, specs, index)}
     metrics["speed"]["evaluate_seconds"] = time.monotonic() - t0
-    write_json(root / "reports" / "metrics.json", metrics)
+    write_json(root / layout.METRICS, metrics)
     log.info("metrics: %s", json.dumps(metrics, indent=1, default=float))
 
     write_media(root, cfg, model, out, index, seed)
@@ -298,11 +299,11 @@ def run(params: Params, root: Path | None = None) -> dict:
             flat = {f"{group}.{key}": float(value) for group, values in metrics.items() for key, value in values.items()}
             mlflow.log_metrics(flat)
             runs.log_pipeline_metrics(mlflow, flat)
-            mlflow.log_artifact(str(root / "reports" / "metrics.json"))
+            mlflow.log_artifact(str(root / layout.METRICS))
             # the page and its assets keep their relative layout, so it opens in the MLflow UI
             mlflow.log_artifact(str(page), artifact_path="report")
-            mlflow.log_artifacts(str(root / "reports" / "plots"), artifact_path="report/plots")
-            mlflow.log_artifacts(str(root / "reports" / "audio"), artifact_path="report/audio")
+            mlflow.log_artifacts(str(root / layout.PLOTS), artifact_path="report/plots")
+            mlflow.log_artifacts(str(root / layout.AUDIO), artifact_path="report/audio")
     return metrics
 
 
@@ -310,11 +311,11 @@ def write_media(root: Path, cfg: Evaluate, model: AudioVAE, out: TestOutputs, in
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
-    plot_dir, audio_dir = root / "reports" / "plots", root / "reports" / "audio"
+    plot_dir, audio_dir = root / layout.PLOTS, root / layout.AUDIO
     sr = model.codec.sample_rate
     histories = {}
     for name in ("outer", "inner"):
-        path = root / "reports" / name / "history.csv"
+        path = root / {"outer": layout.OUTER_HISTORY, "inner": layout.INNER_HISTORY}[name]
         histories[name] = pd.read_csv(path) if path.exists() else pd.DataFrame()
     plots.loss_curves(histories, plot_dir / "loss_curves.png")
 

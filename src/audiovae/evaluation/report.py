@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from audiovae import layout
 from audiovae.atomic import write_text
 from audiovae.config.params import flatten
 from audiovae.config.schema import Inner, Params
@@ -46,7 +47,7 @@ def _git(root: Path, *args: str) -> str:
 
 def previous_metrics(root: Path) -> dict:
     """The metrics committed at HEAD (as ``dvc metrics diff`` compares), if any."""
-    text = _git(root, "show", "HEAD:reports/metrics.json")
+    text = _git(root, "show", f"HEAD:{layout.METRICS.as_posix()}")
     try:
         return json.loads(text) if text.strip() else {}
     except json.JSONDecodeError:
@@ -130,10 +131,9 @@ def _number(value) -> str:
 
 
 def build(root: Path, params: Params) -> Path:
-    reports = root / "reports"
-    metrics = json.loads((reports / "metrics.json").read_text())
-    audio = sorted(p.name for p in (reports / "audio").glob("*.wav"))
-    plots = reports / "plots"
+    metrics = json.loads((root / layout.METRICS).read_text())
+    audio = sorted(p.name for p in (root / layout.AUDIO).glob("*.wav"))
+    plots = root / layout.PLOTS
     commit = _git(root, "rev-parse", "--short", "HEAD").strip() or "unknown"
     dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no").strip())
     sources = [name for name, cfg in params.data.sources if cfg.enabled]
@@ -147,10 +147,10 @@ def build(root: Path, params: Params) -> Path:
                "conditional": params.inner.conditional,
                "STFT": f"n_fft {params.features.n_fft}, hop {params.features.hop_length}",
                "seed": params.seed}
-    features = reports / "features" / "summary.json"
+    features = root / layout.FEATURES_SUMMARY
     if features.exists() and json.loads(features.read_text()).get("mixed"):
         summary["mixed training examples"] = json.loads(features.read_text())["mixed"]
-    encoded = reports / "encode" / "summary.json"
+    encoded = root / layout.ENCODE_SUMMARY
     if encoded.exists() and json.loads(encoded.read_text()).get("augmented_copies"):
         summary["augmented training codes (encode)"] = json.loads(encoded.read_text())["augmented_copies"]
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>audiovae report</title>"
@@ -206,7 +206,7 @@ def build(root: Path, params: Params) -> Path:
         if (plots / f"{name}.png").exists():
             parts.append(f"<div>{_img(f'plots/{name}.png', name)}</div>")
     parts.append("</div>")
-    bench = reports / "presets_benchmark.csv"
+    bench = root / layout.PRESETS_BENCHMARK
     if bench.exists():
         table = pd.read_csv(bench)
         parts += ["<h2>Seed presets benchmark</h2>", table.to_html(index=False, float_format=lambda v: f"{v:.4g}")]
@@ -216,6 +216,6 @@ def build(root: Path, params: Params) -> Path:
               "</table></details>",
               "<p class='muted'>Regenerate with <code>audiovae report</code>; in MLflow this page is an artifact of "
               "the evaluate run (report/index.html).</p></body></html>"]
-    out = reports / "index.html"
+    out = root / layout.REPORT_PAGE
     write_text(out, "\n".join(parts))
     return out

@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from audiovae import layout
 from audiovae.config.schema import Params
 from audiovae.data.artifacts import load_encodings, open_features, real_rows
 from audiovae.evaluation import quality
@@ -34,7 +35,7 @@ from audiovae.models.losses import spectrogram_loss
 
 log = logging.getLogger("audiovae.validation")
 OBJECTIVES: dict[str, Literal["minimize", "maximize"]] = {"val_loss": "minimize", "full_path": "minimize", "generated_accuracy": "maximize"}
-NEEDS = ["data/features", "data/filtered", "data/models/outer"]  # besides the encodings
+NEEDS = [str(layout.FEATURES), str(layout.FILTERED), str(layout.OUTER_DIR)]  # besides the encodings
 
 
 @dataclass
@@ -56,11 +57,11 @@ class Validation:
                      classifier: bool = True) -> "Validation":
         root = Path(root)
         seed = params.seed
-        specs, index, codec = open_features(root / "data" / "features")
-        waves = np.load(root / "data" / "filtered" / "audio.npy", mmap_mode="r")
+        specs, index, codec = open_features(root / layout.FEATURES)
+        waves = np.load(root / layout.FILTERED_AUDIO, mmap_mode="r")
         _, stats, _, _ = load_encodings(root)
-        outer, _ = load_outer(root / "data" / "models" / "outer" / "model.pt", "cpu")
-        audio_meta = _read_json(root / "data" / "filtered" / "audio.json")
+        outer, _ = load_outer(root / layout.OUTER_MODEL, "cpu")
+        audio_meta = _read_json(root / layout.FILTERED_META)
         val = real_rows(index, "val")
         if len(val) == 0:
             raise ValueError("the validation split is empty: full-path scores need validation files")

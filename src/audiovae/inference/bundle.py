@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import yaml
 
+from audiovae import layout
 from audiovae.atomic import atomic_path
 from audiovae.config.params import deep_merge, load_params
 from audiovae.models.checkpoints import read_checkpoint
@@ -49,7 +50,7 @@ def effective_params(root: Path) -> dict:
     applied; the evaluate stage's left out), else ``params.yaml`` itself, else nothing."""
     # the training stages' values and export's (which holds the sampling spread); evaluation
     # settings are not part of the model
-    files = sorted(f for f in (root / "reports" / "params").glob("*.yaml") if f.name != "evaluate.yaml")
+    files = sorted(f for f in (root / layout.STAGE_PARAMS).glob("*.yaml") if f.name != "evaluate.yaml")
     if files:
         merged: dict = {}
         for path in files:
@@ -63,14 +64,14 @@ def effective_params(root: Path) -> dict:
 def from_project(root: Path) -> dict:
     """The bundle dict of the project's last ``dvc repro``: read from its stage outputs."""
     root = Path(root)
-    outer = read_checkpoint(root / "data" / "models" / "outer" / "model.pt", "train_outer")
-    inner = read_checkpoint(root / "data" / "models" / "inner" / "model.pt", "train_inner")
-    stats = np.load(root / "data" / "encodings" / "stats.npz")
+    outer = read_checkpoint(root / layout.OUTER_MODEL, "train_outer")
+    inner = read_checkpoint(root / layout.INNER_MODEL, "train_inner")
+    stats = np.load(root / layout.ENCODINGS / "stats.npz")
     return {
         "format": FORMAT, "version": VERSION, "outer": outer, "inner": inner,
-        "codec": json.loads((root / "data" / "features" / "codec.json").read_text()),
+        "codec": json.loads((root / layout.FEATURES / "codec.json").read_text()),
         "stats": {"mean": stats["mean"], "std": stats["std"]},
-        "audio": json.loads((root / "data" / "filtered" / "audio.json").read_text()),
+        "audio": json.loads((root / layout.FILTERED_META).read_text()),
         "params": effective_params(root),
         "data_manifest": manifest_hash(root),
     }

@@ -31,6 +31,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from audiovae import layout
 from audiovae.data.audio import write_wav
 from audiovae.inference.explorer_page import PAGE
 from audiovae.inference.model import AudioVAE
@@ -140,7 +141,7 @@ def principal_directions(model: AudioVAE, count: int) -> tuple[np.ndarray, np.nd
 def test_recordings(root: Path, limit: int = 40) -> dict[str, Path]:
     """Up to ``limit`` of a project's test-split recordings, as many of each label, by file name;
     none outside a project."""
-    metadata = root / "data" / "metadata.csv"
+    metadata = root / layout.METADATA
     if not metadata.exists():
         return {}
     frame = pd.read_csv(metadata, dtype=str)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from audiovae import layout
 from audiovae.config.params import project_root
 from audiovae.config.schema import Params
 from audiovae.inference import bundle
@@ -18,13 +19,11 @@ from audiovae.tracking import registry, runs
 
 log = logging.getLogger("audiovae.export")
 
-OUT = Path("data") / "export" / "model.avae"
-
 
 def run(params: Params, root: Path | None = None) -> Path:
     root = root or project_root()
     data = bundle.from_project(root)
-    path = bundle.write(data, root / OUT)
+    path = bundle.write(data, root / layout.BUNDLE)
     log.info("export: %s (%.1f MB), data manifest %s", path, path.stat().st_size / 1e6, data["data_manifest"])
     with runs.stage_run("export", params, root, section_keys=("export",)) as mlflow:
         if mlflow is not None:

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel
 
+from audiovae import layout
 from audiovae.atomic import write_json
 from audiovae.config.params import flatten, project_root
 from audiovae.config.schema import Params
@@ -167,7 +168,7 @@ def git_state(root: Path) -> dict[str, str]:
 def manifest_hash(root: Path) -> str:
     """Short sha256 of ``data/manifest.csv`` (what was downloaded), or ``none``: names the data a
     run or a model was trained on (run tag, dataset digest, bundle)."""
-    path = root / "data" / "manifest.csv"
+    path = root / layout.MANIFEST
     if not path.exists():
         return "none"
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
@@ -237,10 +238,10 @@ def log_dataset(mlflow, client, run_id: str, root: Path, digest: str) -> None:
     import pandas as pd
     from mlflow.entities import DatasetInput, InputTag
 
-    table = pd.read_csv(root / "data" / "manifest.csv")
+    table = pd.read_csv(root / layout.MANIFEST)
     # data/raw/<source>/...: the dataset is named after its sources (fsdd, audiomnist+fsdd, ...)
-    name = "+".join(sorted(table["path"].astype(str).str.split("/").str[2].unique())) or "data"
-    dataset = mlflow.data.from_pandas(table, source=str(root / "data" / "manifest.csv"), name=name, digest=digest)
+    name = "+".join(sorted(table["path"].astype(str).str.split("/").str[len(layout.RAW.parts)].unique())) or "data"
+    dataset = mlflow.data.from_pandas(table, source=str(root / layout.MANIFEST), name=name, digest=digest)
     client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(),
                                                      tags=[InputTag("mlflow.data.context", "training")])])
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from audiovae import layout
 from audiovae.atomic import atomic_path, sha256_file, write_json
 from audiovae.config.params import project_root
 from audiovae.config.schema import Params
@@ -81,21 +82,21 @@ class TransformedSpecs:
 def run(params: Params, root: Path | None = None) -> Path:
     root = root or project_root()
     cfg = params.encode
-    features_dir = root / "data" / "features"
+    features_dir = root / layout.FEATURES
     specs, index, codec = open_features(features_dir)
     plan = augment.plan_transforms(index, cfg.augment, params.seed)
     device = pick_device(params.outer.device)
-    model_path = root / "data" / "models" / "outer" / "model.pt"
+    model_path = root / layout.OUTER_MODEL
     model, info = load_outer(model_path, device)
     size = math.prod(info["code_shape"])
-    out_dir = root / "data" / "encodings"
+    out_dir = root / layout.ENCODINGS
     with atomic_path(out_dir) as staging:
         staging.mkdir(parents=True)
         codes = np.lib.format.open_memmap(staging / "codes.npy", mode="w+", dtype=np.float32,
                                           shape=(len(index) + len(plan), size))
         encode_array(model, specs, cfg.batch_size, device, out=codes[: len(index)])
         if len(plan):
-            waves = np.load(root / "data" / "filtered" / "audio.npy", mmap_mode="r")
+            waves = np.load(root / layout.FILTERED_AUDIO, mmap_mode="r")
             plan = plan.assign(audio_row=index["row"].to_numpy()[plan["source"].to_numpy()])
             encode_array(model, TransformedSpecs(waves, plan, codec), cfg.batch_size, device,
                          out=codes[len(index):], desc="encode augmented copies")
@@ -114,7 +115,7 @@ def run(params: Params, root: Path | None = None) -> Path:
         del codes
     summary = {"rows": len(index), "augmented_copies": len(plan), "copies_per_train_file": cfg.augment.copies,
                "code_size": size}
-    write_json(root / "reports" / "encode" / "summary.json", summary)
+    write_json(root / layout.ENCODE_SUMMARY, summary)
     log.info("encode: %d rows (%d augmented copies) -> %d-dim codes (%s)", len(index), len(plan), size,
              "x".join(map(str, info["code_shape"])))
     runs.log_stage("encode", params, section_keys=("encode",), root=root,

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from audiovae import layout
 from audiovae.atomic import atomic_path, write_json
 from audiovae.config.params import ParamsError, project_root
 from audiovae.config.schema import Params
@@ -178,7 +179,7 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
     fit_cfg = FitConfig.from_params(cfg.train)
     batch_size = cfg.batch_size
     signature = config_hash(cfg, seed, manifest)
-    checkpoint = root / "data" / "checkpoints" / "inner.pt"
+    checkpoint = root / layout.checkpoint("inner")
     log.info("inner: VAE %d -> %d latent, %s parameters on %s", codes.shape[1], model.latent_dim,
              f"{count_params(model):,}", device)
     with runs.stage_run("train_inner", params, root, section_keys=("inner", "encode")) as mlflow:
@@ -214,17 +215,16 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
                 "class_points": latent["mu"] if sampling == "kde" else np.zeros((0, model.latent_dim), np.float32),
                 "class_point_labels": y[train][real] if sampling == "kde" else np.zeros(0, np.int64), "outer_model_sha256": manifest["outer_model_sha256"],
                 "beta": cfg.beta}
-        out_dir = root / "data" / "models" / "inner"
+        out_dir = root / layout.INNER_DIR
         # the checkpoint carries the effective ``inner`` section it was trained with
         digest = save_model(out_dir / "model.pt", model, **info, config=cfg.model_dump())
         summary = {k: v for k, v in info.items()
                    if k not in ("class_means", "class_scales", "class_points", "class_point_labels")}
         write_json(out_dir / "summary.json", {**summary, "sha256": digest, "epochs_run": len(history.epochs),
                                               "val_kl": float(val_latent["kl_per_dim"].sum())})
-        report = root / "reports" / "inner"
-        with atomic_path(report / "history.csv") as tmp:
+        with atomic_path(root / layout.INNER_HISTORY) as tmp:
             pd.DataFrame(history.epochs).to_csv(tmp, index=False, float_format="%.6g")
-        with atomic_path(report / "kl_per_dim.csv") as tmp:
+        with atomic_path(root / layout.INNER_KL) as tmp:
             kl_table(model, val_latent).to_csv(tmp, index=False, float_format="%.6g")
         if active < model.latent_dim / 2:
             log.warning("posterior collapse: only %d of %d latent dimensions are active (KL > %g nats)",
@@ -234,8 +234,8 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
             mlflow.log_metrics({"active_dims": active, "latent_dims": model.latent_dim, "params": info["params"],
                                 "train_seconds": history.seconds,
                                 **{f"kl_dim_{i:03d}": float(v) for i, v in enumerate(val_latent["kl_per_dim"])}})
-            mlflow.log_artifact(str(report / "history.csv"))
-            mlflow.log_artifact(str(report / "kl_per_dim.csv"))
+            mlflow.log_artifact(str(root / layout.INNER_HISTORY))
+            mlflow.log_artifact(str(root / layout.INNER_KL))
             if not model.conditional:  # a conditional VAE takes labels too; its signature is not one array
                 runs.log_torch_model(mlflow, model.cpu(), x_val[:2], "audiovae-inner")
     checkpoint.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from audiovae import layout
 from audiovae.atomic import atomic_path, sha256_file, write_json
 from audiovae.config.params import ParamsError, project_root
 from audiovae.config.schema import Params
@@ -59,7 +60,7 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
     cfg = params.outer
     seed = params.seed
     seed_everything(seed)
-    features_dir = root / "data" / "features"
+    features_dir = root / layout.FEATURES
     specs, index, codec = open_features(features_dir)
     _, n_bins, n_frames = specs.shape
     device = pick_device(cfg.device)
@@ -71,7 +72,7 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
     batch_size = cfg.batch_size
     eval_batch = max(batch_size, 256)
     signature = config_hash(cfg, seed, sha256_file(features_dir / "index.csv"), specs.shape)
-    checkpoint = root / "data" / "checkpoints" / "outer.pt"
+    checkpoint = root / layout.checkpoint("outer")
     log.info("outer: %s with %s parameters on %s (%d train / %d val)", cfg.model,
              f"{count_params(model):,}", device, len(train), len(val))
     with runs.stage_run("train_outer", params, root, section_keys=("outer", "features")) as mlflow:
@@ -91,7 +92,7 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
                           fit_cfg, device, checkpoint, signature, "train outer", on_epoch=on_epoch,
                           epoch_hook=epoch_hook, trial_report=trial_report)
         wall = time.monotonic() - started
-        out_dir = root / "data" / "models" / "outer"
+        out_dir = root / layout.OUTER_DIR
         info = {"kind": cfg.model, "hyper": outer_hyper(cfg), "n_bins": n_bins, "n_frames": n_frames,
                 "code_shape": list(model.code_shape()), "params": count_params(model),
                 "compression": model.compression, "train_seconds": history.seconds,
@@ -102,7 +103,7 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
                                               "epochs_run": len(history.epochs)})
         frame = pd.DataFrame(history.epochs, columns=list(history.epochs[0]) if history.epochs else
                              ["epoch", "train_loss", "val_loss", "overfit_ratio"])
-        with atomic_path(root / "reports" / "outer" / "history.csv") as tmp:
+        with atomic_path(root / layout.OUTER_HISTORY) as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")
         if mlflow is not None and epochs is not None:  # the outputs are written: now wait for the server
             epochs.close()
@@ -110,7 +111,7 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
                                 "train_seconds": history.seconds,
                                 "best_val_loss": float(frame["val_loss"].min()) if len(frame) else 0.0})
             mlflow.set_tag("stopped", history.stopped)
-            mlflow.log_artifact(str(root / "reports" / "outer" / "history.csv"))
+            mlflow.log_artifact(str(root / layout.OUTER_HISTORY))
             runs.log_torch_model(mlflow, model.cpu(), np.array(specs[val[:2]]), "audiovae-outer")
     checkpoint.unlink(missing_ok=True)
     return {"history": history, "model": model, "info": info}

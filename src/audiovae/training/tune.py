@@ -32,6 +32,7 @@ from typing import Any
 
 import optuna
 
+from audiovae import layout
 from audiovae.config.params import ParamsError, load_params, project_root, with_values
 from audiovae.config.schema import Params, SpaceEntry, Tune, TuneTarget
 from audiovae.evaluation.validation import NEEDS as VALIDATION_NEEDS
@@ -40,7 +41,7 @@ from audiovae.tracking import remote, runs
 from audiovae.training.scratch import scratch_root
 
 log = logging.getLogger("audiovae.tune")
-DATA_FOR = {"outer": ["data/features"], "inner": ["data/encodings"]}
+DATA_FOR = {"outer": [str(layout.FEATURES)], "inner": [str(layout.ENCODINGS)]}
 
 
 class RatioPruner(optuna.pruners.BasePruner):
@@ -436,7 +437,7 @@ def finish(plan: dict, apply: bool = False, trial: int | None = None) -> optuna.
     done = len(study.trials) - plan["before"]
     rate = done / max(minutes, 1e-9)
     log.info("tune %s: %d trials in %.1f min (%.2f trials/min)", plan["target"], done, minutes, rate)
-    out_dir = root / "reports" / "tuning" / plan["study_name"]
+    out_dir = root / layout.TUNING / plan["study_name"]
     summary = save_study_report(study, out_dir, rate)
     mlflow = runs.configure(params, root)
     if mlflow is not None and plan["parent_run"]:
