@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from conftest import base_params, typed
+from conftest import base_params, tree_state, typed, written_by
 
 from audiovae.config.schema import SpaceEntry
 from audiovae.training import tune
@@ -28,7 +28,12 @@ def test_tune_inner_with_two_workers(trained, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     p = tiny_tune_params(params, root)
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    before = tree_state(root)
     study = tune.tune("inner", 6, storage=storage, study_name="inner-test", workers=2, root=root, params=typed(p))
+    # trials train on the codes in memory: nothing under the project changes but the study's report
+    # (and its copy in the study run's MLflow artifacts)
+    written = written_by(root, before)
+    assert written and all(path.startswith(("reports/tuning/inner-test/", "mlartifacts/")) for path in written), written
     numbers = [t.number for t in study.trials]
     assert sorted(numbers) == list(range(6))  # no duplicates, no losses
     states = {t.number: t.state for t in study.trials}
@@ -177,3 +182,20 @@ def test_two_objective_study_returns_its_pareto_front_and_applies_a_named_trial(
     p["tune"]["inner"]["objectives"] = ["val_loss"]
     with pytest.raises(Exception, match="other objectives"):
         tune.prepare("inner", 1, storage, "pareto-test", 1, root, typed(p))
+
+
+def test_training_runs_on_inputs_in_memory_and_writes_nothing(trained, tmp_path, monkeypatch):
+    """The library trains without a project on disk: codes in, a model out, no file written, and
+    the same model as the stage that keeps its outputs."""
+    from audiovae.data.artifacts import load_encodings
+    from audiovae.training import inner
+
+    root, params, _, stage_result, _ = trained
+    codes, stats, index, manifest = (np.array(part) if i == 0 else part
+                                     for i, part in enumerate(load_encodings(root)))  # in memory, not a map
+    monkeypatch.chdir(tmp_path)
+    before = tree_state(root)
+    result = inner.train(typed(params).inner, params["seed"], codes, stats, index, manifest)
+    assert not written_by(root, before) and not list(tmp_path.iterdir())
+    assert result.info["labels"] == stage_result["info"]["labels"]
+    assert [e["val_loss"] for e in result.history.epochs] == [e["val_loss"] for e in stage_result["history"].epochs]

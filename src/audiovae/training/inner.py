@@ -1,5 +1,8 @@
 """Stage ``train_inner``: fit the VAE on the cached, standardised outer codes only.
 
+``train`` computes (codes in, a trained VAE and its label statistics out: tuning calls it on codes
+it holds in memory); ``run`` is the stage around it, reading the project's files and keeping its outputs.
+
 It never loads the outer model: the codes from ``encode`` are all it reads. Writes
 ``data/models/inner/model.pt`` (with each label's latent mean and spread, used to generate a
 chosen class), ``reports/inner/history.csv`` and ``reports/inner/kl_per_dim.csv``; the
@@ -17,7 +20,7 @@ import torch
 from audiovae import layout
 from audiovae.atomic import atomic_path, write_json
 from audiovae.config.params import ParamsError, project_root
-from audiovae.config.schema import Params
+from audiovae.config.schema import Inner, Params
 from audiovae.data.artifacts import load_encodings, real_rows, split_rows, standardised
 from audiovae.models.build import build_vae
 from audiovae.models.checkpoints import save_model
@@ -26,6 +29,7 @@ from audiovae.models.outer import count_params
 from audiovae.tracking import runs
 from audiovae.training.loop import (
     FitConfig,
+    Trained,
     batches_of,
     config_hash,
     fit,
@@ -159,16 +163,17 @@ def kl_table(model: VAE, stats: dict) -> pd.DataFrame:
     return pd.DataFrame({**table, "kl": stats["kl_per_dim"], "mu_mean": stats["mu_mean"], "mu_std": stats["mu_std"]})
 
 
-def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=None) -> dict:
-    """``epoch_hook(model, epoch)`` runs before each epoch, after the KL warm-up's own hook."""
-    root = root or project_root()
-    cfg = params.inner
-    seed = params.seed
+def train(cfg: Inner, seed: int, codes: np.ndarray, stats: dict, index: pd.DataFrame, manifest: dict,
+          checkpoint: Path | None = None, signature: str = "", on_epoch=None, trial_report=None,
+          epoch_hook=None) -> Trained:
+    """Fit the VAE of ``cfg`` on outer codes held in memory (or memory-mapped) and return it with its
+    label statistics (``info``) and the per-dimension KL of the validation codes (``statistics``);
+    writes nothing but the epoch ``checkpoint``, when one is given. ``epoch_hook(model, epoch)``
+    runs before each epoch, after the KL warm-up's own hook; ``on_epoch(record)`` after each."""
     seed_everything(seed)
-    codes, stats, index, manifest = load_encodings(root)
     labels, y = label_codes(index)
-    train, val = split_rows(index, "train"), split_rows(index, "val")
-    x_train, x_val = standardised(codes, stats, train), standardised(codes, stats, val)
+    train_rows, val = split_rows(index, "train"), split_rows(index, "val")
+    x_train, x_val = standardised(codes, stats, train_rows), standardised(codes, stats, val)
     device = pick_device(cfg.device)
     model = build_vae(cfg, codes.shape[1], len(labels), manifest["code_shape"]).to(device)
     sampling = cfg.class_sampling
@@ -178,43 +183,63 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
                      cfg.reconstruction_reduction, cfg.free_bits)
     fit_cfg = FitConfig.from_params(cfg.train)
     batch_size = cfg.batch_size
-    signature = config_hash(cfg, seed, manifest)
-    checkpoint = root / layout.checkpoint("inner")
     log.info("inner: VAE %d -> %d latent, %s parameters on %s", codes.shape[1], model.latent_dim,
              f"{count_params(model):,}", device)
+
+    def on_epoch_with_beta(record):
+        record["beta"] = beta.value
+        if on_epoch is not None:
+            on_epoch(record)
+
+    def hooks(m: torch.nn.Module, e: int) -> None:  # the KL warm-up first, then the caller's
+        beta(m, e)
+        if epoch_hook is not None:
+            epoch_hook(m, e)
+
+    history = fit(model, step, tensor_loader(x_train, y[train_rows], batch_size, seed),
+                  tensor_loader(x_val, y[val], 1024, None),
+                  fit_cfg, device, checkpoint, signature, "train inner", on_epoch=on_epoch_with_beta,
+                  epoch_hook=hooks, trial_report=trial_report)
+    # label statistics and kde centres from real recordings only: a generation starts from a
+    # real sound's latent, never from an augmented copy's
+    real = np.isin(train_rows, real_rows(index, "train"))
+    latent = latent_statistics(model, x_train[real], y[train_rows][real], len(labels), device, sampling,
+                               cfg.class_sampling_rank)
+    val_latent = latent_statistics(model, x_val, y[val], len(labels), device)
+    active = int(np.sum(val_latent["kl_per_dim"] > ACTIVE_KL_THRESHOLD))
+    info = {"hyper": model.hyper, "labels": labels, "params": count_params(model),
+            "train_seconds": history.seconds, "best_epoch": history.best_epoch, "stopped": history.stopped,
+            "active_dims": active, "latent_dims": model.latent_dim, "class_means": latent["class_means"],
+            "class_scales": latent["class_scales"], "class_sampling": sampling,
+            # kde: every training latent is a kernel centre; the others need none
+            "class_points": latent["mu"] if sampling == "kde" else np.zeros((0, model.latent_dim), np.float32),
+            "class_point_labels": y[train_rows][real] if sampling == "kde" else np.zeros(0, np.int64),
+            "outer_model_sha256": manifest["outer_model_sha256"], "beta": cfg.beta}
+    if active < model.latent_dim / 2:
+        log.warning("posterior collapse: only %d of %d latent dimensions are active (KL > %g nats)",
+                    active, model.latent_dim, ACTIVE_KL_THRESHOLD)
+    return Trained(model, history, info, statistics=val_latent)
+
+
+def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=None) -> dict:
+    """Stage ``train_inner``: the cached codes from the project, ``train``, its outputs kept and logged."""
+    root = root or project_root()
+    cfg = params.inner
+    seed = params.seed
+    codes, stats, index, manifest = load_encodings(root)
+    signature = config_hash(cfg, seed, manifest)
+    checkpoint = root / layout.checkpoint("inner")
     with runs.stage_run("train_inner", params, root, section_keys=("inner", "encode")) as mlflow:
         # a tracking server that goes away mid-training must not stop it: epochs are kept and sent later
         epochs = runs.EpochLog(mlflow, params.tracking.retry_seconds) if mlflow is not None else None
 
         def on_epoch(record):
-            record["beta"] = beta.value
             if epochs is not None:
                 epochs({k: v for k, v in record.items() if k != "epoch"}, record["epoch"])
-        def hooks(m: torch.nn.Module, e: int) -> None:  # the KL warm-up first, then the caller's
-            beta(m, e)
-            if epoch_hook is not None:
-                epoch_hook(m, e)
-
-        history = fit(model, step, tensor_loader(x_train, y[train], batch_size, seed),
-                      tensor_loader(x_val, y[val], 1024, None),
-                      fit_cfg, device, checkpoint, signature, "train inner", on_epoch=on_epoch,
-                      epoch_hook=hooks,
-                      trial_report=trial_report)
-        # label statistics and kde centres from real recordings only: a generation starts from a
-        # real sound's latent, never from an augmented copy's
-        real = np.isin(train, real_rows(index, "train"))
-        latent = latent_statistics(model, x_train[real], y[train][real], len(labels), device, sampling,
-                                   cfg.class_sampling_rank)
-        val_latent = latent_statistics(model, x_val, y[val], len(labels), device)
-        active = int(np.sum(val_latent["kl_per_dim"] > ACTIVE_KL_THRESHOLD))
-        info = {"hyper": model.hyper, "labels": labels, "params": count_params(model),
-                "train_seconds": history.seconds, "best_epoch": history.best_epoch, "stopped": history.stopped,
-                "active_dims": active, "latent_dims": model.latent_dim, "class_means": latent["class_means"],
-                "class_scales": latent["class_scales"], "class_sampling": sampling,
-                # kde: every training latent is a kernel centre; the others need none
-                "class_points": latent["mu"] if sampling == "kde" else np.zeros((0, model.latent_dim), np.float32),
-                "class_point_labels": y[train][real] if sampling == "kde" else np.zeros(0, np.int64), "outer_model_sha256": manifest["outer_model_sha256"],
-                "beta": cfg.beta}
+        trained = train(cfg, seed, codes, stats, index, manifest, checkpoint, signature, on_epoch=on_epoch,
+                        trial_report=trial_report, epoch_hook=epoch_hook)
+        model, history, info, val_latent = trained.model, trained.history, trained.info, trained.statistics
+        assert isinstance(model, VAE)
         out_dir = root / layout.INNER_DIR
         # the checkpoint carries the effective ``inner`` section it was trained with
         digest = save_model(out_dir / "model.pt", model, **info, config=cfg.model_dump())
@@ -226,17 +251,15 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
             pd.DataFrame(history.epochs).to_csv(tmp, index=False, float_format="%.6g")
         with atomic_path(root / layout.INNER_KL) as tmp:
             kl_table(model, val_latent).to_csv(tmp, index=False, float_format="%.6g")
-        if active < model.latent_dim / 2:
-            log.warning("posterior collapse: only %d of %d latent dimensions are active (KL > %g nats)",
-                        active, model.latent_dim, ACTIVE_KL_THRESHOLD)
         if mlflow is not None and epochs is not None:  # the outputs are written: now wait for the server
             epochs.close()
-            mlflow.log_metrics({"active_dims": active, "latent_dims": model.latent_dim, "params": info["params"],
-                                "train_seconds": history.seconds,
+            mlflow.log_metrics({"active_dims": info["active_dims"], "latent_dims": model.latent_dim,
+                                "params": info["params"], "train_seconds": history.seconds,
                                 **{f"kl_dim_{i:03d}": float(v) for i, v in enumerate(val_latent["kl_per_dim"])}})
             mlflow.log_artifact(str(root / layout.INNER_HISTORY))
             mlflow.log_artifact(str(root / layout.INNER_KL))
             if not model.conditional:  # a conditional VAE takes labels too; its signature is not one array
-                runs.log_torch_model(mlflow, model.cpu(), x_val[:2], "audiovae-inner")
+                val = split_rows(index, "val")
+                runs.log_torch_model(mlflow, model.cpu(), standardised(codes, stats, val[:2]), "audiovae-inner")
     checkpoint.unlink(missing_ok=True)
     return {"history": history, "model": model, "info": info}

@@ -68,6 +68,18 @@ class History:
 
 
 @dataclass
+class Trained:
+    """What a training function returns: the model (at its best validation epoch), its history,
+    the facts its checkpoint and summary keep (``info``), and any statistics computed after
+    training (the inner VAE's per-dimension KL on validation codes)."""
+
+    model: torch.nn.Module
+    history: History
+    info: dict
+    statistics: dict = field(default_factory=dict)
+
+
+@dataclass
 class FitConfig:
     epochs: int
     lr: float
@@ -116,11 +128,13 @@ def evaluate_loss(model, batches: Iterable, step: StepFn, device: torch.device, 
 
 def fit(model: torch.nn.Module, step: StepFn, train_batches: Callable[[int], Iterable],
         eval_val: Callable[[], Iterable], cfg: FitConfig,
-        device: torch.device, checkpoint: Path, signature: str, desc: str,
+        device: torch.device, checkpoint: Path | None, signature: str, desc: str,
         on_epoch: Callable[[dict], None] | None = None,
         epoch_hook: Callable[[torch.nn.Module, int], None] | None = None,
         trial_report: Callable[[float, int], None] | None = None) -> History:
-    """Train ``model`` in place; on return it holds the weights of the best validation epoch."""
+    """Train ``model`` in place; on return it holds the weights of the best validation epoch.
+    ``checkpoint``: where each epoch is kept and a run of the same ``signature`` resumes (None: a
+    tuning trial, which keeps nothing)."""
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(cfg.epochs, 1),
@@ -132,7 +146,7 @@ def fit(model: torch.nn.Module, step: StepFn, train_batches: Callable[[int], Ite
     history = History()
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     start_epoch = 0
-    if checkpoint.exists():
+    if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         if state.get("signature") == signature:
             model.load_state_dict(state["model"])
@@ -203,7 +217,8 @@ def fit(model: torch.nn.Module, step: StepFn, train_batches: Callable[[int], Ite
                 on_epoch(record)
             if trial_report is not None:
                 trial_report(val_m["loss"], epoch)
-            _save_checkpoint(checkpoint, signature, model, optimiser, scheduler, history, best_state)
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, signature, model, optimiser, scheduler, history, best_state)
             bar.update(1, train=train_m["loss"], val=val_m["loss"], ratio=record["overfit_ratio"])
     if not history.stopped:
         history.stopped = "epoch limit"

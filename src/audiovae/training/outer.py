@@ -1,5 +1,8 @@
 """Stage ``train_outer``: fit the deterministic outer autoencoder on the feature spectrograms.
 
+``train`` computes (spectrograms in, a trained model out: tuning calls it on inputs it holds in
+memory); ``run`` is the stage around it, reading the project's files and keeping its outputs.
+
 Writes ``data/models/outer/model.pt`` and ``reports/outer/history.csv`` (a DVC plot: train and
 validation loss and the over-fitting ratio per epoch). Interrupted runs resume from
 ``data/checkpoints/outer.pt``.
@@ -17,8 +20,9 @@ import torch
 from audiovae import layout
 from audiovae.atomic import atomic_path, sha256_file, write_json
 from audiovae.config.params import ParamsError, project_root
-from audiovae.config.schema import Params
+from audiovae.config.schema import Outer, Params
 from audiovae.data.artifacts import open_features, split_rows
+from audiovae.data.spectrogram import Codec
 from audiovae.models.build import build_checked, outer_hyper
 from audiovae.models.checkpoints import save_model
 from audiovae.models.losses import spectrogram_loss
@@ -27,6 +31,7 @@ from audiovae.tracking import runs
 from audiovae.training.loop import (
     FitConfig,
     History,
+    Trained,
     batches_of,
     config_hash,
     fit,
@@ -54,27 +59,48 @@ def loader(specs: np.ndarray, rows: np.ndarray, batch_size: int, seed: int | Non
     return batches
 
 
-def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=None) -> dict:
-    """``epoch_hook(model, epoch)`` runs before each epoch (benchmarks score the model as it learns)."""
-    root = root or project_root()
-    cfg = params.outer
-    seed = params.seed
+def train(cfg: Outer, seed: int, specs: np.ndarray, index: pd.DataFrame, codec: Codec,
+          checkpoint: Path | None = None, signature: str = "", on_epoch=None, trial_report=None,
+          epoch_hook=None) -> Trained:
+    """Fit the ``outer`` model of ``cfg`` on spectrograms in memory (or memory-mapped) and return
+    it; writes nothing but the epoch ``checkpoint``, when one is given (a stage resumes from it).
+    ``epoch_hook(model, epoch)`` runs before each epoch (benchmarks score the model as it learns)."""
     seed_everything(seed)
-    features_dir = root / layout.FEATURES
-    specs, index, codec = open_features(features_dir)
     _, n_bins, n_frames = specs.shape
     device = pick_device(cfg.device)
     model = build_checked(cfg, n_bins, n_frames).to(device)
     fit_cfg = FitConfig.from_params(cfg.train)
-    train, val = split_rows(index, "train"), split_rows(index, "val")
-    if len(train) == 0 or len(val) == 0:
+    train_rows, val = split_rows(index, "train"), split_rows(index, "val")
+    if len(train_rows) == 0 or len(val) == 0:
         raise ParamsError("train_outer needs non-empty train and val splits")
     batch_size = cfg.batch_size
     eval_batch = max(batch_size, 256)
+    log.info("outer: %s with %s parameters on %s (%d train / %d val)", cfg.model,
+             f"{count_params(model):,}", device, len(train_rows), len(val))
+    if count_params(model) == 0:  # identity: the inner VAE works on spectrograms directly
+        history = History(stopped="nothing to train")
+    else:
+        loss_fn = spectrogram_loss(cfg.loss, codec, cfg.sc_weight)
+        history = fit(model, make_step(device, loss_fn), loader(specs, train_rows, batch_size, seed),
+                      loader(specs, val, eval_batch, None),
+                      fit_cfg, device, checkpoint, signature, "train outer", on_epoch=on_epoch,
+                      epoch_hook=epoch_hook, trial_report=trial_report)
+    info = {"kind": cfg.model, "hyper": outer_hyper(cfg), "n_bins": n_bins, "n_frames": n_frames,
+            "code_shape": list(model.code_shape()), "params": count_params(model),
+            "compression": model.compression, "train_seconds": history.seconds,
+            "best_epoch": history.best_epoch, "stopped": history.stopped}
+    return Trained(model, history, info)
+
+
+def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=None) -> dict:
+    """Stage ``train_outer``: its inputs from the project, ``train``, its outputs kept and logged."""
+    root = root or project_root()
+    cfg = params.outer
+    seed = params.seed
+    features_dir = root / layout.FEATURES
+    specs, index, codec = open_features(features_dir)
     signature = config_hash(cfg, seed, sha256_file(features_dir / "index.csv"), specs.shape)
     checkpoint = root / layout.checkpoint("outer")
-    log.info("outer: %s with %s parameters on %s (%d train / %d val)", cfg.model,
-             f"{count_params(model):,}", device, len(train), len(val))
     with runs.stage_run("train_outer", params, root, section_keys=("outer", "features")) as mlflow:
         # a tracking server that goes away mid-training must not stop it: epochs are kept and sent later
         epochs = runs.EpochLog(mlflow, params.tracking.retry_seconds) if mlflow is not None else None
@@ -83,20 +109,11 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
             if epochs is not None:
                 epochs({k: v for k, v in record.items() if k != "epoch"}, record["epoch"])
         started = time.monotonic()
-        if count_params(model) == 0:  # identity: the inner VAE works on spectrograms directly
-            history = History(stopped="nothing to train")
-        else:
-            loss_fn = spectrogram_loss(cfg.loss, codec, cfg.sc_weight)
-            history = fit(model, make_step(device, loss_fn), loader(specs, train, batch_size, seed),
-                          loader(specs, val, eval_batch, None),
-                          fit_cfg, device, checkpoint, signature, "train outer", on_epoch=on_epoch,
-                          epoch_hook=epoch_hook, trial_report=trial_report)
+        trained = train(cfg, seed, specs, index, codec, checkpoint, signature, on_epoch=on_epoch,
+                        trial_report=trial_report, epoch_hook=epoch_hook)
         wall = time.monotonic() - started
+        model, history, info = trained.model, trained.history, trained.info
         out_dir = root / layout.OUTER_DIR
-        info = {"kind": cfg.model, "hyper": outer_hyper(cfg), "n_bins": n_bins, "n_frames": n_frames,
-                "code_shape": list(model.code_shape()), "params": count_params(model),
-                "compression": model.compression, "train_seconds": history.seconds,
-                "best_epoch": history.best_epoch, "stopped": history.stopped}
         # the checkpoint carries the effective ``outer`` section it was trained with
         digest = save_model(out_dir / "model.pt", model, **info, config=cfg.model_dump())
         write_json(out_dir / "summary.json", {**info, "sha256": digest, "wall_seconds": wall,
@@ -112,6 +129,6 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
                                 "best_val_loss": float(frame["val_loss"].min()) if len(frame) else 0.0})
             mlflow.set_tag("stopped", history.stopped)
             mlflow.log_artifact(str(root / layout.OUTER_HISTORY))
-            runs.log_torch_model(mlflow, model.cpu(), np.array(specs[val[:2]]), "audiovae-outer")
+            runs.log_torch_model(mlflow, model.cpu(), np.array(specs[split_rows(index, "val")[:2]]), "audiovae-outer")
     checkpoint.unlink(missing_ok=True)
     return {"history": history, "model": model, "info": info}

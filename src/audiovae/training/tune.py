@@ -35,10 +35,11 @@ import optuna
 from audiovae import layout
 from audiovae.config.params import ParamsError, load_params, project_root, with_values
 from audiovae.config.schema import Params, SpaceEntry, Tune, TuneTarget
+from audiovae.data.artifacts import load_encodings, open_features
 from audiovae.evaluation.validation import NEEDS as VALIDATION_NEEDS
 from audiovae.evaluation.validation import OBJECTIVES, Validation
 from audiovae.tracking import remote, runs
-from audiovae.training.scratch import scratch_root
+from audiovae.training.loop import Trained
 
 log = logging.getLogger("audiovae.tune")
 DATA_FOR = {"outer": [str(layout.FEATURES)], "inner": [str(layout.ENCODINGS)]}
@@ -252,16 +253,25 @@ def objective_for(target: str, params: Params, root: Path, parent_run: str | Non
     listened = [n for n in names if n != "val_loss"]
     inputs = inputs_of(params, target)
     scorer: list[Validation] = []  # built once per worker, on its first trial
+    held: list[tuple] = []  # the inputs a trial trains on, read once per worker (memory-mapped)
 
-    def score(result: dict) -> list[float]:
-        history = result["history"]
+    def training_inputs() -> tuple:
+        if not held:
+            missing = [rel for rel in inputs if not (root / rel).exists()]
+            if missing:
+                raise FileNotFoundError(f"{', '.join(missing)} missing under {root}: run `dvc repro` first")
+            held.append(open_features(root / layout.FEATURES) if target == "outer" else load_encodings(root))
+        return held[0]
+
+    def score(result: Trained) -> list[float]:
+        history = result.history
         values = {"val_loss": min(e["val_loss"] for e in history.epochs)}
         if listened:
             if not scorer:
                 vcfg = params.tune.validation
                 scorer.append(Validation.from_project(root, params, vcfg.clips, vcfg.generated_per_label,
                                                       classifier="generated_accuracy" in names))
-            model = scorer[0].model(result["model"], result["info"])
+            model = scorer[0].model(result.model, result.info)
             if "full_path" in names:
                 values["full_path"] = scorer[0].full_path(model)
             if "generated_accuracy" in names:
@@ -295,17 +305,22 @@ def objective_for(target: str, params: Params, root: Path, parent_run: str | Non
 
         state = "FAIL"
         try:
-            with scratch_root(root, inputs, prefix=f"audiovae-trial-{target}-") as scratch:
-                module = outer if target == "outer" else inner
-                result = module.run(trial_params, scratch, trial_report=report)
-            history = result["history"]
+            # the training functions themselves, on inputs in memory: a trial writes no file
+            if target == "outer":
+                specs, index, codec = training_inputs()
+                result = outer.train(trial_params.outer, trial_params.seed, specs, index, codec, trial_report=report)
+            else:
+                codes, stats, index, manifest = training_inputs()
+                result = inner.train(trial_params.inner, trial_params.seed, codes, stats, index, manifest,
+                                     trial_report=report)
+            history = result.history
             values = score(result)
-            trial.set_user_attr("params", int(result["info"]["params"]))
+            trial.set_user_attr("params", int(result.info["params"]))
             trial.set_user_attr("train_seconds", float(history.seconds))
             state = "COMPLETE"
             if mlflow is not None:
                 mlflow.log_metrics({"best_val_loss": min(e["val_loss"] for e in history.epochs),
-                                    "params": result["info"]["params"],
+                                    "params": result.info["params"],
                                     **{f"objective.{n}": v for n, v in zip(names, values)}})
             return values[0] if len(values) == 1 else values
         except optuna.TrialPruned:
