@@ -1,6 +1,7 @@
 """MLflow tracking against a real `mlflow server` over HTTP, and a clear error when it is down."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from conftest import free_port, running_mlflow_server, typed
 
@@ -76,3 +77,27 @@ def test_unreachable_server_fails_before_any_training(project, monkeypatch):
     params["tracking"]["fallback_local"] = True
     mlflow = tracking_runs.configure(typed(params), root)
     assert mlflow.get_tracking_uri() == f"sqlite:///{root / 'mlflow.db'}"
+
+
+def test_a_tracker_with_tracking_off_logs_nothing_and_loads_nothing(tmp_path, monkeypatch):
+    """Stages call their tracker the same way whether tracking is on or off; off, no call reaches
+    MLflow, creates a store, or loads a model only to log it."""
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    tracker = tracking_runs.Tracker()
+    assert not tracker.on
+    tracker.log_params({"a": 1})
+    tracker.log_metrics({"loss": 1.0}, step=0)
+    tracker.set_tag("stopped", "epoch limit")
+    tracker.log_artifact(tmp_path / "missing.csv")
+    tracker.log_artifacts(tmp_path / "missing", artifact_path="report")
+    tracker.log_pipeline_metrics({"quality.full_pesq_nb": 2.5})
+    epochs = tracker.epochs(retry_seconds=60)
+    epochs({"loss": 1.0}, 0)
+    epochs.close()  # returns at once: nothing is waiting for a server
+    assert tracker.start_run(run_name="trial-0", tags={"stage": "tune_inner"}) is None
+    tracker.end_run("FAILED")
+    assert tracker.log_torch_model(torch.nn.Linear(2, 2), np.zeros((1, 2), np.float32), "audiovae-outer") is None
+    assert tracker.with_mlflow(lambda mlflow: pytest.fail("MLflow was called")) is None
+    assert not list(tmp_path.iterdir())  # no mlflow.db, no mlruns, no artifacts

@@ -294,16 +294,15 @@ def run(params: Params, root: Path | None = None) -> dict:
 
     write_media(root, cfg, model, out, index, seed)
     page = report.build(root, params)
-    with runs.stage_run("evaluate", params, root, section_keys=("evaluate",)) as mlflow:
-        if mlflow is not None:
-            flat = {f"{group}.{key}": float(value) for group, values in metrics.items() for key, value in values.items()}
-            mlflow.log_metrics(flat)
-            runs.log_pipeline_metrics(mlflow, flat)
-            mlflow.log_artifact(str(root / layout.METRICS))
-            # the page and its assets keep their relative layout, so it opens in the MLflow UI
-            mlflow.log_artifact(str(page), artifact_path="report")
-            mlflow.log_artifacts(str(root / layout.PLOTS), artifact_path="report/plots")
-            mlflow.log_artifacts(str(root / layout.AUDIO), artifact_path="report/audio")
+    with runs.stage_run("evaluate", params, root, section_keys=("evaluate",)) as tracker:
+        flat = {f"{group}.{key}": float(value) for group, values in metrics.items() for key, value in values.items()}
+        tracker.log_metrics(flat)
+        tracker.log_pipeline_metrics(flat)
+        tracker.log_artifact(root / layout.METRICS)
+        # the page and its assets keep their relative layout, so it opens in the MLflow UI
+        tracker.log_artifact(page, artifact_path="report")
+        tracker.log_artifacts(root / layout.PLOTS, artifact_path="report/plots")
+        tracker.log_artifacts(root / layout.AUDIO, artifact_path="report/audio")
     return metrics
 
 

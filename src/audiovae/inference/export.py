@@ -25,11 +25,13 @@ def run(params: Params, root: Path | None = None) -> Path:
     data = bundle.from_project(root)
     path = bundle.write(data, root / layout.BUNDLE)
     log.info("export: %s (%.1f MB), data manifest %s", path, path.stat().st_size / 1e6, data["data_manifest"])
-    with runs.stage_run("export", params, root, section_keys=("export",)) as mlflow:
-        if mlflow is not None:
-            mlflow.log_metric("bundle_mb", path.stat().st_size / 1e6)
-            if params.export.register_model:
-                version = registry.log_bundle(mlflow, path, AudioVAE.from_bundle(data))
-                runs.record_version(mlflow, registry.BUNDLE_MODEL, version)
-                log.info("export: registered %s version %s", registry.BUNDLE_MODEL, version)
+    with runs.stage_run("export", params, root, section_keys=("export",)) as tracker:
+        tracker.log_metrics({"bundle_mb": path.stat().st_size / 1e6})
+        def register(mlflow) -> str:  # the bundle as the registry's complete model, with its signature
+            version = registry.log_bundle(mlflow, path, AudioVAE.from_bundle(data))
+            runs.record_version(mlflow, registry.BUNDLE_MODEL, version)
+            return version
+        version = tracker.with_mlflow(register) if params.export.register_model else None
+        if version is not None:
+            log.info("export: registered %s version %s", registry.BUNDLE_MODEL, version)
     return path

@@ -37,20 +37,14 @@ def load_bundle(uri: str, root: Path) -> dict:
 
     The store is ``$MLFLOW_TRACKING_URI``, else the project's (``tracking.uri``, else its
     ``mlflow.db``); outside a project, with no ``$MLFLOW_TRACKING_URI``, there is no store to ask."""
-    import os
-
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from audiovae.config.params import load_params
     from audiovae.inference import bundle
     from audiovae.tracking import runs
 
-    if (root / "params.yaml").exists():
-        store = runs.tracking_uri(load_params(root / "params.yaml"), root)
-    elif os.environ.get("MLFLOW_TRACKING_URI"):
-        store = os.environ["MLFLOW_TRACKING_URI"]
-    else:
+    store = runs.store_of(root)
+    if store is None:
         raise LookupError(f"{uri} names a registered model, but {root} is no audiovae project and "
                           "MLFLOW_TRACKING_URI is not set: set it to the tracking server, or give --model a "
                           ".avae file (audiovae export --out model.avae)")

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from pydantic import BaseModel
 
@@ -27,6 +27,7 @@ from audiovae.config.params import flatten, project_root
 from audiovae.config.schema import Params
 
 log = logging.getLogger("audiovae.tracking")
+T = TypeVar("T")
 
 PARENT_ENV = "AUDIOVAE_PARENT_RUN_ID"
 STATE_DIR = ".audiovae"
@@ -104,14 +105,102 @@ class EpochLog:
             wait = min(wait * 2, 30.0)
 
 
+class _NoEpochs:
+    """``EpochLog``'s interface for tracking that is off: nothing is sent, nothing waits."""
+
+    def __call__(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Tracker:
+    """What a stage logs to: the active MLflow run, or nothing when tracking is off. Stages call it
+    the same way either way, so none of them checks whether tracking is on."""
+
+    def __init__(self, mlflow: Any = None):
+        self.mlflow = mlflow
+
+    @property
+    def on(self) -> bool:
+        return self.mlflow is not None
+
+    def log_params(self, values: dict[str, Any]) -> None:
+        if self.mlflow is not None and values:
+            self.mlflow.log_params({k: str(v)[:500] for k, v in values.items()})
+
+    def log_metrics(self, values: dict[str, float], step: int | None = None) -> None:
+        if self.mlflow is not None and values:
+            self.mlflow.log_metrics({k: float(v) for k, v in values.items()}, step=step)
+
+    def set_tag(self, key: str, value: str) -> None:
+        if self.mlflow is not None:
+            self.mlflow.set_tag(key, value)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if self.mlflow is not None:
+            self.mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def log_artifacts(self, folder: Path, artifact_path: str | None = None) -> None:
+        if self.mlflow is not None:
+            self.mlflow.log_artifacts(str(folder), artifact_path=artifact_path)
+
+    def epochs(self, retry_seconds: float) -> EpochLog | _NoEpochs:
+        """Per-epoch metrics that outlive a tracking server's blink (``EpochLog``)."""
+        return EpochLog(self.mlflow, retry_seconds) if self.mlflow is not None else _NoEpochs()
+
+    def log_pipeline_metrics(self, metrics: dict[str, float]) -> None:
+        if self.mlflow is not None:
+            log_pipeline_metrics(self.mlflow, metrics)
+
+    def log_torch_model(self, model, example, registered_name: str) -> str | None:
+        """Log and register ``model`` (moved to the CPU first); the version, or None when off."""
+        return log_torch_model(self.mlflow, model.cpu(), example, registered_name) if self.mlflow is not None else None
+
+    def with_mlflow(self, log: Callable[[Any], T]) -> T | None:
+        """``log(mlflow)`` when tracking is on (what needs MLflow's own API, e.g. registering a model
+        with its signature), so its inputs are only made then; None when off."""
+        return log(self.mlflow) if self.mlflow is not None else None
+
+    def start_run(self, run_name: str | None = None, run_id: str | None = None,
+                  tags: dict[str, Any] | None = None) -> str | None:
+        """Open a run (a tuning trial's, a study's) or resume one by ``run_id``; its id, or None when off."""
+        if self.mlflow is None:
+            return None
+        return self.mlflow.start_run(run_name=run_name, run_id=run_id, tags=tags).info.run_id
+
+    def end_run(self, status: str = "FINISHED") -> None:
+        if self.mlflow is not None:
+            self.mlflow.end_run(status=status)
+
+
+def tracker(params: Params, root: Path | None = None) -> Tracker:
+    """The project's tracking store, configured (``configure``), as a ``Tracker``."""
+    return Tracker(configure(params, root))
+
+
 def enabled(params: Params) -> bool:
     return params.tracking.enabled
 
 
 def tracking_uri(params: Params, root: Path | None = None) -> str:
+    """The one place that decides the store: ``$MLFLOW_TRACKING_URI``, else ``tracking.uri``, else
+    the project's own ``mlflow.db``."""
     root = root or project_root()
     uri = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
     return uri or f"sqlite:///{root / 'mlflow.db'}"
+
+
+def store_of(root: Path) -> str | None:
+    """The tracking store seen from ``root``: the project's (``tracking_uri``) when ``root`` is an
+    audiovae project, else ``$MLFLOW_TRACKING_URI``; None when neither says (the CLI outside a
+    project, with no server named)."""
+    from audiovae.config.params import load_params
+
+    if (root / "params.yaml").exists():
+        return tracking_uri(load_params(root / "params.yaml"), root)
+    return os.environ.get("MLFLOW_TRACKING_URI") or None
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
@@ -300,11 +389,11 @@ def end_dead_attempts(mlflow, parent: str, stage: str) -> None:
 @contextlib.contextmanager
 def stage_run(stage: str, params: Params, root: Path | None = None,
               section_keys: tuple[str, ...] = ()) -> Iterator[Any]:
-    """Open the stage's child run; yields the ``mlflow`` module, or None when tracking is off."""
+    """Open the stage's child run; yields its ``Tracker`` (one that logs nothing when tracking is off)."""
     root = root or project_root()
     mlflow = configure(params, root)
     if mlflow is None:
-        yield None
+        yield Tracker()
         return
     parent = parent_run_id(mlflow, root, params)
     tags = run_tags(stage, root)
@@ -318,7 +407,7 @@ def stage_run(stage: str, params: Params, root: Path | None = None,
             logged.update(flatten(value.model_dump(), key + ".") if isinstance(value, BaseModel) else {key: value})
         mlflow.log_params({k: str(v)[:500] for k, v in logged.items()})
         try:
-            yield mlflow
+            yield Tracker(mlflow)
         except TrackingError:  # the server is gone: end the run here, without the client's minutes of retries
             with quick_requests():
                 try:
@@ -334,18 +423,14 @@ def log_stage(stage: str, params: Params, metrics: dict[str, float] | None = Non
               extra_params: dict[str, Any] | None = None, section_keys: tuple[str, ...] = (),
               artifacts: list[Path] | None = None, root: Path | None = None) -> None:
     """One-shot logging for stages that do not stream per-epoch values."""
-    with stage_run(stage, params, root, section_keys) as mlflow:
-        if mlflow is None:
-            return
-        if extra_params:
-            mlflow.log_params({k: str(v)[:500] for k, v in extra_params.items()})
-        if metrics:
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+    with stage_run(stage, params, root, section_keys) as tracker:
+        tracker.log_params(extra_params or {})
+        tracker.log_metrics(metrics or {})
         for path in artifacts or []:
             if Path(path).is_file():
-                mlflow.log_artifact(str(path))
+                tracker.log_artifact(Path(path))
             elif Path(path).is_dir():
-                mlflow.log_artifacts(str(path), artifact_path=Path(path).name)
+                tracker.log_artifacts(Path(path), artifact_path=Path(path).name)
 
 
 def record_version(mlflow, name: str, version: str) -> None:

@@ -229,13 +229,12 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
     codes, stats, index, manifest = load_encodings(root)
     signature = config_hash(cfg, seed, manifest)
     checkpoint = root / layout.checkpoint("inner")
-    with runs.stage_run("train_inner", params, root, section_keys=("inner", "encode")) as mlflow:
+    with runs.stage_run("train_inner", params, root, section_keys=("inner", "encode")) as tracker:
         # a tracking server that goes away mid-training must not stop it: epochs are kept and sent later
-        epochs = runs.EpochLog(mlflow, params.tracking.retry_seconds) if mlflow is not None else None
+        epochs = tracker.epochs(params.tracking.retry_seconds)
 
         def on_epoch(record):
-            if epochs is not None:
-                epochs({k: v for k, v in record.items() if k != "epoch"}, record["epoch"])
+            epochs({k: v for k, v in record.items() if k != "epoch"}, record["epoch"])
         trained = train(cfg, seed, codes, stats, index, manifest, checkpoint, signature, on_epoch=on_epoch,
                         trial_report=trial_report, epoch_hook=epoch_hook)
         model, history, info, val_latent = trained.model, trained.history, trained.info, trained.statistics
@@ -251,15 +250,13 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
             pd.DataFrame(history.epochs).to_csv(tmp, index=False, float_format="%.6g")
         with atomic_path(root / layout.INNER_KL) as tmp:
             kl_table(model, val_latent).to_csv(tmp, index=False, float_format="%.6g")
-        if mlflow is not None and epochs is not None:  # the outputs are written: now wait for the server
-            epochs.close()
-            mlflow.log_metrics({"active_dims": info["active_dims"], "latent_dims": model.latent_dim,
-                                "params": info["params"], "train_seconds": history.seconds,
-                                **{f"kl_dim_{i:03d}": float(v) for i, v in enumerate(val_latent["kl_per_dim"])}})
-            mlflow.log_artifact(str(root / layout.INNER_HISTORY))
-            mlflow.log_artifact(str(root / layout.INNER_KL))
-            if not model.conditional:  # a conditional VAE takes labels too; its signature is not one array
-                val = split_rows(index, "val")
-                runs.log_torch_model(mlflow, model.cpu(), standardised(codes, stats, val[:2]), "audiovae-inner")
+        epochs.close()  # the outputs are written: now wait for the server, if it is gone
+        tracker.log_metrics({"active_dims": info["active_dims"], "latent_dims": model.latent_dim,
+                             "params": info["params"], "train_seconds": history.seconds,
+                             **{f"kl_dim_{i:03d}": float(v) for i, v in enumerate(val_latent["kl_per_dim"])}})
+        tracker.log_artifact(root / layout.INNER_HISTORY)
+        tracker.log_artifact(root / layout.INNER_KL)
+        if tracker.on and not model.conditional:  # a conditional VAE takes labels too: no one-array signature
+            tracker.log_torch_model(model, standardised(codes, stats, split_rows(index, "val")[:2]), "audiovae-inner")
     checkpoint.unlink(missing_ok=True)
     return {"history": history, "model": model, "info": info}

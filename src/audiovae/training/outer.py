@@ -101,13 +101,12 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
     specs, index, codec = open_features(features_dir)
     signature = config_hash(cfg, seed, sha256_file(features_dir / "index.csv"), specs.shape)
     checkpoint = root / layout.checkpoint("outer")
-    with runs.stage_run("train_outer", params, root, section_keys=("outer", "features")) as mlflow:
+    with runs.stage_run("train_outer", params, root, section_keys=("outer", "features")) as tracker:
         # a tracking server that goes away mid-training must not stop it: epochs are kept and sent later
-        epochs = runs.EpochLog(mlflow, params.tracking.retry_seconds) if mlflow is not None else None
+        epochs = tracker.epochs(params.tracking.retry_seconds)
 
         def on_epoch(record):
-            if epochs is not None:
-                epochs({k: v for k, v in record.items() if k != "epoch"}, record["epoch"])
+            epochs({k: v for k, v in record.items() if k != "epoch"}, record["epoch"])
         started = time.monotonic()
         trained = train(cfg, seed, specs, index, codec, checkpoint, signature, on_epoch=on_epoch,
                         trial_report=trial_report, epoch_hook=epoch_hook)
@@ -122,13 +121,13 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
                              ["epoch", "train_loss", "val_loss", "overfit_ratio"])
         with atomic_path(root / layout.OUTER_HISTORY) as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")
-        if mlflow is not None and epochs is not None:  # the outputs are written: now wait for the server
-            epochs.close()
-            mlflow.log_metrics({"params": info["params"], "compression": info["compression"],
-                                "train_seconds": history.seconds,
-                                "best_val_loss": float(frame["val_loss"].min()) if len(frame) else 0.0})
-            mlflow.set_tag("stopped", history.stopped)
-            mlflow.log_artifact(str(root / layout.OUTER_HISTORY))
-            runs.log_torch_model(mlflow, model.cpu(), np.array(specs[split_rows(index, "val")[:2]]), "audiovae-outer")
+        epochs.close()  # the outputs are written: now wait for the server, if it is gone
+        tracker.log_metrics({"params": info["params"], "compression": info["compression"],
+                             "train_seconds": history.seconds,
+                             "best_val_loss": float(frame["val_loss"].min()) if len(frame) else 0.0})
+        tracker.set_tag("stopped", history.stopped)
+        tracker.log_artifact(root / layout.OUTER_HISTORY)
+        if tracker.on:  # the example is read from the spectrograms only for a model that is logged
+            tracker.log_torch_model(model, np.array(specs[split_rows(index, "val")[:2]]), "audiovae-outer")
     checkpoint.unlink(missing_ok=True)
     return {"history": history, "model": model, "info": info}

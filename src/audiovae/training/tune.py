@@ -287,16 +287,14 @@ def objective_for(target: str, params: Params, root: Path, parent_run: str | Non
         # the trial logs its own nested run below, not a stage run
         trial_params = with_values(params, {**suggested, "tracking.enabled": False,
                                             f"{target}.train.epochs": cfg.epochs})
-        mlflow = runs.configure(params, root)
-        if mlflow is not None:
-            mlflow.start_run(run_name=f"trial-{trial.number}", tags={
-                "mlflow.parentRunId": parent_run, "stage": f"tune_{target}", "optuna.trial": str(trial.number),
-                "optuna.study": trial.study.study_name, **runs.git_state(root)})
-            mlflow.log_params({k: v for k, v in trial.params.items()})
+        tracker = runs.tracker(params, root)
+        tracker.start_run(run_name=f"trial-{trial.number}", tags={
+            "mlflow.parentRunId": parent_run, "stage": f"tune_{target}", "optuna.trial": str(trial.number),
+            "optuna.study": trial.study.study_name, **runs.git_state(root)} if tracker.on else None)
+        tracker.log_params(dict(trial.params))
 
         def report(value: float, epoch: int) -> None:
-            if mlflow is not None:
-                mlflow.log_metric("val_loss", value, step=epoch)
+            tracker.log_metrics({"val_loss": value}, step=epoch)
             if len(names) > 1:  # Optuna prunes single-objective studies only
                 return
             trial.report(value, epoch)
@@ -318,10 +316,9 @@ def objective_for(target: str, params: Params, root: Path, parent_run: str | Non
             trial.set_user_attr("params", int(result.info["params"]))
             trial.set_user_attr("train_seconds", float(history.seconds))
             state = "COMPLETE"
-            if mlflow is not None:
-                mlflow.log_metrics({"best_val_loss": min(e["val_loss"] for e in history.epochs),
-                                    "params": result.info["params"],
-                                    **{f"objective.{n}": v for n, v in zip(names, values)}})
+            tracker.log_metrics({"best_val_loss": min(e["val_loss"] for e in history.epochs),
+                                 "params": result.info["params"],
+                                 **{f"objective.{n}": v for n, v in zip(names, values)}})
             return values[0] if len(values) == 1 else values
         except optuna.TrialPruned:
             state = "PRUNED"
@@ -331,9 +328,8 @@ def objective_for(target: str, params: Params, root: Path, parent_run: str | Non
             trial.set_user_attr("rejected", str(exc))
             raise optuna.TrialPruned(str(exc)) from None
         finally:
-            if mlflow is not None:
-                mlflow.set_tag("optuna.state", state)
-                mlflow.end_run(status="FINISHED" if state in ("COMPLETE", "PRUNED") else "FAILED")
+            tracker.set_tag("optuna.state", state)
+            tracker.end_run(status="FINISHED" if state in ("COMPLETE", "PRUNED") else "FAILED")
     return objective
 
 
@@ -381,16 +377,13 @@ def prepare(target: str, trials: int, storage: str | None = None, study_name: st
     if [d.name.lower() for d in study.directions] != directions:
         raise ParamsError(f"study {study_name} was created with other objectives "
                           f"({[d.name.lower() for d in study.directions]}); name a new one with --study")
-    mlflow = runs.configure(params, root)
-    parent = None
-    if mlflow is not None:
-        run = mlflow.start_run(run_name=f"tune-{study_name}", tags={
-            "kind": "study", "stage": f"tune_{target}", "optuna.study": study_name, **runs.git_state(root)})
-        parent = run.info.run_id
-        mlflow.log_params({"target": target, "trials": trials, "workers": workers, "sampler": cfg.sampler,
-                           "pruner": cfg.pruner, "epochs_per_trial": target_of(params, target).epochs,
-                           "objectives": ",".join(objectives_of(params, target))})
-        mlflow.end_run()
+    tracker = runs.tracker(params, root)
+    parent = tracker.start_run(run_name=f"tune-{study_name}", tags={
+        "kind": "study", "stage": f"tune_{target}", "optuna.study": study_name, **runs.git_state(root)})
+    tracker.log_params({"target": target, "trials": trials, "workers": workers, "sampler": cfg.sampler,
+                        "pruner": cfg.pruner, "epochs_per_trial": target_of(params, target).epochs,
+                        "objectives": ",".join(objectives_of(params, target))})
+    tracker.end_run()
     shares = [trials // workers + (1 if i < trials % workers else 0) for i in range(workers)]
     # a plan crosses processes and machines (a Prefect deployment's JSON parameters): its params
     # travel as their plain values and are validated again where they are used (``plan_params``)
@@ -454,12 +447,13 @@ def finish(plan: dict, apply: bool = False, trial: int | None = None) -> optuna.
     log.info("tune %s: %d trials in %.1f min (%.2f trials/min)", plan["target"], done, minutes, rate)
     out_dir = root / layout.TUNING / plan["study_name"]
     summary = save_study_report(study, out_dir, rate)
-    mlflow = runs.configure(params, root)
-    if mlflow is not None and plan["parent_run"]:
-        with mlflow.start_run(run_id=plan["parent_run"]):
-            mlflow.log_metrics({"trials_per_minute": rate, "trials": done,
-                                **({"best_value": summary["best_value"]} if summary.get("best_value") is not None else {})})
-            mlflow.log_artifacts(str(out_dir), artifact_path="tuning")
+    tracker = runs.tracker(params, root)
+    if plan["parent_run"]:  # the study's run (none when tracking is off)
+        tracker.start_run(run_id=plan["parent_run"])
+        tracker.log_metrics({"trials_per_minute": rate, "trials": done,
+                             **({"best_value": summary["best_value"]} if summary.get("best_value") is not None else {})})
+        tracker.log_artifacts(out_dir, artifact_path="tuning")
+        tracker.end_run()
     if apply:
         apply_params(root / "params.yaml", chosen_trial(study, trial).params)
     return study
