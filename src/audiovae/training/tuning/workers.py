@@ -1,0 +1,163 @@
+"""The workers of a study: one share of its trials each, as local processes that share the
+machine's cores or as Prefect flow runs elsewhere; a worker that dies has its trial failed and
+retried, and SIGTERM stops them all without leaving a trial RUNNING."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+
+import optuna
+
+from audiovae.config.schema import Params
+from audiovae.tracking import remote
+from audiovae.training.tuning.objective import objective_for
+from audiovae.training.tuning.search import make_pruner, make_sampler, target_of
+from audiovae.training.tuning.storage import StaleTrial, make_storage
+
+log = logging.getLogger("audiovae.tune")
+
+
+def plan_params(plan: dict) -> Params:
+    """The typed parameters a plan carries."""
+    return Params.model_validate(plan["params"])
+
+
+def _worker(target: str, params: Params, root: str, storage_url: str | None, study_name: str, n_trials: int,
+            parent_run: str | None, seed: int) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    root_path = Path(root)
+    cfg = params.tune
+    study = optuna.load_study(study_name=study_name, storage=make_storage(storage_url, root_path, params),
+                              sampler=make_sampler(cfg, target_of(params, target).space, seed),
+                              pruner=make_pruner(cfg))
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:  # one plain line per trial
+        log.info("%s trial %d %s%s", study.study_name, trial.number, trial.state.name,
+                 f" values={[round(v, 5) for v in trial.values]}" if trial.values is not None else "")
+    study.optimize(objective_for(target, params, root_path, parent_run), n_trials=n_trials, callbacks=[report])
+
+
+def run_worker(plan: dict, index: int, root: Path | None = None) -> remote.Pulled | None:
+    """One worker's share of the trials (a process or a Prefect task). ``root``: the worker's own
+    checkout, for a plan made for workers elsewhere: its commit is checked and the plan's inputs
+    pulled and verified there before any trial starts (a refusal runs none). Returns what it
+    pulled (None for a worker on the coordinator's machine)."""
+    here = str(root or plan["root"])
+    pulled = None
+    if plan.get("elsewhere") and root is not None:
+        pulled = remote.bring_inputs(Path(root), plan["commit"], plan["inputs"])
+        log.info("tune worker %d in %s: pulled and verified %s: %d bytes in %.1f s", index, root,
+                 ", ".join(sorted(pulled.hashes)), pulled.bytes, pulled.seconds)
+    if plan.get("elsewhere") and plan.get("tracking_uri"):  # the coordinator's store, not a mlflow.db here
+        os.environ["MLFLOW_TRACKING_URI"] = plan["tracking_uri"]
+    threads = plan_params(plan).tune.threads_per_worker
+    if plan.get("elsewhere") and threads:  # workers that share a machine (0: every core of this one)
+        import torch
+        torch.set_num_threads(threads)
+    _worker(plan["target"], plan_params(plan), here, plan["storage"], plan["study_name"],
+            plan["shares"][index], plan["parent_run"], plan["seed"] + index)
+    return pulled
+
+
+def worker_threads(params: Params, workers: int) -> int:
+    """Torch threads for each of ``workers`` local processes: they share the machine's cores
+    (two processes that each take every core run slower together than one alone)."""
+    chosen = params.tune.threads_per_worker
+    return chosen or max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def _process_worker(plan: dict, index: int, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    run_worker(plan, index)
+
+
+def run_processes(plan: dict) -> None:
+    """Every share of ``plan`` in its own (spawned) process on this machine, each with its share of
+    the cores. A worker that dies (killed, out of memory) has its running trial failed at once and
+    retried, and a replacement finishes the rest of its share; after ``tune.max_retries``
+    replacements for one share, the study stops with an error naming the exit codes."""
+    ctx = mp.get_context("spawn")
+    threads = worker_threads(plan_params(plan), len(plan["shares"]))
+    log.info("tune: %d worker processes, %d torch thread(s) each", len(plan["shares"]), threads)
+    retries = plan_params(plan).tune.max_retries
+    pending = list(enumerate(plan["shares"]))
+    attempts = {i: 0 for i, _ in pending}
+    deaths: list[int | None] = []
+    with stopped_by_sigterm():
+        while pending:
+            procs = []
+            for index, share in pending:
+                part = dict(plan, shares=[0] * len(plan["shares"]))
+                part["shares"][index] = share
+                proc = ctx.Process(target=_process_worker, args=(part, index, threads))
+                proc.start()
+                procs.append((index, share, proc))
+            pending = []
+            try:
+                for index, share, proc in procs:
+                    proc.join()
+                    if proc.exitcode == 0:
+                        continue
+                    deaths.append(proc.exitcode)
+                    assert proc.pid is not None  # started above
+                    left = share - settle_dead_worker(plan, proc.pid)
+                    log.warning("tune worker %d (pid %d) died with exit code %s; %d of its trials left",
+                                index, proc.pid, proc.exitcode, left)
+                    attempts[index] += 1
+                    if left > 0 and attempts[index] <= retries:
+                        pending.append((index, left))
+                    elif left > 0:
+                        raise RuntimeError(f"tuning worker {index} died {attempts[index]} times (exit codes "
+                                           f"{deaths}); {left} of its trials were not run: resume with the same --study")
+            except KeyboardInterrupt:  # Ctrl-C or a scheduler's SIGTERM: stop the workers, leave nothing RUNNING
+                for _, _, proc in procs:
+                    if proc.is_alive():
+                        proc.terminate()
+                    proc.join()
+                    if proc.pid is not None:
+                        settle_dead_worker(plan, proc.pid)
+                raise
+
+
+@contextlib.contextmanager
+def stopped_by_sigterm():
+    """A scheduler's time limit (SIGTERM) stops ``tune`` as Ctrl-C does, so its workers' trials are
+    failed and queued again instead of left RUNNING. Only the main thread may set a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def settle_dead_worker(plan: dict, pid: int) -> int:
+    """Fail the trials a dead local worker left RUNNING (ending their MLflow runs), queue their
+    parameters again; returns how many trials it finished."""
+    root, params = Path(plan["root"]), plan_params(plan)
+    study = optuna.load_study(study_name=plan["study_name"], storage=make_storage(plan["storage"], root, params))
+    worker = f"{socket.gethostname()}:{pid}"
+    mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker]
+    dead = StaleTrial(params.tune.max_retries, params, root)
+    for trial in mine:
+        if trial.state == optuna.trial.TrialState.RUNNING:
+            # the public way to end another process's trial: tell the study it failed
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            failed = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+            dead(study, failed)
+            log.warning("trial %d of dead worker %s failed; its parameters are queued again", trial.number, worker)
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return sum(1 for t in mine if t.state in finished)
