@@ -120,12 +120,8 @@ def publish_inputs(root: Path, paths: list[str]) -> dict[str, str]:
     if stale:
         raise RemoteError(f"the tuning inputs are not current ({', '.join(sorted(stale))} changed): run `dvc repro` "
                           "and commit dvc.lock first")
-    remote = default_remote(root)
-    if remote is None:
-        raise RemoteError("no default DVC remote to share the inputs through: `dvc remote add -d NAME s3://bucket/path`")
-    pushed = _dvc(root, "push", "--remote", remote, *paths)
-    if pushed.returncode:
-        raise RemoteError(f"dvc push to remote {remote!r} failed: {_cause(pushed)}")
+    _transfer(root, "push", *paths, missing="no default DVC remote to share the inputs through: "
+                                         "`dvc remote add -d NAME s3://bucket/path`")
     return locked_hashes(root, paths)
 
 
@@ -155,13 +151,8 @@ def bring_inputs(root: Path, commit: str, inputs: dict[str, str]) -> Pulled:
     locked = locked_hashes(root, paths)
     if locked != inputs:
         raise RemoteError(f"dvc.lock at {root} records other inputs than the plan ({locked} vs {inputs})")
-    remote = default_remote(root)
-    if remote is None:
-        raise RemoteError(f"no default DVC remote in {root}: configure the team's remote "
-                          "(`dvc remote modify --local NAME endpointurl ...` for an S3-compatible store)")
-    pulled = _dvc(root, "pull", "--remote", remote, *paths)
-    if pulled.returncode:
-        raise RemoteError(f"dvc pull from remote {remote!r} failed: {_cause(pulled)}")
+    _transfer(root, "pull", *paths, missing=f"no default DVC remote in {root}: configure the team's remote "
+                                            "(`dvc remote modify --local NAME endpointurl ...` for an S3-compatible store)")
     found = workspace_hashes(root, paths)
     if found != inputs:
         wrong = {p: found[p] for p in paths if found[p] != inputs[p]}
@@ -169,27 +160,33 @@ def bring_inputs(root: Path, commit: str, inputs: dict[str, str]) -> Pulled:
     return Pulled(found, size_on_disk(root, paths), time.monotonic() - started)
 
 
+def _transfer(root: Path, verb: str, *args: str, missing: str | None) -> str | None:
+    """``dvc push`` or ``dvc pull`` with the default remote; returns its name. No default remote
+    raises ``missing`` (or returns None when it is None); a remote that cannot be reached raises
+    with its name and DVC's error."""
+    remote = default_remote(root)
+    if remote is None:
+        if missing is None:
+            return None
+        raise RemoteError(missing)
+    result = _dvc(root, verb, "--remote", remote, *args)
+    if result.returncode:
+        raise RemoteError(f"dvc {verb} {'to' if verb == 'push' else 'from'} remote {remote!r} failed: {_cause(result)}")
+    return remote
+
+
 def pull(root: Path, allow_missing: bool = True) -> bool:
     """``dvc pull`` from the default remote (False when none is configured); a remote that cannot be
     read from raises with its name and DVC's error."""
-    remote = default_remote(root)
-    if remote is None:
-        return False
-    result = _dvc(root, "pull", "--remote", remote, *(["--allow-missing"] if allow_missing else []))
-    if result.returncode:
-        raise RemoteError(f"dvc pull from remote {remote!r} failed: {_cause(result)}")
-    return True
+    return _transfer(root, "pull", *(["--allow-missing"] if allow_missing else []), missing=None) is not None
 
 
 def push(root: Path, run_cache: bool = True) -> str:
     """``dvc push`` of every output (and the run-cache, so another clone's ``dvc repro`` can restore
     a stage without running it) to the default remote; returns its name."""
-    remote = default_remote(root)
-    if remote is None:
-        raise RemoteError("no default DVC remote to push to: `dvc remote add -d NAME s3://bucket/path`")
-    result = _dvc(root, "push", "--remote", remote, *(["--run-cache"] if run_cache else []))
-    if result.returncode:
-        raise RemoteError(f"dvc push to remote {remote!r} failed: {_cause(result)}")
+    remote = _transfer(root, "push", *(["--run-cache"] if run_cache else []),
+                       missing="no default DVC remote to push to: `dvc remote add -d NAME s3://bucket/path`")
+    assert remote is not None  # a missing remote raised
     return remote
 
 
