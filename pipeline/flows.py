@@ -362,8 +362,8 @@ def main(argv: list[str] | None = None) -> None:
         from audiovae.training import tune
 
         try:
-            tune.run_worker(json.loads(args.plan.read_text()), args.index, root=ROOT)
-        except RemoteError as exc:  # one line: what differs and what to run
+            tune.run_worker(tune.read_plan(args.plan, args.index), args.index, root=ROOT)
+        except (RemoteError, ValueError) as exc:  # one line: what differs and what to run
             print(f"tune-worker: refused: {exc}", file=sys.stderr)
             sys.exit(2)
     else:

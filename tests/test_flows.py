@@ -47,3 +47,30 @@ def test_repro_until_names_the_stages_it_knows(prefect_home, tmp_path):
     with pytest.raises(SystemExit) as refused:
         flows.main(["repro", "--until", "train_outer", "-S", "inner.beta=0.3"])
     assert refused.value.code == 2
+
+
+def test_a_worker_joining_by_hand_refuses_a_bad_plan_in_one_line(tmp_path):
+    """``python -m pipeline.flows tune-worker PLAN`` typed with a wrong file, a file that is no plan,
+    or a share the plan does not have: one line that says which, exit 2, no traceback."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    not_a_plan = tmp_path / "other.json"
+    not_a_plan.write_text(json.dumps({"target": "inner"}))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"target": "inner", "params": {}, "root": ".", "storage": None, "study_name": "s",
+                                "parent_run": None, "seed": 0, "shares": [2, 2]}))
+    cases = [([str(tmp_path / "nope.json")], "no plan at"), ([str(not_a_plan)], "is not a tuning plan: it lacks params"),
+             ([str(broken)], "is not JSON"), ([str(plan), "--index", "2"], "--index 2: the plan has shares 0 to 1"),
+             (["--index", "5", str(plan)], "--index 5: the plan has shares 0 to 1")]
+    for args, message in cases:
+        done = subprocess.run([sys.executable, "-m", "pipeline.flows", "tune-worker", *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and lines[-1].startswith("tune-worker: refused: ") and message in lines[-1], done.stderr
+        assert "Traceback" not in done.stderr

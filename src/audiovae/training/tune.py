@@ -50,10 +50,15 @@ from audiovae.training.tuning.search import (
     target_of,
 )
 from audiovae.training.tuning.storage import make_storage
-from audiovae.training.tuning.workers import plan_params, run_processes, run_worker
+from audiovae.training.tuning.workers import (
+    plan_params,
+    read_plan,
+    run_processes,
+    run_worker,
+)
 
 __all__ = ["apply_params", "chosen_trial", "finish", "inputs_of", "make_pruner", "make_sampler", "make_storage",
-           "objectives_of", "plan_params", "prepare", "run_processes", "run_worker", "target_of", "tune"]
+           "objectives_of", "plan_params", "prepare", "read_plan", "run_processes", "run_worker", "target_of", "tune"]
 
 log = logging.getLogger("audiovae.tune")
 

@@ -4,6 +4,7 @@ retried, and SIGTERM stops them all without leaving a trial RUNNING."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -21,6 +22,27 @@ from audiovae.training.tuning.search import make_pruner, make_sampler, target_of
 from audiovae.training.tuning.storage import StaleTrial, make_storage
 
 log = logging.getLogger("audiovae.tune")
+
+
+# what ``tune.prepare`` puts in a plan and a worker reads
+PLAN_KEYS = ("target", "params", "root", "storage", "study_name", "parent_run", "seed", "shares")
+
+
+def read_plan(path: Path, index: int) -> dict:
+    """A plan handed to a worker by hand (``pipeline.flows tune-worker``), checked before it is
+    used: a ValueError names what is wrong with the file or the share asked for."""
+    try:
+        plan = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"no plan at {path} (a tune-worker flow run's `plan` parameter, saved as JSON)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not JSON ({exc})") from None
+    missing = [key for key in PLAN_KEYS if not isinstance(plan, dict) or key not in plan]
+    if missing:
+        raise ValueError(f"{path} is not a tuning plan: it lacks {', '.join(missing)}")
+    if not 0 <= index < len(plan["shares"]):
+        raise ValueError(f"--index {index}: the plan has shares 0 to {len(plan['shares']) - 1}")
+    return plan
 
 
 def plan_params(plan: dict) -> Params:
