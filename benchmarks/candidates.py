@@ -1,8 +1,8 @@
-"""The fast loop for model candidates: train one stage in a scratch root, score what a listener hears.
+"""The fast loop for model candidates: train one stage on the cached inputs, score what a listener hears.
 
 Run after `make repro` (it reads data/encodings, data/features, data/filtered and the trained
 outer model; it writes nothing under data/ and leaves DVC state alone). Each candidate is a set
-of `-S`-style overrides of params.yaml, trained by the stage's own `run` in a scratch root and
+of `-S`-style overrides of params.yaml, trained by the library's own `train` on inputs in memory and
 scored by `audiovae.evaluation.validation` on a fixed validation subset (never the test split), next to the
 reference rows (the real audio, the project's outer model alone):
 
@@ -33,16 +33,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 import yaml
+from roots import linked_root
 
 from audiovae.config.params import load_params, with_values
 from audiovae.config.schema import Params
+from audiovae.data.artifacts import load_encodings, open_features
 from audiovae.evaluation import quality
 from audiovae.evaluation.validation import Validation
 from audiovae.inference import bundle
-from audiovae.training import encode
+from audiovae.stages import encode, train_inner
 from audiovae.training import inner as inner_training
 from audiovae.training import outer as outer_training
-from audiovae.training.scratch import scratch_root
 
 
 def overrides(text: str) -> dict:
@@ -61,8 +62,10 @@ def describe(changes: dict) -> str:
 
 
 def run_outer(root: Path, params: Params, changes: dict, scorer: Validation) -> dict:
-    with scratch_root(root, ["data/features"], prefix="audiovae-search-") as scratch:
-        result = outer_training.run(with_changes(params, changes), scratch)
+    trial = with_changes(params, changes)
+    specs, index, codec = open_features(root / "data" / "features")
+    trained = outer_training.train(trial.outer, trial.seed, specs, index, codec)
+    result = {"model": trained.model, "history": trained.history, "info": trained.info}
     started = time.perf_counter()
     scores = replace(scorer, base=replace(scorer.base, outer=result["model"].cpu().eval())).references()["outer"]
     history = result["history"]
@@ -77,13 +80,17 @@ def run_candidate(root: Path, params: Params, changes: dict, scorer: Validation,
     trial = with_changes(params, changes)
     reencode = any(key.startswith("encode.") for key in changes)
     inputs = ["data/features", "data/filtered", "data/models/outer"] + ([] if reencode else ["data/encodings"])
-    with scratch_root(root, inputs, prefix="audiovae-search-") as scratch:
-        if reencode:
-            encode.run(trial, scratch)
-        result = inner_training.run(trial, scratch)
-        if bundle_path is not None:  # for benchmarks that take a model file (unheard_voices.py)
-            (scratch / "params.yaml").write_text(yaml.safe_dump(trial.model_dump(), sort_keys=False))
-            bundle.write(bundle.from_project(scratch), bundle_path)
+    if reencode or bundle_path is not None:  # the stages themselves, in a root of their own
+        with linked_root(root, inputs, prefix="audiovae-search-") as scratch:
+            if reencode:
+                encode.run(trial, scratch)
+            result = train_inner.run(trial, scratch)
+            if bundle_path is not None:  # for benchmarks that take a model file (unheard_voices.py)
+                (scratch / "params.yaml").write_text(yaml.safe_dump(trial.model_dump(), sort_keys=False))
+                bundle.write(bundle.from_project(scratch), bundle_path)
+    else:  # the cached codes, in memory
+        trained = inner_training.train(trial.inner, trial.seed, *load_encodings(root))
+        result = {"model": trained.model, "history": trained.history, "info": trained.info}
     started = time.perf_counter()
     model = scorer.model(result["model"], result["info"])
     scores = scorer.listen(model)

@@ -18,12 +18,13 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pandas as pd
+from roots import linked_root
 
 from audiovae.config.params import load_params, with_values
-from audiovae.data import features
-from audiovae.data import filter as filter_stage
+from audiovae.data import filter as filtering
 from audiovae.data.audio import fit_length
-from audiovae.training.scratch import scratch_root
+from audiovae.stages import features
+from audiovae.stages import filter as filter_stage
 
 
 def naive(paths: list[Path], sr: int, length: int, n_fft: int, hop: int) -> np.ndarray:
@@ -42,12 +43,12 @@ def main() -> None:
     params = with_values(load_params(root / "params.yaml"), {"tracking.enabled": False})
     table = pd.read_csv(root / "data" / "metadata.csv")
     cfg, feat = params.filter, params.features
-    sr, length = cfg.sample_rate, filter_stage.target_length(cfg)
+    sr, length = cfg.sample_rate, filtering.target_length(cfg)
     # librosa loads its modules (and scipy.signal) lazily on first use: pay that once, untimed,
     # so that neither side is charged for it
     librosa.amplitude_to_db(np.abs(librosa.stft(np.zeros(4096, dtype=np.float32), n_fft=256)))
     librosa.resample(np.zeros(4096, dtype=np.float32), orig_sr=16000, target_sr=8000)
-    with scratch_root(root, ["data/raw", "data/metadata.csv"]) as tmp:
+    with linked_root(root, ["data/raw", "data/metadata.csv"]) as tmp:
         start = time.perf_counter()
         kept = filter_stage.run(params, tmp)
         t_filter = time.perf_counter() - start

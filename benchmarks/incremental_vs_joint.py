@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from roots import linked_root
 from torch import nn
 
 from audiovae.config.params import load_params, with_values
@@ -37,18 +38,14 @@ from audiovae.evaluation import evaluate
 from audiovae.inference.model import AudioVAE
 from audiovae.models.build import build_checked, build_vae
 from audiovae.models.losses import spectrogram_loss
-from audiovae.training import encode
-from audiovae.training import inner as inner_training
-from audiovae.training import outer as outer_training
+from audiovae.stages import encode, train_inner, train_outer
 from audiovae.training.inner import class_scales, label_codes
 from audiovae.training.loop import (
-    FitConfig,
     batches_of,
     fit,
     pick_device,
     seed_everything,
 )
-from audiovae.training.scratch import scratch_root
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = ("quality.full_pesq_nb", "quality.full_stoi", "quality.generated_dnsmos_ovrl",
@@ -87,9 +84,9 @@ def incremental(params: Params, root: Path, budget: float, share: float) -> tupl
     p = with_values(params, {"outer.train.max_seconds": budget * share,
                              "inner.train.max_seconds": budget * (1 - share)})
     started = time.monotonic()
-    outer_training.run(p, root)
+    train_outer.run(p, root)
     encode.run(p, root)
-    inner_training.run(p, root)
+    train_inner.run(p, root)
     return AudioVAE.from_project(root, pick_device(p.outer.device)), time.monotonic() - started
 
 
@@ -122,7 +119,7 @@ def joint(params: Params, root: Path, budget: float, seed: int) -> tuple[AudioVA
                 yield x_all[rows[np.sort(chunk)]], y_all[rows[np.sort(chunk)]]
         return batches
 
-    cfg = FitConfig.from_params(params.outer.train.model_copy(update={"epochs": 10 ** 6, "max_seconds": budget}))
+    cfg = params.outer.train.model_copy(update={"epochs": 10 ** 6, "max_seconds": budget})
     started = time.monotonic()
     fit(model, step, loader(train, True), loader(val, False), cfg, device, root / "joint.pt", "joint", "train joint")
     wall = time.monotonic() - started
@@ -147,7 +144,7 @@ def main() -> None:
     params = with_values(load_params(REPO / "params.yaml"), {"tracking.enabled": False})
     seed = params.seed
     rows = {}
-    with scratch_root(REPO, ["data/filtered", "data/features"]) as root:
+    with linked_root(REPO, ["data/filtered", "data/features"]) as root:
         model, wall = incremental(params, root, args.budget, args.outer_share)
         rows["incremental"] = {**score(model, params, root, seed), "train_seconds": wall}
         model, wall = joint(params, root, args.budget, seed)

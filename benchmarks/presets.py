@@ -18,16 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from roots import linked_root
 
 from audiovae.atomic import atomic_path, write_text
 from audiovae.config.params import resolve, with_values
-from audiovae.data import features
-from audiovae.data import filter as filter_stage
-from audiovae.evaluation import evaluate
-from audiovae.training import encode
-from audiovae.training import inner as inner_training
-from audiovae.training import outer as outer_training
-from audiovae.training.scratch import scratch_root
+from audiovae.stages import encode, evaluate, features, train_inner, train_outer
+from audiovae.stages import filter as filter_stage
 
 KEYS = ["outer.train_seconds", "inner.train_seconds", "outer.params", "inner.params",
         "quality.outer_pesq_nb", "quality.full_pesq_nb", "quality.full_stoi", "quality.generated_dnsmos_ovrl",
@@ -40,9 +36,9 @@ KEYS = ["outer.train_seconds", "inner.train_seconds", "outer.params", "inner.par
 
 def run_one(root: Path, raw: dict, preset: str) -> dict:
     params = with_values(resolve({**raw, "preset": preset}), {"tracking.enabled": False})
-    with scratch_root(root, ["data/raw", "data/metadata.csv"]) as tmp:
+    with linked_root(root, ["data/raw", "data/metadata.csv"]) as tmp:
         start = time.perf_counter()
-        for stage in (filter_stage, features, outer_training, encode, inner_training, evaluate):
+        for stage in (filter_stage, features, train_outer, encode, train_inner, evaluate):
             stage.run(params, tmp)
         wall = time.perf_counter() - start
         metrics = json.loads((tmp / "reports" / "metrics.json").read_text())

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from roots import linked_root
 
 from audiovae.config.params import load_params, with_values
 from audiovae.config.schema import Params
@@ -36,10 +37,8 @@ from audiovae.evaluation import evaluate, quality
 from audiovae.inference.model import AudioVAE
 from audiovae.models.checkpoints import load_outer
 from audiovae.models.outer import count_params
-from audiovae.training import inner as inner_training
-from audiovae.training import outer as outer_training
+from audiovae.stages import train_inner, train_outer
 from audiovae.training.loop import pick_device
-from audiovae.training.scratch import scratch_root
 
 REPO = Path(__file__).resolve().parents[1]
 SCORER: "Scorer"  # set in main(): the epoch hooks score with it
@@ -102,7 +101,7 @@ def run_unet(params: Params, data: Path, scorer: Scorer, epochs: int) -> tuple[l
     p = with_values(params, {"outer.model": "unet", "outer.train.epochs": epochs, "outer.train.patience": epochs + 1,
                              "outer.train.max_seconds": 0, "tracking.enabled": False})
     curve: list[dict] = []
-    with scratch_root(data, ["data/features", "data/filtered"], prefix="unet-bench-") as root:
+    with linked_root(data, ["data/features", "data/filtered"], prefix="unet-bench-") as root:
         device = pick_device(p.outer.device)
         started = time.monotonic()
 
@@ -110,7 +109,7 @@ def run_unet(params: Params, data: Path, scorer: Scorer, epochs: int) -> tuple[l
             if epoch and scored(epoch):  # before epoch e: the model after e epochs
                 curve.append(score_epoch("unet", net, wrap(net, None, root, device), "reconstruct_outer", epoch, started))
 
-        result = outer_training.run(p, root, epoch_hook=hook)
+        result = train_outer.run(p, root, epoch_hook=hook)
         final = wrap(result["model"].eval(), None, root, device)
         curve.append({"epoch": epochs, "seconds": time.monotonic() - started, **scorer.clean(final, final.reconstruct_outer)})
         return curve, scorer.robustness(final, final.reconstruct_outer), {"params": count_params(result["model"])}
@@ -121,7 +120,7 @@ def run_vae(params: Params, data: Path, scorer: Scorer, epochs: int) -> tuple[li
                              "inner.train.max_seconds": 0, "tracking.enabled": False})
     curve: list[dict] = []
     inputs = ["data/features", "data/filtered", "data/encodings", "data/models/outer"]
-    with scratch_root(data, inputs, prefix="vae-bench-") as root:
+    with linked_root(data, inputs, prefix="vae-bench-") as root:
         device = pick_device(p.inner.device)
         outer, _ = load_outer(root / "data" / "models" / "outer" / "model.pt", device)
         stats = dict(np.load(root / "data" / "encodings" / "stats.npz"))
@@ -131,7 +130,7 @@ def run_vae(params: Params, data: Path, scorer: Scorer, epochs: int) -> tuple[li
             if epoch and scored(epoch):
                 curve.append(score_epoch("vae", net, wrap(outer, net, root, device, stats), "reconstruct", epoch, started))
 
-        result = inner_training.run(p, root, epoch_hook=hook)
+        result = train_inner.run(p, root, epoch_hook=hook)
         final = wrap(outer, result["model"].eval(), root, device, stats)
         curve.append({"epoch": epochs, "seconds": time.monotonic() - started, **scorer.clean(final, final.reconstruct)})
         return curve, scorer.robustness(final, final.reconstruct), {"params": count_params(result["model"])}

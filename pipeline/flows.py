@@ -32,6 +32,7 @@ import yaml  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
 
 from audiovae import layout  # noqa: E402
+from audiovae.training.tuning.plan import TunePlan  # noqa: E402
 
 GPU_TAG = "gpu"
 TUNE_WORKER = "tune-worker/tune-worker"  # flow name / deployment name in prefect.yaml
@@ -153,7 +154,7 @@ def repro_flow(root: str | None = None, overrides: dict | None = None, until: st
 
 
 @task(tags=[GPU_TAG], task_run_name="tune-share-{index}")
-def tune_share(plan: dict, index: int) -> int:
+def tune_share(plan: TunePlan, index: int) -> int:
     """The trials of one worker, as a task tagged ``gpu``: a concurrency limit on the tag (held by
     the Prefect server) counts the cards in use across every machine."""
     from audiovae.training import tune
@@ -164,11 +165,11 @@ def tune_share(plan: dict, index: int) -> int:
     if pulled is not None:  # what bringing the inputs cost this machine (docs/scale-out.md quotes it)
         get_run_logger().info("worker %d in %s pulled %d bytes of %s in %.1f s", index, ROOT, pulled.bytes,
                               ", ".join(sorted(pulled.hashes)), pulled.seconds)
-    return plan["shares"][index]
+    return plan.share(index)
 
 
 @flow(name="tune-worker")
-def tune_worker_flow(plan: dict, index: int) -> int:
+def tune_worker_flow(plan: TunePlan, index: int) -> int:
     """One Optuna worker: its own process and flow run, which any Prefect worker of the pool can
     take, so K workers on K machines each run a share of the study. In its own clone it checks the
     plan's commit, pulls exactly the inputs the plan names and verifies their hashes first."""
@@ -226,20 +227,22 @@ def tune_flow(target: str = "inner", trials: int = 20, workers: int = 2, storage
         from prefect.deployments import run_deployment
 
         # run_deployment returns the flow run itself when called from synchronous code, as here
-        started = [cast(FlowRun, run_deployment(worker_deployment, parameters={"plan": plan, "index": i}, timeout=0,
-                                                flow_run_name=f"{plan['study_name']}-worker-{i}"))
-                   for i in range(len(plan["shares"]))]
+        # the plan travels as plain JSON and is validated into a TunePlan again by the worker's flow
+        plan_json = plan.model_dump(mode="json")
+        started = [cast(FlowRun, run_deployment(worker_deployment, parameters={"plan": plan_json, "index": i},
+                                                timeout=0, flow_run_name=f"{plan.study_name}-worker-{i}"))
+                   for i in range(len(plan.shares))]
         logger.info("started %d %s flow runs", len(started), worker_deployment)
         failed = [f"{run.name} ({run.state.message})" for run in _wait_for([run.id for run in started])
                   if not run.state.is_completed()]
         if failed:
             raise RuntimeError(f"tuning worker flow run(s) failed: {'; '.join(failed)}")
     else:
-        logger.info("no %s deployment: running %d local worker processes", worker_deployment, len(plan["shares"]))
+        logger.info("no %s deployment: running %d local worker processes", worker_deployment, len(plan.shares))
         tune.run_processes(plan)
     result = tune.finish(plan)
     complete = [t for t in result.trials if t.state.name == "COMPLETE"]
-    mine = result.trials[plan["before"]:]
+    mine = result.trials[plan.before:]
     return {"study": result.study_name, "trials": len(result.trials), "ran": len(mine),
             "workers": sorted({t.user_attrs.get("worker", "?") for t in mine}),
             "best_value": tune.chosen_trial(result).values[0] if complete else None}

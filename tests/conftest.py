@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -134,6 +135,23 @@ def sine(seconds: float, sr: int, freq: float = 440.0, channels: int = 1) -> np.
     return np.stack([mono] * channels, axis=1) if channels > 1 else mono
 
 
+@contextlib.contextmanager
+def linked_project(root: Path, under: Path, inputs: list[str]):
+    """A second project root under ``under`` whose ``inputs`` (paths relative to ``root``) link to
+    ``root``'s, for a test that runs a stage with other values without changing the shared project;
+    removed on the way out."""
+    missing = [rel for rel in inputs if not (root / rel).exists()]
+    assert not missing, f"{missing} missing under {root}"
+    project = Path(tempfile.mkdtemp(prefix="project-", dir=under))
+    for rel in inputs:
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(root.resolve() / rel, project / rel)
+    try:
+        yield project
+    finally:
+        shutil.rmtree(project)
+
+
 def tree_state(root: Path) -> dict[str, tuple[int, int]]:
     """Every file under ``root`` with its size and modification time (ns): what a stage touched."""
     out = {}
@@ -166,12 +184,15 @@ def trained(tmp_path_factory, tiny_fsdd_zip):
     mp.setenv("AUDIOVAE_ROOT", str(root))
     params = tiny_params()
     save_params(root, params)
-    from audiovae.data import download, features
-    from audiovae.data import filter as filter_stage
-    from audiovae.evaluation import evaluate
-    from audiovae.training import encode
-    from audiovae.training import inner as inner_training
-    from audiovae.training import outer as outer_training
+    from audiovae.stages import (
+        download,
+        encode,
+        evaluate,
+        features,
+        train_inner,
+        train_outer,
+    )
+    from audiovae.stages import filter as filter_stage
 
     def stage(name, module):
         before = tree_state(root)
@@ -182,9 +203,9 @@ def trained(tmp_path_factory, tiny_fsdd_zip):
         stage("download", download)
         stage("filter", filter_stage)
         stage("features", features)
-        outer = stage("train_outer", outer_training)
+        outer = stage("train_outer", train_outer)
         stage("encode", encode)
-        inner = stage("train_inner", inner_training)
+        inner = stage("train_inner", train_inner)
         metrics = stage("evaluate", evaluate)
         yield root, params, outer, inner, metrics
     finally:

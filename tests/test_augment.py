@@ -8,12 +8,13 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import typed
+from conftest import linked_project, typed
 
 from audiovae.config.params import deep_merge
-from audiovae.data import augment, download, features
-from audiovae.data import filter as filter_stage
+from audiovae.data import augment
 from audiovae.data.artifacts import load_codec, real_rows
+from audiovae.stages import download, features
+from audiovae.stages import filter as filter_stage
 
 
 def test_mixing_adds_counted_training_examples_only(project):
@@ -94,8 +95,7 @@ def test_each_encode_transform_does_what_it_says():
 
 
 def test_encode_augmentation_adds_training_codes_only_and_is_deterministic(trained, tmp_path):
-    from audiovae.training import encode
-    from audiovae.training.scratch import scratch_root
+    from audiovae.stages import encode
 
     root, params, *_ = trained
     plain_codes = np.load(root / "data" / "encodings" / "codes.npy")
@@ -105,7 +105,7 @@ def test_encode_augmentation_adds_training_codes_only_and_is_deterministic(train
 
     def run(seed, **cfg):
         p = deep_merge(params, {"seed": seed, "encode": {"augment": encode_augment(**cfg)}})
-        with scratch_root(root, inputs) as scratch:
+        with linked_project(root, tmp_path, inputs) as scratch:
             encode.run(typed(p), scratch)
             enc = scratch / "data" / "encodings"
             summary = json.loads((scratch / "reports" / "encode" / "summary.json").read_text())

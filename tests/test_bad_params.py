@@ -6,8 +6,8 @@ import yaml
 from conftest import base_params, typed
 
 from audiovae.config.params import ParamsError, load_params
-from audiovae.data import download
 from audiovae.data.spectrogram import Codec
+from audiovae.stages import download
 
 
 def test_unknown_preset_lists_the_defined_ones(tmp_path):

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from conftest import REPO, STAGE_WRITES, tree_state, typed, written_by
+from conftest import REPO, STAGE_WRITES, linked_project, tree_state, typed, written_by
 
-from audiovae.config import stage_params as params_stage
-from audiovae.inference import export
-from audiovae.training.scratch import scratch_root
+from audiovae.stages import export
+from audiovae.stages import params as params_stage
 
 # scratch that no later stage or report reads: resume checkpoints, and the MLflow store when
 # tracking is on (it is a service's database, not a pipeline output)
@@ -35,12 +34,12 @@ def test_every_file_a_stage_writes_is_a_declared_output(trained, tmp_path):
     root, params, *_ = trained
     writes = dict(STAGE_WRITES)
     # the two stages the fixture does not run, in scratch roots (the shared project stays as it is)
-    with scratch_root(root, []) as scratch:
+    with linked_project(root, tmp_path, []) as scratch:
         before = tree_state(scratch)
         params_stage.run(typed(params), scratch)
         writes["params"] = written_by(scratch, before)
     inputs = ["data/features", "data/filtered", "data/encodings", "data/models/outer", "data/models/inner"]
-    with scratch_root(root, inputs) as scratch:
+    with linked_project(root, tmp_path, inputs) as scratch:
         before = tree_state(scratch)
         export.run(typed(params), scratch)
         writes["export"] = written_by(scratch, before)

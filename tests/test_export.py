@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import typed
+from conftest import linked_project, typed
 from test_pipeline import stereo_44k
 
 from audiovae import cli
 from audiovae.config.params import deep_merge
-from audiovae.inference import bundle, export
+from audiovae.inference import bundle
 from audiovae.inference.model import AudioVAE
+from audiovae.stages import export
 from audiovae.tracking import registry
 from audiovae.tracking import runs as tracking_runs
 
@@ -147,15 +148,14 @@ def test_the_other_latent_kind_through_every_consumer(trained, tmp_path, tiny_fs
     import mlflow
     import pandas as pd
 
+    from audiovae.stages import train_inner
     from audiovae.tracking import serving
-    from audiovae.training import inner as inner_training
-    from audiovae.training.scratch import scratch_root
 
     root, params, *_ = trained
     other = "global" if params["inner"]["latent"] == "sequence" else "sequence"
     p = deep_merge(params, {"inner": {"latent": other, "latent_channels": 3, "latent_dim": 5}})
-    with scratch_root(root, ["data/features", "data/filtered", "data/encodings", "data/models/outer"]) as scratch:
-        result = inner_training.run(typed(p), scratch)
+    with linked_project(root, tmp_path, ["data/features", "data/filtered", "data/encodings", "data/models/outer"]) as scratch:
+        result = train_inner.run(typed(p), scratch)
         vae = result["model"]
         assert vae.latent == other
         frames = -(-vae.hyper["code_shape"][-1] // 2 ** len(p["inner"]["conv_filters"]))

@@ -10,7 +10,8 @@ import pytest
 from conftest import free_port, save_params, typed
 
 from audiovae.atomic import sha256_file
-from audiovae.data import download, fetch
+from audiovae.data import fetch
+from audiovae.stages import download
 from audiovae.stages import download as download_stage
 
 

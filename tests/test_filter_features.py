@@ -9,10 +9,12 @@ import pytest
 import soundfile as sf
 from conftest import fsdd_members, params_with, sine, typed
 
-from audiovae.data import audio, features
-from audiovae.data import filter as filter_stage
+from audiovae.data import audio
+from audiovae.data import filter as filtering
 from audiovae.data.artifacts import open_features
 from audiovae.data.spectrogram import Codec, log_spectral_distance
+from audiovae.stages import features
+from audiovae.stages import filter as filter_stage
 
 
 def make_case(root, name, writer):
@@ -163,6 +165,6 @@ def test_trim_db_drops_the_silence_around_a_sound(tmp_path):
     tone = slice(0, 2400)  # the first 0.3 s at 8 kHz
     assert np.abs(kept[tone]).mean() > 0.2 and np.abs(untrimmed[tone]).mean() < 0.01
     table = pd.DataFrame({"path": ["take.wav"]})
-    seconds = filter_stage.inspect(table, tmp_path, 1e-5, trim_db=40)["seconds"].iloc[0]
+    seconds = filtering.inspect(table, tmp_path, 1e-5, trim_db=40)["seconds"].iloc[0]
     assert seconds == pytest.approx(0.3, abs=0.1)
-    assert filter_stage.inspect(table, tmp_path, 1e-5)["seconds"].iloc[0] == pytest.approx(2.05, abs=0.01)
+    assert filtering.inspect(table, tmp_path, 1e-5)["seconds"].iloc[0] == pytest.approx(2.05, abs=0.01)

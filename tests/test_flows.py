@@ -56,16 +56,21 @@ def test_a_worker_joining_by_hand_refuses_a_bad_plan_in_one_line(tmp_path):
     import subprocess
     import sys
 
-    from conftest import REPO
+    from conftest import REPO, base_params, typed
+
+    from audiovae.training.tuning.plan import TunePlan
 
     not_a_plan = tmp_path / "other.json"
     not_a_plan.write_text(json.dumps({"target": "inner"}))
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"target": "inner", "params": {}, "root": ".", "storage": None, "study_name": "s",
-                                "parent_run": None, "seed": 0, "shares": [2, 2]}))
+    plan.write_text(TunePlan(target="inner", params=typed(base_params()), root=".", storage=None, study_name="s",
+                             parent_run=None, seed=0, shares=[2, 2]).model_dump_json())
+    misspelt = tmp_path / "misspelt.json"
+    misspelt.write_text(json.dumps({**json.loads(plan.read_text()), "shares": [2, "two"]}))
     cases = [([str(tmp_path / "nope.json")], "no plan at"), ([str(not_a_plan)], "is not a tuning plan: it lacks params"),
+             ([str(misspelt)], "is not a valid tuning plan: shares.1"),
              ([str(broken)], "is not JSON"), ([str(plan), "--index", "2"], "--index 2: the plan has shares 0 to 1"),
              (["--index", "5", str(plan)], "--index 5: the plan has shares 0 to 1")]
     for args, message in cases:

@@ -12,8 +12,7 @@ import torch
 from conftest import FSDD_ROOT, typed
 
 from audiovae import cli
-from audiovae.training import inner as inner_training
-from audiovae.training import outer as outer_training
+from audiovae.stages import train_inner, train_outer
 
 
 def test_stages_hand_over_their_outputs(trained):
@@ -103,7 +102,7 @@ def test_train_inner_never_needs_the_outer_model(trained, monkeypatch):
     try:
         import audiovae.models.checkpoints as checkpoints
         monkeypatch.setattr(checkpoints, "load_outer", lambda *a, **k: pytest.fail("train_inner loaded the outer model"))
-        result = inner_training.run(typed(params), root)
+        result = train_inner.run(typed(params), root)
         assert len(result["history"].epochs) == params["inner"]["train"]["epochs"]
     finally:
         hidden.rename(outer_model)
@@ -113,7 +112,7 @@ def test_interrupted_train_outer_resumes_where_it_stopped(trained):
     root, params, *_ = trained
     p = json.loads(json.dumps(params))
     p["outer"]["train"].update(epochs=3, patience=10)
-    reference = outer_training.run(typed(p), root)["model"].state_dict()
+    reference = train_outer.run(typed(p), root)["model"].state_dict()
 
     class Interrupted(Exception):
         pass
@@ -123,16 +122,16 @@ def test_interrupted_train_outer_resumes_where_it_stopped(trained):
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        outer_training.run(typed(p), root, trial_report=crash_after_first)
+        train_outer.run(typed(p), root, trial_report=crash_after_first)
     assert (root / "data" / "checkpoints" / "outer.pt").exists()
     seen = []
-    resumed = outer_training.run(typed(p), root, trial_report=lambda loss, epoch: seen.append(epoch))
+    resumed = train_outer.run(typed(p), root, trial_report=lambda loss, epoch: seen.append(epoch))
     assert seen == [1, 2]  # epoch 0 came from the checkpoint
     assert len(resumed["history"].epochs) == 3
     for key, value in reference.items():
         assert torch.allclose(value, resumed["model"].state_dict()[key], atol=1e-6), key
     assert not (root / "data" / "checkpoints" / "outer.pt").exists()
-    outer_training.run(typed(params), root)  # put the fixture's 2-epoch model back for the other tests
+    train_outer.run(typed(params), root)  # put the fixture's 2-epoch model back for the other tests
 
 
 def test_parameter_cap_is_enforced(trained):
@@ -141,7 +140,7 @@ def test_parameter_cap_is_enforced(trained):
     p["outer"]["max_params"] = 100
     from audiovae.config.params import ParamsError
     with pytest.raises(ParamsError, match="max_params"):
-        outer_training.run(typed(p), root)
+        train_outer.run(typed(p), root)
 
 
 def stereo_44k(path, tiny_fsdd_zip):

@@ -6,8 +6,8 @@ import optuna
 from conftest import running_mlflow_server, typed
 from test_tune import tiny_tune_params
 
-from audiovae.data import download, features
-from audiovae.data import filter as filter_stage
+from audiovae.stages import download, features
+from audiovae.stages import filter as filter_stage
 from audiovae.tracking import runs as tracking_runs
 from audiovae.training import tune
 

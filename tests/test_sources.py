@@ -12,10 +12,11 @@ import soundfile as sf
 from conftest import fsdd_members, params_with, sine, typed, write_zip
 
 from audiovae.config.schema import Split
-from audiovae.data import download, sources
-from audiovae.data import filter as filter_stage
+from audiovae.data import sources
 from audiovae.data.fetch import FetchError
 from audiovae.data.splits import assign_splits
+from audiovae.stages import download
+from audiovae.stages import filter as filter_stage
 
 # The real audioMNIST_meta.txt is messy in exactly these ways (see shared/datasets/README.md).
 MESSY_META = {

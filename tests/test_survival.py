@@ -16,14 +16,21 @@ import psutil
 import pytest
 import sqlalchemy
 import yaml
-from conftest import DVC, free_port, sh, start_mlflow_server, stop_process, typed
+from conftest import (
+    DVC,
+    free_port,
+    linked_project,
+    sh,
+    start_mlflow_server,
+    stop_process,
+    typed,
+)
 from mlflow.tracking import MlflowClient
 from test_tune import tiny_tune_params
 
+from audiovae.stages import train_inner
 from audiovae.tracking.runs import TrackingError
-from audiovae.training import inner as inner_training
 from audiovae.training import tune
-from audiovae.training.scratch import scratch_root
 
 RUNNING, COMPLETE, FAIL = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE,
                            optuna.trial.TrialState.FAIL)
@@ -215,8 +222,8 @@ def test_training_outlives_its_tracking_server(trained, tmp_path, monkeypatch):
             events.append("restarted")
 
     try:
-        with scratch_root(root, ["data/encodings"]) as scratch:
-            result = inner_training.run(typed(p), scratch, epoch_hook=blink)
+        with linked_project(root, tmp_path, ["data/encodings"]) as scratch:
+            result = train_inner.run(typed(p), scratch, epoch_hook=blink)
     finally:
         for server in servers:
             stop_process(server)
@@ -244,9 +251,9 @@ def test_a_tracking_server_that_never_comes_back_is_named_after_the_outputs_are_
             server.wait()
 
     try:
-        with scratch_root(root, ["data/encodings"]) as scratch:
+        with linked_project(root, tmp_path, ["data/encodings"]) as scratch:
             with pytest.raises(TrackingError, match=r"epochs \[1, 2\] were not logged"):
-                inner_training.run(typed(p), scratch, epoch_hook=die)
+                train_inner.run(typed(p), scratch, epoch_hook=die)
             assert (scratch / "data" / "models" / "inner" / "model.pt").exists()  # the model is kept
             assert (scratch / "reports" / "inner" / "history.csv").exists()
     finally:

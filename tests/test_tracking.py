@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 from conftest import free_port, running_mlflow_server, typed
 
-from audiovae.data import download, features
-from audiovae.data import filter as filter_stage
+from audiovae.stages import download, features, train_outer
+from audiovae.stages import filter as filter_stage
 from audiovae.tracking import runs as tracking_runs
 from audiovae.tracking.runs import TrackingError
-from audiovae.training import outer as outer_training
 
 
 @pytest.fixture
@@ -31,7 +30,7 @@ def test_tiny_pipeline_logs_to_a_real_server(project, mlflow_server, monkeypatch
     download.run(typed(params), root)
     filter_stage.run(typed(params), root)
     features.run(typed(params), root)
-    outer_training.run(typed(params), root)
+    train_outer.run(typed(params), root)
 
     from mlflow.tracking import MlflowClient
     client = MlflowClient(tracking_uri=mlflow_server)

@@ -87,39 +87,6 @@ def test_grid_sampler_needs_discrete_spaces():
     assert isinstance(sampler, optuna.samplers.GridSampler)
 
 
-def test_scratch_root_links_inputs_and_names_what_is_missing(tmp_path):
-    from audiovae.training.scratch import scratch_root
-    (tmp_path / "data" / "encodings").mkdir(parents=True)
-    (tmp_path / "data" / "encodings" / "codes.npy").write_bytes(b"x")
-    with scratch_root(tmp_path, ["data/encodings"]) as scratch:
-        assert (scratch / "data" / "encodings" / "codes.npy").read_bytes() == b"x"
-        assert (scratch / "data" / "encodings").is_symlink()
-    assert not scratch.exists()
-    with pytest.raises(FileNotFoundError, match="data/features missing"):
-        with scratch_root(tmp_path, ["data/features"]):
-            pass
-
-
-def test_a_killed_run_leaves_no_scratch_folder(tmp_path):
-    import signal
-    import subprocess
-    import sys
-
-    (tmp_path / "data").mkdir()
-    code = ("import sys, time; from pathlib import Path; from audiovae.training.scratch import scratch_root\n"
-            "with scratch_root(Path(sys.argv[1]), ['data']) as s:\n"
-            "    print(s, flush=True); time.sleep(60)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-    try:
-        scratch = Path(proc.stdout.readline().strip())
-        assert scratch.is_dir()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
-    finally:
-        proc.kill()
-    assert not scratch.exists()
-
-
 def test_full_path_objective_ranks_a_better_reconstruction_lower(trained):
     """Known cases: the real spectrograms themselves, then copies blurred along time more and more,
     then noise; the full-path objective orders them best to worst, and scores a model by its
@@ -171,7 +138,7 @@ def test_two_objective_study_returns_its_pareto_front_and_applies_a_named_trial(
     params_file.write_text((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     p["tune"]["storage"] = storage
     plan = tune.prepare("inner", 0, storage, "pareto-test", 1, tmp_path, typed(p))
-    plan["root"] = str(tmp_path)
+    plan = plan.model_copy(update={"root": str(tmp_path)})
     tune.finish(plan, apply=True, trial=named)
     import yaml
     applied = yaml.safe_load(params_file.read_text())

@@ -6,13 +6,10 @@ import torch
 from conftest import typed
 
 from audiovae.config.params import deep_merge
-from audiovae.data import download, features
-from audiovae.data import filter as filter_stage
 from audiovae.data.artifacts import open_features, split_rows
 from audiovae.models.outer import build_outer
-from audiovae.training import encode
-from audiovae.training import inner as inner_training
-from audiovae.training import outer as outer_training
+from audiovae.stages import download, encode, features, train_inner, train_outer
+from audiovae.stages import filter as filter_stage
 
 
 def test_unet_outer_trains_and_the_inner_vae_runs_on_it(project):
@@ -22,7 +19,7 @@ def test_unet_outer_trains_and_the_inner_vae_runs_on_it(project):
     download.run(typed(params), root)
     filter_stage.run(typed(params), root)
     features.run(typed(params), root)
-    result = outer_training.run(typed(params), root)
+    result = train_outer.run(typed(params), root)
     model = result["model"].cpu().eval()
     specs, index, _ = open_features(root / "data" / "features")
     assert model.kind == "unet" and model.code_shape() == specs.shape[1:]  # no bottleneck
@@ -34,5 +31,5 @@ def test_unet_outer_trains_and_the_inner_vae_runs_on_it(project):
         after = torch.mean(torch.abs(model(val) - val)).item()
     assert after < 0.9 * before, (before, after)  # a few steps move it towards the input
     encode.run(typed(params), root)
-    inner = inner_training.run(typed(params), root)
+    inner = train_inner.run(typed(params), root)
     assert len(inner["history"].epochs) == params["inner"]["train"]["epochs"]

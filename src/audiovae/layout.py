@@ -8,22 +8,45 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# ---------------------------------------------------------------- the files inside a folder output
+# (a stage writes them into its temporary copy of the folder, ``staging / layout.CODES``, which is
+# renamed into place when complete; readers join them to the folder: ``root / layout.ENCODINGS_CODES``)
+SKIPPED_NAME = "skipped.csv"     # data/raw: files of a source not taken as audio, and why
+AUDIO_ARRAY = "audio.npy"        # data/filtered: (files, samples) at one rate and length
+AUDIO_META = "audio.json"        # data/filtered: that rate and length
+INDEX = "index.csv"              # data/filtered, features, encodings: which file each row is
+SPECTROGRAMS = "spectrograms.npy"  # data/features: (rows, bins, frames) in [0, 1]
+CODEC = "codec.json"             # data/features: everything that inverts a spectrogram to audio
+CODES = "codes.npy"              # data/encodings: (rows, code size), not standardised
+CODE_STATS = "stats.npz"         # data/encodings: the real training codes' mean and std
+CODES_MANIFEST = "manifest.json"  # data/encodings: the outer model and code shape they came from
+MODEL = "model.pt"               # data/models/*: the checkpoint with its config
+SUMMARY = "summary.json"         # data/models/*, reports/*: a stage's facts
+
 # ---------------------------------------------------------------- data/: the stages' outputs, in order
 RAW = Path("data/raw")                          # download: the source files as fetched
-SKIPPED = RAW / "skipped.csv"                   #   files of a source not taken as audio, and why
+SKIPPED = RAW / SKIPPED_NAME
 METADATA = Path("data/metadata.csv")            # download: one row per file
 MANIFEST = Path("data/manifest.csv")            # download: paths and checksums (the data's identity)
 FILTERED = Path("data/filtered")                # filter: one rate, one length
-FILTERED_AUDIO = FILTERED / "audio.npy"
-FILTERED_META = FILTERED / "audio.json"
+FILTERED_AUDIO = FILTERED / AUDIO_ARRAY
+FILTERED_META = FILTERED / AUDIO_META
+FILTERED_INDEX = FILTERED / INDEX
 FEATURES = Path("data/features")                # features: spectrograms, their index and codec
+FEATURES_SPECS = FEATURES / SPECTROGRAMS
+FEATURES_INDEX = FEATURES / INDEX
+FEATURES_CODEC = FEATURES / CODEC
 OUTER_DIR = Path("data/models/outer")           # train_outer
-OUTER_MODEL = OUTER_DIR / "model.pt"
-OUTER_SUMMARY = OUTER_DIR / "summary.json"
+OUTER_MODEL = OUTER_DIR / MODEL
+OUTER_SUMMARY = OUTER_DIR / SUMMARY
 ENCODINGS = Path("data/encodings")              # encode: the frozen encoder's codes of every file
+ENCODINGS_CODES = ENCODINGS / CODES
+ENCODINGS_STATS = ENCODINGS / CODE_STATS
+ENCODINGS_INDEX = ENCODINGS / INDEX
+ENCODINGS_MANIFEST = ENCODINGS / CODES_MANIFEST
 INNER_DIR = Path("data/models/inner")           # train_inner
-INNER_MODEL = INNER_DIR / "model.pt"
-INNER_SUMMARY = INNER_DIR / "summary.json"
+INNER_MODEL = INNER_DIR / MODEL
+INNER_SUMMARY = INNER_DIR / SUMMARY
 BUNDLE = Path("data/export/model.avae")         # export: the whole model in one file
 
 # ---------------------------------------------------------------- reports/: what a reader looks at
@@ -33,11 +56,11 @@ FILTER_REPORT = REPORTS / "filter"
 FILTER_REJECTIONS = FILTER_REPORT / "rejections.csv"
 FILTER_LENGTHS = FILTER_REPORT / "lengths.csv"
 FILTER_PERCENTILES = FILTER_REPORT / "percentiles.csv"
-FILTER_SUMMARY = FILTER_REPORT / "summary.json"
+FILTER_SUMMARY = FILTER_REPORT / SUMMARY
 FILTER_HISTOGRAM = FILTER_REPORT / "length_hist.png"
-FEATURES_SUMMARY = REPORTS / "features" / "summary.json"
+FEATURES_SUMMARY = REPORTS / "features" / SUMMARY
 OUTER_HISTORY = REPORTS / "outer" / "history.csv"
-ENCODE_SUMMARY = REPORTS / "encode" / "summary.json"
+ENCODE_SUMMARY = REPORTS / "encode" / SUMMARY
 INNER_HISTORY = REPORTS / "inner" / "history.csv"
 INNER_KL = REPORTS / "inner" / "kl_per_dim.csv"
 AUDIO = REPORTS / "audio"                       # evaluate: the report page's players

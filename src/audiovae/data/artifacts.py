@@ -16,13 +16,13 @@ from audiovae.data.spectrogram import Codec
 
 
 def load_codec(features_dir: Path) -> Codec:
-    return Codec(**json.loads((features_dir / "codec.json").read_text()))
+    return Codec(**json.loads((features_dir / layout.CODEC).read_text()))
 
 
 def open_features(features_dir: Path) -> tuple[np.ndarray, pd.DataFrame, Codec]:
     """Memory-map the spectrograms and read their index and codec."""
-    specs = np.load(features_dir / "spectrograms.npy", mmap_mode="r")
-    index = pd.read_csv(features_dir / "index.csv", dtype={"label": str, "speaker": str})
+    specs = np.load(features_dir / layout.SPECTROGRAMS, mmap_mode="r")
+    index = pd.read_csv(features_dir / layout.INDEX, dtype={"label": str, "speaker": str})
     return specs, index, load_codec(features_dir)
 
 
@@ -42,10 +42,10 @@ def real_rows(index: pd.DataFrame, split: str) -> np.ndarray:
 def load_encodings(root: Path) -> tuple[np.ndarray, dict, pd.DataFrame, dict]:
     """Codes (memory-mapped), standardisation stats, index and manifest of the encode stage."""
     enc = root / layout.ENCODINGS
-    codes = np.load(enc / "codes.npy", mmap_mode="r")
-    stats = dict(np.load(enc / "stats.npz"))
-    index = pd.read_csv(enc / "index.csv", dtype={"label": str, "speaker": str})
-    return codes, stats, index, json.loads((enc / "manifest.json").read_text())
+    codes = np.load(enc / layout.CODES, mmap_mode="r")
+    stats = dict(np.load(enc / layout.CODE_STATS))
+    index = pd.read_csv(enc / layout.INDEX, dtype={"label": str, "speaker": str})
+    return codes, stats, index, json.loads((enc / layout.CODES_MANIFEST).read_text())
 
 
 def standardised(codes: np.ndarray, stats: dict, rows: np.ndarray) -> np.ndarray:

@@ -1,10 +1,6 @@
-"""Stage ``download``: fetch each enabled source, verify it, extract its audio, describe every file.
-
-Outputs (all written through temporaries and renamed at the end):
-- ``data/raw/<dataset>/...``: the extracted audio files, untouched;
-- ``data/manifest.csv``: path, size and sha256 of every extracted file;
-- ``data/metadata.csv``: one table for all sources (path, dataset, label, speaker, take,
-  sample_rate, channels, duration, split, and AudioMNIST speaker metadata).
+"""Bring each source's audio into a folder the caller owns and describe every file: ``fetch_source``
+(verified archive or a user's folder, audio taken, the rest listed with a reason), ``describe_audio``
+(rate, channels, duration from each header) and ``build_manifest`` (size and sha256 of each file).
 """
 from __future__ import annotations
 
@@ -17,18 +13,14 @@ import pandas as pd
 import soundfile as sf
 
 from audiovae import layout
-from audiovae.atomic import atomic_path, sha256_file
-from audiovae.config.params import ParamsError, project_root
-from audiovae.config.schema import Params, SamplesSource, Source
+from audiovae.atomic import sha256_file
+from audiovae.config.schema import SamplesSource, Source
 from audiovae.data import sources
 from audiovae.data.fetch import FetchError, locate_archive, verify_archive
-from audiovae.data.splits import assign_splits
 from audiovae.progress import track
-from audiovae.tracking import runs
 
 log = logging.getLogger("audiovae.download")
 
-SKIPPED_FILE = "skipped.csv"  # under data/raw: files of a source that were not taken as audio, and why
 METADATA_COLUMNS = ["path", "dataset", "label", "speaker", "take", "sample_rate", "channels",
                     "duration", "split", *sources.AUDIOMNIST_META_COLUMNS]
 
@@ -121,40 +113,3 @@ def build_manifest(rows: list[dict], staging: Path) -> pd.DataFrame:
         local = staging / Path(row["path"]).relative_to(layout.RAW)
         records.append({"path": row["path"], "size": local.stat().st_size, "sha256": sha256_file(local)})
     return pd.DataFrame.from_records(records, columns=["path", "size", "sha256"])
-
-
-def run(params: Params, root: Path | None = None) -> pd.DataFrame:
-    root = root or project_root()
-    cache_dir = root / layout.ARCHIVES
-    # the schema names every source, so each has its entry function in sources.SOURCES
-    enabled = {name: cfg for name, cfg in params.data.sources if cfg.enabled}
-    if not enabled:
-        raise ParamsError("no data source is enabled in params.yaml (data.sources.*.enabled)")
-    with atomic_path(root / layout.RAW) as staging:
-        staging.mkdir(parents=True)
-        rows: list[dict] = []
-        skipped: list[dict] = []
-        for name, cfg in enabled.items():
-            rows.extend(fetch_source(name, cfg, root, staging, cache_dir, skipped))
-        # what a user's library held besides audio, for the filter report
-        pd.DataFrame.from_records(skipped, columns=["path", "dataset", "reason"]).to_csv(
-            staging / SKIPPED_FILE, index=False)
-        describe_audio(rows, staging)
-        table = pd.DataFrame.from_records(rows)
-        for column in METADATA_COLUMNS:
-            if column not in table:
-                table[column] = None
-        table = table.sort_values("path", kind="stable").reset_index(drop=True)
-        table["split"] = assign_splits(table, params.data.split, params.seed)
-        table = table[METADATA_COLUMNS]
-        manifest = build_manifest(table.to_dict("records"), staging)
-    # the audio is in place; the tables that describe it follow, each atomically
-    with atomic_path(root / layout.METADATA) as tmp:
-        table.to_csv(tmp, index=False)
-    with atomic_path(root / layout.MANIFEST) as tmp:
-        manifest.to_csv(tmp, index=False)
-    counts = table.groupby(["dataset", "split"]).size().to_dict()
-    log.info("metadata: %d files, %s", len(table), counts)
-    runs.log_stage("download", params, metrics={"files": len(table)},
-                       extra_params={f"files.{d}.{s}": n for (d, s), n in counts.items()}, root=root)
-    return table

@@ -66,10 +66,10 @@ def from_project(root: Path) -> dict:
     root = Path(root)
     outer = read_checkpoint(root / layout.OUTER_MODEL, "train_outer")
     inner = read_checkpoint(root / layout.INNER_MODEL, "train_inner")
-    stats = np.load(root / layout.ENCODINGS / "stats.npz")
+    stats = np.load(root / layout.ENCODINGS_STATS)
     return {
         "format": FORMAT, "version": VERSION, "outer": outer, "inner": inner,
-        "codec": json.loads((root / layout.FEATURES / "codec.json").read_text()),
+        "codec": json.loads((root / layout.FEATURES_CODEC).read_text()),
         "stats": {"mean": stats["mean"], "std": stats["std"]},
         "audio": json.loads((root / layout.FILTERED_META).read_text()),
         "params": effective_params(root),

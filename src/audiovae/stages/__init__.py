@@ -1,10 +1,13 @@
-"""The DVC stages, one thin module each, in pipeline order: ``params`` -> ``download`` ->
-``filter`` -> ``features`` -> ``train_outer`` -> ``encode`` -> ``train_inner`` -> ``evaluate``
--> ``export``. Each reads its config, calls the library and exits; ``dvc.yaml`` runs
-``python -m audiovae.stages.<stage>``. Library code never imports this package.
+"""The DVC stages, one module each, in pipeline order: ``params`` -> ``download`` -> ``filter`` ->
+``features`` -> ``train_outer`` -> ``encode`` -> ``train_inner`` -> ``evaluate`` -> ``export``.
+``dvc.yaml`` runs ``python -m audiovae.stages.<stage>``.
 
-What every stage's ``main()`` does around its ``run(params)``: logging, a tracking pre-flight
-check (an unreachable MLflow server fails before any work starts), and clear errors."""
+Each stage keeps and the library computes: a stage's ``run(params, root)`` reads its inputs
+through ``audiovae.layout``, calls library functions that take typed config and data in memory and
+return results, writes the outputs atomically and logs them (``runs.stage_run``). Library code
+never imports this package. What every stage's ``main()`` does around its ``run``: logging, a
+tracking pre-flight check (an unreachable MLflow server fails before any work starts), and clear
+errors."""
 from __future__ import annotations
 
 import logging

@@ -1,12 +1,8 @@
-"""Stage ``train_inner``: fit the VAE on the cached, standardised outer codes only.
-
-``train`` computes (codes in, a trained VAE and its label statistics out: tuning calls it on codes
-it holds in memory); ``run`` is the stage around it, reading the project's files and keeping its outputs.
-
-It never loads the outer model: the codes from ``encode`` are all it reads. Writes
-``data/models/inner/model.pt`` (with each label's latent mean and spread, used to generate a
-chosen class), ``reports/inner/history.csv`` and ``reports/inner/kl_per_dim.csv``; the
-number of active latent dimensions is logged so posterior collapse is visible.
+"""Fit the inner VAE on standardised outer codes: ``train`` takes the codes, their statistics and index
+in memory and returns the VAE with each label's latent centre and scale (what generation samples
+from) and the per-dimension KL of the validation codes (``loop.Trained``). It never loads the outer
+model and writes nothing but an epoch checkpoint when given one; the ``train_inner`` stage keeps
+the outputs, and tuning trials call it on codes they hold.
 """
 from __future__ import annotations
 
@@ -17,21 +13,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from audiovae import layout
-from audiovae.atomic import atomic_path, write_json
-from audiovae.config.params import ParamsError, project_root
-from audiovae.config.schema import Inner, Params
-from audiovae.data.artifacts import load_encodings, real_rows, split_rows, standardised
+from audiovae.config.params import ParamsError
+from audiovae.config.schema import Inner
+from audiovae.data.artifacts import real_rows, split_rows, standardised
 from audiovae.models.build import build_vae
-from audiovae.models.checkpoints import save_model
 from audiovae.models.inner import ACTIVE_KL_THRESHOLD, VAE, vae_loss
 from audiovae.models.outer import count_params
-from audiovae.tracking import runs
 from audiovae.training.loop import (
-    FitConfig,
     Trained,
     batches_of,
-    config_hash,
     fit,
     pick_device,
     seed_everything,
@@ -181,7 +171,6 @@ def train(cfg: Inner, seed: int, codes: np.ndarray, stats: dict, index: pd.DataF
     beta = Annealed(cfg.beta, cfg.kl_warmup_epochs)
     step = make_step(device, beta, cfg.reconstruction, cfg.reconstruction_weight,
                      cfg.reconstruction_reduction, cfg.free_bits)
-    fit_cfg = FitConfig.from_params(cfg.train)
     batch_size = cfg.batch_size
     log.info("inner: VAE %d -> %d latent, %s parameters on %s", codes.shape[1], model.latent_dim,
              f"{count_params(model):,}", device)
@@ -198,7 +187,7 @@ def train(cfg: Inner, seed: int, codes: np.ndarray, stats: dict, index: pd.DataF
 
     history = fit(model, step, tensor_loader(x_train, y[train_rows], batch_size, seed),
                   tensor_loader(x_val, y[val], 1024, None),
-                  fit_cfg, device, checkpoint, signature, "train inner", on_epoch=on_epoch_with_beta,
+                  cfg.train, device, checkpoint, signature, "train inner", on_epoch=on_epoch_with_beta,
                   epoch_hook=hooks, trial_report=trial_report)
     # label statistics and kde centres from real recordings only: a generation starts from a
     # real sound's latent, never from an augmented copy's
@@ -219,44 +208,3 @@ def train(cfg: Inner, seed: int, codes: np.ndarray, stats: dict, index: pd.DataF
         log.warning("posterior collapse: only %d of %d latent dimensions are active (KL > %g nats)",
                     active, model.latent_dim, ACTIVE_KL_THRESHOLD)
     return Trained(model, history, info, statistics=val_latent)
-
-
-def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=None) -> dict:
-    """Stage ``train_inner``: the cached codes from the project, ``train``, its outputs kept and logged."""
-    root = root or project_root()
-    cfg = params.inner
-    seed = params.seed
-    codes, stats, index, manifest = load_encodings(root)
-    signature = config_hash(cfg, seed, manifest)
-    checkpoint = root / layout.checkpoint("inner")
-    with runs.stage_run("train_inner", params, root, section_keys=("inner", "encode")) as tracker:
-        # a tracking server that goes away mid-training must not stop it: epochs are kept and sent later
-        epochs = tracker.epochs(params.tracking.retry_seconds)
-
-        def on_epoch(record):
-            epochs({k: v for k, v in record.items() if k != "epoch"}, record["epoch"])
-        trained = train(cfg, seed, codes, stats, index, manifest, checkpoint, signature, on_epoch=on_epoch,
-                        trial_report=trial_report, epoch_hook=epoch_hook)
-        model, history, info, val_latent = trained.model, trained.history, trained.info, trained.statistics
-        assert isinstance(model, VAE)
-        out_dir = root / layout.INNER_DIR
-        # the checkpoint carries the effective ``inner`` section it was trained with
-        digest = save_model(out_dir / "model.pt", model, **info, config=cfg.model_dump())
-        summary = {k: v for k, v in info.items()
-                   if k not in ("class_means", "class_scales", "class_points", "class_point_labels")}
-        write_json(out_dir / "summary.json", {**summary, "sha256": digest, "epochs_run": len(history.epochs),
-                                              "val_kl": float(val_latent["kl_per_dim"].sum())})
-        with atomic_path(root / layout.INNER_HISTORY) as tmp:
-            pd.DataFrame(history.epochs).to_csv(tmp, index=False, float_format="%.6g")
-        with atomic_path(root / layout.INNER_KL) as tmp:
-            kl_table(model, val_latent).to_csv(tmp, index=False, float_format="%.6g")
-        epochs.close()  # the outputs are written: now wait for the server, if it is gone
-        tracker.log_metrics({"active_dims": info["active_dims"], "latent_dims": model.latent_dim,
-                             "params": info["params"], "train_seconds": history.seconds,
-                             **{f"kl_dim_{i:03d}": float(v) for i, v in enumerate(val_latent["kl_per_dim"])}})
-        tracker.log_artifact(root / layout.INNER_HISTORY)
-        tracker.log_artifact(root / layout.INNER_KL)
-        if tracker.on and not model.conditional:  # a conditional VAE takes labels too: no one-array signature
-            tracker.log_torch_model(model, standardised(codes, stats, split_rows(index, "val")[:2]), "audiovae-inner")
-    checkpoint.unlink(missing_ok=True)
-    return {"history": history, "model": model, "info": info}

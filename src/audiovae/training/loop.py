@@ -79,28 +79,6 @@ class Trained:
     statistics: dict = field(default_factory=dict)
 
 
-@dataclass
-class FitConfig:
-    epochs: int
-    lr: float
-    weight_decay: float = 0.0
-    patience: int = 5
-    average_window: int = 3
-    min_delta: float = 0.0
-    max_seconds: float = 0.0          # 0: no wall-clock budget
-    mixed_precision: bool = True
-    grad_clip: float = 0.0
-    schedule: str = "constant"        # constant | cosine (to lr * min_lr_ratio over ``epochs``)
-    min_lr_ratio: float = 0.05
-
-    @classmethod
-    def from_params(cls, cfg: Train) -> "FitConfig":
-        """From a validated ``train`` section."""
-        return cls(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, patience=cfg.patience,
-                   average_window=cfg.average_window, max_seconds=cfg.max_seconds,
-                   mixed_precision=cfg.mixed_precision, schedule=cfg.schedule, min_lr_ratio=cfg.min_lr_ratio)
-
-
 StepFn = Callable[[torch.nn.Module, object], tuple[torch.Tensor, dict]]
 
 
@@ -127,22 +105,21 @@ def evaluate_loss(model, batches: Iterable, step: StepFn, device: torch.device, 
 
 
 def fit(model: torch.nn.Module, step: StepFn, train_batches: Callable[[int], Iterable],
-        eval_val: Callable[[], Iterable], cfg: FitConfig,
+        eval_val: Callable[[], Iterable], cfg: Train,
         device: torch.device, checkpoint: Path | None, signature: str, desc: str,
         on_epoch: Callable[[dict], None] | None = None,
         epoch_hook: Callable[[torch.nn.Module, int], None] | None = None,
         trial_report: Callable[[float, int], None] | None = None) -> History:
-    """Train ``model`` in place; on return it holds the weights of the best validation epoch.
+    """Train ``model`` in place with a stage's validated ``train`` section (the schema holds the
+    defaults, in params.yaml); on return it holds the weights of the best validation epoch.
     ``checkpoint``: where each epoch is kept and a run of the same ``signature`` resumes (None: a
     tuning trial, which keeps nothing)."""
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(cfg.epochs, 1),
                                                                eta_min=cfg.lr * cfg.min_lr_ratio)
-    elif cfg.schedule == "constant":
+    else:  # constant: the schema allows no other
         scheduler = None
-    else:
-        raise ValueError(f"train.schedule must be 'constant' or 'cosine', not {cfg.schedule!r}")
     history = History()
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     start_epoch = 0
@@ -179,8 +156,6 @@ def fit(model: torch.nn.Module, step: StepFn, train_batches: Callable[[int], Ite
                 with _autocast(device, amp):
                     loss, parts = step(model, batch)
                 loss.backward()
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimiser.step()
                 n = parts.get("n", 1)
                 seen += n
@@ -202,7 +177,7 @@ def fit(model: torch.nn.Module, step: StepFn, train_batches: Callable[[int], Ite
             window = [e["val_loss"] for e in history.epochs[-cfg.average_window:]]
             average = float(np.mean(window))
             record["val_loss_avg"] = average
-            if average < history.best_val - cfg.min_delta:
+            if average < history.best_val:
                 history.best_val, history.stale = average, 0
             else:
                 history.stale += 1

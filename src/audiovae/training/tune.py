@@ -35,6 +35,7 @@ from audiovae.config.params import ParamsError, load_params, project_root
 from audiovae.config.schema import Params
 from audiovae.evaluation.validation import OBJECTIVES
 from audiovae.tracking import remote, runs
+from audiovae.training.tuning.plan import TunePlan
 
 # the names other modules, the flows and the tests use, from the parts that hold them
 from audiovae.training.tuning.report import (
@@ -51,21 +52,20 @@ from audiovae.training.tuning.search import (
 )
 from audiovae.training.tuning.storage import make_storage
 from audiovae.training.tuning.workers import (
-    plan_params,
     read_plan,
     run_processes,
     run_worker,
 )
 
-__all__ = ["apply_params", "chosen_trial", "finish", "inputs_of", "make_pruner", "make_sampler", "make_storage",
-           "objectives_of", "plan_params", "prepare", "read_plan", "run_processes", "run_worker", "target_of", "tune"]
+__all__ = ["TunePlan", "apply_params", "chosen_trial", "finish", "inputs_of", "make_pruner", "make_sampler", "make_storage",
+           "objectives_of", "prepare", "read_plan", "run_processes", "run_worker", "target_of", "tune"]
 
 log = logging.getLogger("audiovae.tune")
 
 
 def prepare(target: str, trials: int, storage: str | None = None, study_name: str | None = None,
             workers: int = 1, root: Path | None = None, params: Params | None = None,
-            elsewhere: bool = False) -> dict:
+            elsewhere: bool = False) -> TunePlan:
     """Create (or load) the study and its MLflow parent run; returns what each worker needs.
 
     ``elsewhere``: the workers run on other machines (Prefect deployments). Then the study storage
@@ -81,12 +81,12 @@ def prepare(target: str, trials: int, storage: str | None = None, study_name: st
     study_name = study_name or f"{target}-{cfg.study_suffix}"
     directions = [OBJECTIVES[name] for name in objectives_of(params, target)]
     uri = runs.tracking_uri(params, root) if params.tracking.enabled else None
-    shared: dict[str, Any] = {"elsewhere": False, "commit": None, "inputs": None}
+    elsewhere_fields: dict[str, Any] = {}
     if elsewhere:
         remote.check_shared_stores(storage, uri)
         inputs = remote.publish_inputs(root, inputs_of(params, target))
-        shared = {"elsewhere": True, "commit": remote.git_commit(root), "inputs": inputs}
-        log.info("tune: inputs pushed for workers elsewhere at commit %s: %s", shared["commit"][:12], inputs)
+        elsewhere_fields = {"elsewhere": True, "commit": remote.git_commit(root), "inputs": inputs}
+        log.info("tune: inputs pushed for workers elsewhere at commit %s: %s", elsewhere_fields["commit"][:12], inputs)
     study = optuna.create_study(storage=make_storage(storage, root, params), study_name=study_name, directions=directions,
                                 load_if_exists=True, sampler=make_sampler(cfg, space, seed), pruner=make_pruner(cfg))
     if [d.name.lower() for d in study.directions] != directions:
@@ -100,29 +100,27 @@ def prepare(target: str, trials: int, storage: str | None = None, study_name: st
                         "objectives": ",".join(objectives_of(params, target))})
     tracker.end_run()
     shares = [trials // workers + (1 if i < trials % workers else 0) for i in range(workers)]
-    # a plan crosses processes and machines (a Prefect deployment's JSON parameters): its params
-    # travel as their plain values and are validated again where they are used (``plan_params``)
     # ``root`` is the coordinator's checkout, used by its local worker processes only; a worker
     # elsewhere runs in its own clone and checks ``commit`` and ``inputs`` there
-    return {"target": target, "params": params.model_dump(), "root": str(root), "storage": storage, "study_name": study_name,
-            "parent_run": parent, "seed": seed, "shares": [n for n in shares if n], "before": len(study.trials),
-            "started": time.monotonic(), "tracking_uri": uri, **shared}
+    return TunePlan(target=target, params=params, root=str(root), storage=storage, study_name=study_name,
+                    parent_run=parent, seed=seed, shares=[n for n in shares if n], before=len(study.trials),
+                    started=time.monotonic(), tracking_uri=uri, **elsewhere_fields)
 
 
-def finish(plan: dict, apply: bool = False, trial: int | None = None) -> optuna.Study:
+def finish(plan: TunePlan, apply: bool = False, trial: int | None = None) -> optuna.Study:
     """Report the study (plots, trials per minute, MLflow) and optionally apply the best values
     (``trial``: a chosen trial's values instead, e.g. one from a Pareto front)."""
-    root, params = Path(plan["root"]), plan_params(plan)
-    minutes = (time.monotonic() - plan["started"]) / 60
-    study = optuna.load_study(study_name=plan["study_name"], storage=make_storage(plan["storage"], root, params))
-    done = len(study.trials) - plan["before"]
+    root, params = Path(plan.root), plan.params
+    minutes = (time.monotonic() - plan.started) / 60
+    study = optuna.load_study(study_name=plan.study_name, storage=make_storage(plan.storage, root, params))
+    done = len(study.trials) - plan.before
     rate = done / max(minutes, 1e-9)
-    log.info("tune %s: %d trials in %.1f min (%.2f trials/min)", plan["target"], done, minutes, rate)
-    out_dir = root / layout.TUNING / plan["study_name"]
+    log.info("tune %s: %d trials in %.1f min (%.2f trials/min)", plan.target, done, minutes, rate)
+    out_dir = root / layout.TUNING / plan.study_name
     summary = save_study_report(study, out_dir, rate)
     tracker = runs.tracker(params, root)
-    if plan["parent_run"]:  # the study's run (none when tracking is off)
-        tracker.start_run(run_id=plan["parent_run"])
+    if plan.parent_run:  # the study's run (none when tracking is off)
+        tracker.start_run(run_id=plan.parent_run)
         tracker.log_metrics({"trials_per_minute": rate, "trials": done,
                              **({"best_value": summary["best_value"]} if summary.get("best_value") is not None else {})})
         tracker.log_artifacts(out_dir, artifact_path="tuning")
@@ -138,7 +136,7 @@ def tune(target: str, trials: int, storage: str | None = None, study_name: str |
     """Run (or resume) a study of ``trials`` more trials split over ``workers`` processes."""
     plan = prepare(target, trials, storage, study_name, workers, root, params)
     if trials > 0:
-        if len(plan["shares"]) == 1:
+        if len(plan.shares) == 1:
             run_worker(plan, 0)
         else:
             run_processes(plan)

@@ -8,6 +8,7 @@ from typing import Any
 
 import optuna
 
+from audiovae import layout
 from audiovae.config.params import ParamsError
 
 log = logging.getLogger("audiovae.tune")
@@ -53,7 +54,7 @@ def save_study_report(study: optuna.Study, out_dir: Path, rate: float) -> dict:
     if multi:
         summary["pareto"] = [{"trial": t.number, "values": t.values, "params": t.params}
                              for t in sorted(study.best_trials, key=lambda t: t.number)]
-    write_json(out_dir / "summary.json", summary)
+    write_json(out_dir / layout.SUMMARY, summary)
     first: dict[str, Any] = {"target": lambda t: t.values[0], "target_name": "first objective"} if multi else {}
     plots = {"optimization_history": lambda s: vis.plot_optimization_history(s, **first),
              "parallel_coordinate": lambda s: vis.plot_parallel_coordinate(s, **first)}

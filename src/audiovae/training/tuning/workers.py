@@ -14,40 +14,40 @@ import threading
 from pathlib import Path
 
 import optuna
+from pydantic import ValidationError
 
 from audiovae.config.schema import Params
 from audiovae.tracking import remote
 from audiovae.training.tuning.objective import objective_for
+from audiovae.training.tuning.plan import TunePlan
 from audiovae.training.tuning.search import make_pruner, make_sampler, target_of
 from audiovae.training.tuning.storage import StaleTrial, make_storage
 
 log = logging.getLogger("audiovae.tune")
 
 
-# what ``tune.prepare`` puts in a plan and a worker reads
-PLAN_KEYS = ("target", "params", "root", "storage", "study_name", "parent_run", "seed", "shares")
-
-
-def read_plan(path: Path, index: int) -> dict:
+def read_plan(path: Path, index: int) -> TunePlan:
     """A plan handed to a worker by hand (``pipeline.flows tune-worker``), checked before it is
     used: a ValueError names what is wrong with the file or the share asked for."""
     try:
-        plan = json.loads(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise ValueError(f"no plan at {path} (a tune-worker flow run's `plan` parameter, saved as JSON)") from None
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not JSON ({exc})") from None
-    missing = [key for key in PLAN_KEYS if not isinstance(plan, dict) or key not in plan]
-    if missing:
-        raise ValueError(f"{path} is not a tuning plan: it lacks {', '.join(missing)}")
-    if not 0 <= index < len(plan["shares"]):
-        raise ValueError(f"--index {index}: the plan has shares 0 to {len(plan['shares']) - 1}")
+    try:
+        plan = TunePlan.model_validate(data)
+    except ValidationError as exc:
+        missing = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "missing" and len(e["loc"]) == 1]
+        if missing or not isinstance(data, dict):
+            raise ValueError(f"{path} is not a tuning plan: it lacks {', '.join(missing) or 'every key'}") from None
+        first = exc.errors()[0]
+        raise ValueError(f"{path} is not a valid tuning plan: {'.'.join(map(str, first['loc']))}: "
+                         f"{first['msg']}") from None
+    plan.share(index)
     return plan
-
-
-def plan_params(plan: dict) -> Params:
-    """The typed parameters a plan carries."""
-    return Params.model_validate(plan["params"])
 
 
 def _worker(target: str, params: Params, root: str, storage_url: str | None, study_name: str, n_trials: int,
@@ -65,25 +65,26 @@ def _worker(target: str, params: Params, root: str, storage_url: str | None, stu
     study.optimize(objective_for(target, params, root_path, parent_run), n_trials=n_trials, callbacks=[report])
 
 
-def run_worker(plan: dict, index: int, root: Path | None = None) -> remote.Pulled | None:
+def run_worker(plan: TunePlan, index: int, root: Path | None = None) -> remote.Pulled | None:
     """One worker's share of the trials (a process or a Prefect task). ``root``: the worker's own
     checkout, for a plan made for workers elsewhere: its commit is checked and the plan's inputs
     pulled and verified there before any trial starts (a refusal runs none). Returns what it
     pulled (None for a worker on the coordinator's machine)."""
-    here = str(root or plan["root"])
+    here = str(root or plan.root)
     pulled = None
-    if plan.get("elsewhere") and root is not None:
-        pulled = remote.bring_inputs(Path(root), plan["commit"], plan["inputs"])
+    if plan.elsewhere and root is not None:
+        assert plan.commit is not None and plan.inputs is not None  # ``prepare`` sets them for workers elsewhere
+        pulled = remote.bring_inputs(Path(root), plan.commit, plan.inputs)
         log.info("tune worker %d in %s: pulled and verified %s: %d bytes in %.1f s", index, root,
                  ", ".join(sorted(pulled.hashes)), pulled.bytes, pulled.seconds)
-    if plan.get("elsewhere") and plan.get("tracking_uri"):  # the coordinator's store, not a mlflow.db here
-        os.environ["MLFLOW_TRACKING_URI"] = plan["tracking_uri"]
-    threads = plan_params(plan).tune.threads_per_worker
-    if plan.get("elsewhere") and threads:  # workers that share a machine (0: every core of this one)
+    if plan.elsewhere and plan.tracking_uri:  # the coordinator's store, not a mlflow.db here
+        os.environ["MLFLOW_TRACKING_URI"] = plan.tracking_uri
+    threads = plan.params.tune.threads_per_worker
+    if plan.elsewhere and threads:  # workers that share a machine (0: every core of this one)
         import torch
         torch.set_num_threads(threads)
-    _worker(plan["target"], plan_params(plan), here, plan["storage"], plan["study_name"],
-            plan["shares"][index], plan["parent_run"], plan["seed"] + index)
+    _worker(plan.target, plan.params, here, plan.storage, plan.study_name, plan.share(index), plan.parent_run,
+            plan.seed + index)
     return pulled
 
 
@@ -94,32 +95,30 @@ def worker_threads(params: Params, workers: int) -> int:
     return chosen or max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def _process_worker(plan: dict, index: int, threads: int) -> None:
+def _process_worker(plan: TunePlan, index: int, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
     run_worker(plan, index)
 
 
-def run_processes(plan: dict) -> None:
+def run_processes(plan: TunePlan) -> None:
     """Every share of ``plan`` in its own (spawned) process on this machine, each with its share of
     the cores. A worker that dies (killed, out of memory) has its running trial failed at once and
     retried, and a replacement finishes the rest of its share; after ``tune.max_retries``
     replacements for one share, the study stops with an error naming the exit codes."""
     ctx = mp.get_context("spawn")
-    threads = worker_threads(plan_params(plan), len(plan["shares"]))
-    log.info("tune: %d worker processes, %d torch thread(s) each", len(plan["shares"]), threads)
-    retries = plan_params(plan).tune.max_retries
-    pending = list(enumerate(plan["shares"]))
+    threads = worker_threads(plan.params, len(plan.shares))
+    log.info("tune: %d worker processes, %d torch thread(s) each", len(plan.shares), threads)
+    retries = plan.params.tune.max_retries
+    pending = list(enumerate(plan.shares))
     attempts = {i: 0 for i, _ in pending}
     deaths: list[int | None] = []
     with stopped_by_sigterm():
         while pending:
             procs = []
             for index, share in pending:
-                part = dict(plan, shares=[0] * len(plan["shares"]))
-                part["shares"][index] = share
-                proc = ctx.Process(target=_process_worker, args=(part, index, threads))
+                proc = ctx.Process(target=_process_worker, args=(plan.only(index, share), index, threads))
                 proc.start()
                 procs.append((index, share, proc))
             pending = []
@@ -166,11 +165,11 @@ def stopped_by_sigterm():
         signal.signal(signal.SIGTERM, previous)
 
 
-def settle_dead_worker(plan: dict, pid: int) -> int:
+def settle_dead_worker(plan: TunePlan, pid: int) -> int:
     """Fail the trials a dead local worker left RUNNING (ending their MLflow runs), queue their
     parameters again; returns how many trials it finished."""
-    root, params = Path(plan["root"]), plan_params(plan)
-    study = optuna.load_study(study_name=plan["study_name"], storage=make_storage(plan["storage"], root, params))
+    root, params = Path(plan.root), plan.params
+    study = optuna.load_study(study_name=plan.study_name, storage=make_storage(plan.storage, root, params))
     worker = f"{socket.gethostname()}:{pid}"
     mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker]
     dead = StaleTrial(params.tune.max_retries, params, root)

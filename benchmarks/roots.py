@@ -1,0 +1,25 @@
+"""Another project root for a benchmark that runs whole stages with other values: a temporary
+folder whose inputs link to the real project's outputs, so nothing under ``data/`` or DVC's state
+changes. (The library needs no such root: training and tuning work on inputs in memory.)"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+
+@contextlib.contextmanager
+def linked_root(root: Path, inputs: Iterable[str], prefix: str = "audiovae-bench-") -> Iterator[Path]:
+    """Yield a temporary project root where each of ``inputs`` (paths relative to ``root``) is a link."""
+    inputs = list(inputs)
+    missing = [rel for rel in inputs if not (Path(root) / rel).exists()]
+    if missing:
+        raise FileNotFoundError(f"{', '.join(missing)} missing under {root}: run `dvc repro` first")
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        for rel in inputs:
+            link = Path(tmp) / rel
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(Path(root).resolve() / rel, link)
+        yield Path(tmp)
