@@ -32,7 +32,7 @@ from roots import linked_root
 from torch import nn
 
 from audiovae.config.params import load_params, with_values
-from audiovae.config.schema import Params
+from audiovae.config.schema import Params, generation_spread
 from audiovae.data.artifacts import open_features, split_rows
 from audiovae.evaluation import evaluate
 from audiovae.inference.model import AudioVAE
@@ -71,7 +71,8 @@ def score(model: AudioVAE, params: Params, root: Path, seed: int) -> dict:
     specs, index, codec = open_features(root / "data" / "features")
     waves = np.load(root / "data" / "filtered" / "audio.npy", mmap_mode="r")
     train = split_rows(index, "train")
-    out = evaluate.make_outputs(model, cfg, specs, index, waves, seed)
+    spread = generation_spread(cfg.generate_spread, params.prior, learned=model.prior is not None)
+    out = evaluate.make_outputs(model, cfg, specs, index, waves, seed, spread)
     quality = evaluate.quality_metrics(out, codec.sample_rate, cfg.quality, True, seed)
     classes = evaluate.classifier_metrics(out, np.asarray(waves[index["row"].to_numpy()[train]]),
                                           index["label"].astype(str).to_numpy()[train], codec.sample_rate, cfg, seed)

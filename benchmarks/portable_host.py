@@ -25,7 +25,6 @@ from pesq import pesq
 
 from audiovae import cli
 from audiovae.atomic import write_text
-from audiovae.config.params import load_params
 from audiovae.data.artifacts import open_features, real_rows
 from audiovae.inference.model import AudioVAE
 
@@ -64,8 +63,7 @@ def main() -> None:
     export = (["--model", args.model] if args.model else ["--root", str(root)])
     assert cli.main([*export, "export", "--format", "torchscript", "--out", str(synth_path)]) == 0
     model = AudioVAE.from_file(Path(args.model)) if args.model else AudioVAE.from_project(root)
-    evaluated = model.trained.evaluate or load_params(root / "params.yaml").evaluate
-    spread = evaluated.generate_spread
+    spread = model.default_spread
     sound = model.length / model.codec.sample_rate
     synth = torch.jit.load(str(synth_path))
     rows = []

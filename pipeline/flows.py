@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--until", metavar="STAGE", help="run the stages up to and including STAGE")
     p.add_argument("--push", action="store_true", help="push the outputs and the run-cache to the DVC remote afterwards")
     p = sub.add_parser("tune", help="Optuna workers as tune-worker flow runs (or local processes)")
-    p.add_argument("target", choices=("outer", "inner"))
+    p.add_argument("target", choices=("outer", "inner", "prior"))
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--storage")

@@ -191,6 +191,7 @@ def trained(tmp_path_factory, tiny_fsdd_zip):
         features,
         train_inner,
         train_outer,
+        train_prior,
     )
     from audiovae.stages import filter as filter_stage
 
@@ -206,6 +207,7 @@ def trained(tmp_path_factory, tiny_fsdd_zip):
         outer = stage("train_outer", train_outer)
         stage("encode", encode)
         inner = stage("train_inner", train_inner)
+        stage("train_prior", train_prior)
         metrics = stage("evaluate", evaluate)
         yield root, params, outer, inner, metrics
     finally:

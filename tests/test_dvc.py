@@ -26,8 +26,8 @@ def test_repro_caching_preset_exp_run_and_the_compare_view(dvc_project, tmp_path
     changes, and dvc.lock / `dvc params diff` show those values; every repro that ran something is
     one MLflow parent run; two of them compare side by side in the MLflow UI."""
     root, env = dvc_project
-    stages = ("params", "download", "filter", "features", "train_outer", "encode", "train_inner", "evaluate",
-              "export")
+    stages = tuple(yaml.safe_load((root / "dvc.yaml").read_text())["stages"])  # in pipeline order
+    assert stages[0] == "params" and stages[-1] == "export"
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["presets"]["tiny_wider_inner"] = {"inner": {"latent_channels": 3}, "evaluate": {"probe_dims": 1}}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -47,7 +47,9 @@ def test_repro_caching_preset_exp_run_and_the_compare_view(dvc_project, tmp_path
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-qm", "base run"], root, env)
     out = sh([str(DVC), "exp", "run", "-S", "preset=tiny_wider_inner"], root, env)
-    assert [s for s in stages if f"Running stage '{s}'" in out] == ["params", "train_inner", "evaluate", "export"]
+    # the prior trains on the new inner VAE's latents; export bundles both
+    assert [s for s in stages if f"Running stage '{s}'" in out] == ["params", "train_inner", "train_prior", "evaluate",
+                                                                    "export"]
     lock = yaml.safe_load((root / "dvc.lock").read_text())
     assert lock["stages"]["train_inner"]["params"]["reports/params/train_inner.yaml"]["inner"]["latent_channels"] == 3
     diff = sh([str(DVC), "params", "diff"], root, env)
@@ -65,7 +67,7 @@ def test_repro_caching_preset_exp_run_and_the_compare_view(dvc_project, tmp_path
     children = {p.info.run_id: sorted(r.data.tags["stage"] for r in runs
                                       if r.data.tags.get("mlflow.parentRunId") == p.info.run_id) for p in parents}
     assert sorted(children.values()) == sorted([["evaluate", "params"], sorted(stages),
-                                                ["evaluate", "export", "params", "train_inner"]])
+                                                ["evaluate", "export", "params", "train_inner", "train_prior"]])
     for run in runs:  # the params stage of the first repro runs before there is any data
         assert run.data.tags["git_commit"]
         assert run.data.tags["dataset_manifest"] != "none" or run.data.tags.get("stage") == "params"

@@ -68,6 +68,8 @@ def test_metrics_have_every_documented_key(trained):
         "classifier": ["real_test_accuracy", "recon_accuracy", "generated_accuracy", "generated_frechet",
                        "check_real_test_accuracy", "check_recon_accuracy", "check_generated_accuracy"],
         "robustness": ["perturb_10db_rmse_db"], "speed": ["encode_once_speedup"],
+        "generation": ["spread", "latent_novelty", "audio_novelty", "latent_coverage", "audio_coverage",
+                       "audio_coverage_real_train", "kid", "kid_se", "kid_real_train", "ndb_k", "ndb_k_real_test"],
         "quality": [f"{row}_{m}" for row in ("ceiling", "outer", "full") for m in ("pesq_nb", "stoi")]
         + [f"{row}_dnsmos_{k}" for row in ("real", "ceiling", "outer", "full", "generated") for k in ("sig", "bak", "ovrl")]}
     expected["classifier"] += [f"clean_{row}_accuracy" for row in ("real", "ceiling", "outer", "full", "generated")]
@@ -80,6 +82,9 @@ def test_metrics_have_every_documented_key(trained):
     if params["inner"]["latent"] == "sequence":
         assert channels == params["inner"]["latent_channels"] and dims == channels * 24
     assert metrics["outer"]["compression"] > 1
+    gen = metrics["generation"]  # the learned prior's default temperature, and coverage as a share
+    assert gen["spread"] == params["prior"]["temperature"] and 0 <= gen["audio_coverage"] <= 1
+    assert gen["latent_novelty"] > 0 and gen["kid_se"] > 0
     # the oracle (Griffin-Lim of the true magnitude) bounds what any model can reach
     assert metrics["audio"]["oracle_lsd_db"] < metrics["audio"]["test_lsd_db"]
     q = metrics["quality"]  # 8 kHz: narrow-band PESQ only; the ceiling beats a two-epoch model
@@ -184,8 +189,10 @@ def test_cli_commands_on_a_stereo_44k_input(trained, tmp_path, tiny_fsdd_zip, ca
     assert (tmp_path / "gen" / "7_001.wav").read_bytes() == (tmp_path / "gen2" / "7_001.wav").read_bytes()
     cli.main(base + ["generate", "--label", "7", "--count", "3", "--seed", "5", "--out", str(tmp_path / "gen3")])
     assert (tmp_path / "gen" / "7_001.wav").read_bytes() != (tmp_path / "gen3" / "7_001.wav").read_bytes()
-    # the default spread is the one the metrics were measured at: evaluate.generate_spread
-    spread = str(params["evaluate"]["generate_spread"])
+    # the default spread is the one the metrics were measured at: evaluate.generate_spread, auto:
+    # the learned prior's temperature
+    assert params["evaluate"]["generate_spread"] == "auto" and params["prior"]["family"] == "gmm"
+    spread = str(params["prior"]["temperature"])
     for value, same in ((spread, True), ("0", False)):
         out = tmp_path / f"spread_{value}"
         cli.main(base + ["generate", "--label", "7", "--count", "3", "--spread", value, "--out", str(out)])

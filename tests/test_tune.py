@@ -166,3 +166,29 @@ def test_training_runs_on_inputs_in_memory_and_writes_nothing(trained, tmp_path,
     assert not written_by(root, before) and not list(tmp_path.iterdir())
     assert result.info["labels"] == stage_result["info"]["labels"]
     assert [e["val_loss"] for e in result.history.epochs] == [e["val_loss"] for e in stage_result["history"].epochs]
+
+
+def test_tune_prior_on_the_cached_latents_scores_each_trial_and_writes_no_model(trained, tmp_path):
+    """The prior target: trials fit on data/latents in seconds, on the validation latents' likelihood
+    and novelty and the clean judge's accuracy on decoded generations; the objectives keep their
+    direction, a wrong one for the target is refused, and nothing under the project changes but
+    the study's report."""
+    root, params, *_ = trained
+    p = copy.deepcopy(params)
+    p["tune"]["prior"] = {"trials": 3, "objectives": ["generated_accuracy", "novelty_gap"], "space": {
+        "prior.temperature": {"type": "float", "low": 0.5, "high": 1.5},
+        "prior.covariance": {"type": "categorical", "choices": ["full", "diag"]}}}
+    assert tune.inputs_of(typed(p), "prior")[0] == "data/latents"
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    before = tree_state(root)
+    study = tune.tune("prior", 3, storage=storage, study_name="prior-test", workers=1, root=root, params=typed(p))
+    written = written_by(root, before)
+    assert all(path.startswith("reports/tuning/prior-test/") for path in written), written
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 3 and all(0 <= t.values[0] <= 1 and t.values[1] >= 0 for t in complete)
+    # the temperature is part of the prior's trial: another temperature, other generations
+    assert len({round(t.params["prior.temperature"], 6) for t in complete}) == 3
+    p["tune"]["prior"]["objectives"] = ["full_path"]
+    with pytest.raises(Exception, match="prior is tuned on"):
+        tune.objectives_of(typed(p), "prior")

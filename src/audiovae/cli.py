@@ -62,9 +62,7 @@ def _spread(args, model) -> float:
     """``--spread``, else the spread the evaluate stage scored the model's generations with."""
     if args.spread is not None:
         return float(args.spread)
-    if model.trained.evaluate is None:
-        raise ValueError("this model records no evaluate.generate_spread: give --spread")
-    return model.trained.evaluate.generate_spread
+    return model.default_spread
 
 
 def cmd_generate(args) -> list[Path]:
@@ -231,8 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder; files are LABEL_000.wav ...")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--spread", type=float,
-                   help="latent spread around the label's mean, in units of its std "
-                        "(default: evaluate.generate_spread in params.yaml, the value the metrics were measured at)")
+                   help="how far from the typical sound: with a learned prior its temperature (1: the density "
+                        "as fitted), else the spread around a training latent in units of the label's std "
+                        "(default: the value the evaluate stage scored the model's generations at)")
 
     p = add("reconstruct", cmd_reconstruct, "Run audio files (any rate, channels, length) through the model; "
             "silence is trimmed as in training and long sounds go through in overlapping windows.",
@@ -278,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("tune", cmd_tune, "Tune the outer autoencoder or the inner VAE with Optuna (spaces in params.yaml).",
             "audiovae tune inner --trials 30 --workers 2 --apply")
-    p.add_argument("target", choices=("outer", "inner"), help="outer first; inner trains on the cached encodings")
+    p.add_argument("target", choices=("outer", "inner", "prior"),
+                   help="outer first; inner trains on the cached encodings, prior on the cached latents")
     p.add_argument("--trials", type=int, help="trials to run now (default: tune.<target>.trials in params.yaml)")
     p.add_argument("--storage", help="SQLAlchemy URL or journal:PATH (default: tune.storage, else sqlite:///optuna.db)")
     p.add_argument("--study", help="study name; an existing study resumes (default: <target>-default)")

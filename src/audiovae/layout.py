@@ -21,6 +21,7 @@ CODES = "codes.npy"              # data/encodings: (rows, code size), not standa
 CODE_STATS = "stats.npz"         # data/encodings: the real training codes' mean and std
 CODES_MANIFEST = "manifest.json"  # data/encodings: the outer model and code shape they came from
 MODEL = "model.pt"               # data/models/*: the checkpoint with its config
+LATENTS_ARRAY = "latents.npy"    # data/latents: the inner VAE's posterior mean of each real recording
 SUMMARY = "summary.json"         # data/models/*, reports/*: a stage's facts
 
 # ---------------------------------------------------------------- data/: the stages' outputs, in order
@@ -47,6 +48,12 @@ ENCODINGS_MANIFEST = ENCODINGS / CODES_MANIFEST
 INNER_DIR = Path("data/models/inner")           # train_inner
 INNER_MODEL = INNER_DIR / MODEL
 INNER_SUMMARY = INNER_DIR / SUMMARY
+LATENTS = Path("data/latents")                  # train_prior: the frozen inner VAE's latents, once
+LATENTS_MEANS = LATENTS / LATENTS_ARRAY
+LATENTS_INDEX = LATENTS / INDEX
+PRIOR_DIR = Path("data/models/prior")           # train_prior: what generation samples from
+PRIOR_MODEL = PRIOR_DIR / MODEL
+PRIOR_SUMMARY = PRIOR_DIR / SUMMARY
 BUNDLE = Path("data/export/model.avae")         # export: the whole model in one file
 
 # ---------------------------------------------------------------- reports/: what a reader looks at
@@ -63,16 +70,17 @@ OUTER_HISTORY = REPORTS / "outer" / "history.csv"
 ENCODE_SUMMARY = REPORTS / "encode" / SUMMARY
 INNER_HISTORY = REPORTS / "inner" / "history.csv"
 INNER_KL = REPORTS / "inner" / "kl_per_dim.csv"
+PRIOR_COMPONENTS = REPORTS / "prior" / "components.csv"  # train_prior: each label's components
 AUDIO = REPORTS / "audio"                       # evaluate: the report page's players
 REPORT_PAGE = REPORTS / "index.html"
 METRICS = REPORTS / "metrics.json"
 PLOTS = REPORTS / "plots"
 
 # every path above that dvc.yaml declares (the params files are stage_params' too)
-DECLARED = (RAW, METADATA, MANIFEST, FILTERED, FEATURES, OUTER_DIR, ENCODINGS, INNER_DIR, BUNDLE,
-            FILTER_REJECTIONS, FILTER_LENGTHS, FILTER_PERCENTILES, FILTER_SUMMARY, FILTER_HISTOGRAM,
-            FEATURES_SUMMARY, OUTER_HISTORY, ENCODE_SUMMARY, INNER_HISTORY, INNER_KL, AUDIO, REPORT_PAGE,
-            METRICS, PLOTS)
+DECLARED = (RAW, METADATA, MANIFEST, FILTERED, FEATURES, OUTER_DIR, ENCODINGS, INNER_DIR, LATENTS, PRIOR_DIR,
+            BUNDLE, FILTER_REJECTIONS, FILTER_LENGTHS, FILTER_PERCENTILES, FILTER_SUMMARY, FILTER_HISTOGRAM,
+            FEATURES_SUMMARY, OUTER_HISTORY, ENCODE_SUMMARY, INNER_HISTORY, INNER_KL, PRIOR_COMPONENTS, AUDIO,
+            REPORT_PAGE, METRICS, PLOTS)
 
 # ---------------------------------------------------------------- not DVC outputs
 ARCHIVES = Path("data/archives")                # download: the fetched archives, kept between runs

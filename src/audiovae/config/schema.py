@@ -7,7 +7,7 @@ after it is merged over the base values.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -206,6 +206,18 @@ class Inner(Strict):
     train: Train
 
 
+class Prior(Strict):
+    family: Literal["gmm", "kde"]
+    components: int = Field(gt=0)
+    min_per_component: int = Field(gt=0)
+    pca_dims: int = Field(gt=0)
+    covariance: Literal["full", "diag"]
+    reg_covar: float = Field(gt=0)
+    n_init: int = Field(gt=0)
+    temperature: float = Field(ge=0)
+    kde_spread: float = Field(ge=0)
+
+
 class StftCfg(Strict):
     n_fft: int = Field(gt=1)
     hop_length: int = Field(gt=0)
@@ -240,11 +252,18 @@ class QualityCfg(Strict):
     dnsmos_clips: int = Field(ge=0)
 
 
+class NoveltyCfg(Strict):
+    coverage_k: int = Field(gt=0)
+    ndb_bins: int = Field(gt=1)
+    kid_blocks: int = Field(gt=0)
+
+
 class Evaluate(Strict):
     examples_per_class: int = Field(ge=0)
     generated_per_class: int = Field(gt=0)
     wav_generated_per_class: int = Field(ge=0)
-    generate_spread: float = Field(ge=0)
+    generate_spread: Literal["auto"] | Annotated[float, Field(ge=0)]
+    novelty: NoveltyCfg
     perturb_db: float = Field(ge=0)
     tsne_perplexity: float = Field(gt=0)
     interpolation_steps: int = Field(ge=2)
@@ -269,8 +288,9 @@ class SpaceEntry(Strict):
 
 class TuneTarget(Strict):
     trials: int = Field(gt=0)
-    epochs: int = Field(gt=0)
-    objectives: list[Literal["val_loss", "full_path", "generated_accuracy"]] = Field(min_length=1, max_length=2)
+    epochs: int | None = Field(default=None, gt=0)  # None: the target has no epochs (the prior's EM)
+    objectives: list[Literal["val_loss", "full_path", "generated_accuracy", "val_loglik", "novelty_gap"]] = Field(
+        min_length=1, max_length=2)
     space: dict[str, SpaceEntry]
 
 
@@ -296,6 +316,7 @@ class Tune(Strict):
     validation: TuneValidation
     outer: TuneTarget
     inner: TuneTarget
+    prior: TuneTarget
 
 
 class Retrain(Strict):
@@ -315,6 +336,7 @@ class Params(Strict):
     outer: Outer
     encode: Encode
     inner: Inner
+    prior: Prior
     evaluate: Evaluate
     export: Export
     inference: Inference
@@ -324,7 +346,24 @@ class Params(Strict):
 
 
 class TrainedEvaluate(BaseModel):
-    generate_spread: float = Field(ge=0)
+    generate_spread: Literal["auto"] | Annotated[float, Field(ge=0)]
+
+
+class TrainedPrior(BaseModel):
+    family: Literal["gmm", "kde"]
+    temperature: float = Field(ge=0)
+    kde_spread: float = Field(ge=0)
+
+
+def generation_spread(spread: Literal["auto"] | float, prior: Prior | TrainedPrior | None, learned: bool) -> float:
+    """The spread a model generates at: a number as given; ``auto``, its sampler's own: the learned
+    prior's ``temperature`` (``learned``: the model has one), else ``kde_spread`` around training
+    latents."""
+    if spread != "auto":
+        return float(spread)
+    if prior is None:
+        raise ValueError("evaluate.generate_spread is auto, but the model records no prior section to say what that is")
+    return prior.temperature if learned else prior.kde_spread
 
 
 class TrainedWith(BaseModel):
@@ -332,6 +371,7 @@ class TrainedWith(BaseModel):
     effective_params``, a subset of ``Params``): the settings a trained model is used with. A
     bundle written before a section existed lacks it, so each is optional and other keys pass."""
     evaluate: TrainedEvaluate | None = None
+    prior: TrainedPrior | None = None
     inference: Inference | None = None
 
 

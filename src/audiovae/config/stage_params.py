@@ -19,13 +19,15 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "train_outer": ("seed", "outer"),
     "encode": ("encode", "outer.device"),
     "train_inner": ("seed", "inner"),
+    "train_prior": ("seed", "prior", "inner.device"),
     # evaluate also times an inner epoch (inner) and names the run on its report page
-    "evaluate": ("seed", "preset", "evaluate", "inner", "outer.model", "outer.device", "features.n_fft",
+    "evaluate": ("seed", "preset", "evaluate", "inner", "prior", "outer.model", "outer.device", "features.n_fft",
                  "features.hop_length", "data.sources", "data.split.method"),
     # the bundle carries the spread generations were evaluated at (the CLI's default), not the
     # rest of evaluate: an evaluation setting does not make a new model version; and how the
     # model windows real recordings (inference)
-    "export": ("export", "evaluate.generate_spread", "inference"),
+    "export": ("export", "evaluate.generate_spread", "prior.family", "prior.temperature", "prior.kde_spread",
+               "inference"),
 }
 
 

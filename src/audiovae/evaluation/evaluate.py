@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from audiovae.config.schema import Evaluate, Params, QualityCfg
+from audiovae.config.schema import Evaluate, NoveltyCfg, Params, QualityCfg
 from audiovae.data.artifacts import (
     split_rows,
     standardised,
 )
 from audiovae.data.spectrogram import log_spectral_distance, spectral_convergence
-from audiovae.evaluation import quality
+from audiovae.evaluation import novelty, quality
 from audiovae.evaluation.classifier import (
     AudioClassifier,
     CheckClassifier,
@@ -125,11 +125,14 @@ class TestOutputs:
     gen_specs: np.ndarray
     gen_labels: np.ndarray
     audio_gen: np.ndarray
-    latent: np.ndarray
+    latent: np.ndarray          # posterior means of the test clips
     kl_dims: np.ndarray
+    gen_latents: np.ndarray     # the latents the generations were decoded from
+    spread: float               # and the spread they were sampled at
 
 
-def make_outputs(model: AudioVAE, cfg: Evaluate, specs, index: pd.DataFrame, waves, seed: int) -> TestOutputs:
+def make_outputs(model: AudioVAE, cfg: Evaluate, specs, index: pd.DataFrame, waves, seed: int,
+                 spread: float) -> TestOutputs:
     test = split_rows(index, "test")
     x_test = np.asarray(specs[test])
     y_test = index["label"].astype(str).to_numpy()[test]
@@ -142,16 +145,17 @@ def make_outputs(model: AudioVAE, cfg: Evaluate, specs, index: pd.DataFrame, wav
     with torch.no_grad():
         kl_dims = model.inner.kl_dims(torch.from_numpy(latent), torch.from_numpy(logvar),
                                       test_ids.cpu()).mean(0).numpy()
-    per_class, spread = cfg.generated_per_class, cfg.generate_spread
-    gen_specs = np.concatenate([model.generate(label, per_class, seed=seed + i, spread=spread)
-                                for i, label in enumerate(model.labels)])
+    per_class = cfg.generated_per_class
+    gen_latents = np.concatenate([model.sample(label, per_class, seed=seed + i, spread=spread)
+                                  for i, label in enumerate(model.labels)])
     gen_labels = np.repeat(np.array(model.labels), per_class)
+    gen_specs = model.from_latents(gen_latents, list(gen_labels) if model.inner.conditional else None)
     return TestOutputs(
         stems=[Path(p).stem for p in index["path"].to_numpy()[test]], y_test=y_test, x_test=x_test,
         outer=outer, full=full, wav_test=np.asarray(waves[index["row"].to_numpy()[test]]),
         audio_ceiling=model.to_audio(x_test), audio_outer=model.to_audio(outer), audio_full=model.to_audio(full),
         gen_specs=gen_specs, gen_labels=gen_labels, audio_gen=model.to_audio(gen_specs), latent=latent,
-        kl_dims=kl_dims)
+        kl_dims=kl_dims, gen_latents=gen_latents, spread=spread)
 
 
 def outer_metrics(model: AudioVAE, out: TestOutputs, x_train: np.ndarray, info: dict) -> dict:
@@ -216,12 +220,18 @@ def quality_metrics(out: TestOutputs, sample_rate: int, cfg: QualityCfg, speech:
     return metrics
 
 
+def clean_judge(wav_train: np.ndarray, y_train: np.ndarray, sample_rate: int, cfg: Evaluate, seed: int) -> CleanClassifier:
+    """The primary judge, fitted on clean real training audio."""
+    return CleanClassifier(sample_rate, cfg.clean_classifier, seed).fit(wav_train, y_train)
+
+
 def classifier_metrics(out: TestOutputs, wav_train: np.ndarray, y_train: np.ndarray, sample_rate: int,
-                       cfg: Evaluate, seed: int) -> dict:
-    """The primary, clean-trained classifier on every row; today's two as secondary opinions;
-    Fréchet distances with their scale (real train vs real test in the same embedding)."""
+                       cfg: Evaluate, seed: int, clean: CleanClassifier | None = None) -> dict:
+    """The primary, clean-trained classifier on every row (``clean``: one already fitted by
+    ``clean_judge``); today's two as secondary opinions; Fréchet distances with their scale (real
+    train vs real test in the same embedding)."""
     rows = {"real": out.wav_test, "ceiling": out.audio_ceiling, "outer": out.audio_outer, "full": out.audio_full}
-    clean = CleanClassifier(sample_rate, cfg.clean_classifier, seed).fit(wav_train, y_train)
+    clean = clean or clean_judge(wav_train, y_train, sample_rate, cfg, seed)
     metrics = {f"clean_{name}_accuracy": clean.accuracy(audio, out.y_test) for name, audio in rows.items()}
     metrics["clean_generated_accuracy"] = clean.accuracy(out.audio_gen, out.gen_labels)
     embed_test = clean.embed(out.wav_test)
@@ -245,6 +255,35 @@ def classifier_metrics(out: TestOutputs, wav_train: np.ndarray, y_train: np.ndar
                     "check_recon_accuracy": check.accuracy(out.audio_full, out.y_test),
                     "check_generated_accuracy": check.accuracy(out.audio_gen, out.gen_labels)})
     return metrics
+
+
+def generation_metrics(out: TestOutputs, train_latents: np.ndarray, train_latent_labels: np.ndarray,
+                       clean: CleanClassifier, wav_train: np.ndarray, y_train: np.ndarray, cfg: NoveltyCfg,
+                       seed: int) -> dict:
+    """How new the generations are and how much of the real test set they cover, each next to the
+    value for real clips that the model never made (``novelty``): in the model's latent space
+    (the generations' latents against the training clips' posterior means) and in the clean
+    judge's audio embedding (what a listener's features see)."""
+    gen_audio = clean.embed(out.audio_gen)
+    train_audio, test_audio = clean.embed(wav_train), clean.embed(out.wav_test)
+    # a reference set of real clips the size of the generations: training clips, drawn once
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(train_audio), size=min(len(gen_audio), len(train_audio)), replace=False)
+    kid, kid_se = novelty.kid(test_audio, gen_audio, cfg.kid_blocks, seed)
+    kid_real, kid_real_se = novelty.kid(test_audio, train_audio[pick], cfg.kid_blocks, seed)
+    ndb, ndb_k = novelty.ndb(train_audio, train_audio, gen_audio, cfg.ndb_bins, seed)
+    _, ndb_k_real = novelty.ndb(train_audio, train_audio, test_audio, cfg.ndb_bins, seed)
+    k = min(cfg.coverage_k, len(test_audio) - 1)
+    return {
+        "spread": out.spread,
+        "latent_novelty": novelty.novelty_ratio(out.gen_latents, out.gen_labels, train_latents, train_latent_labels,
+                                                out.latent, out.y_test),
+        "audio_novelty": novelty.novelty_ratio(gen_audio, out.gen_labels, train_audio, y_train, test_audio, out.y_test),
+        "latent_coverage": novelty.coverage(out.latent, out.gen_latents, k),
+        "audio_coverage": novelty.coverage(test_audio, gen_audio, k),
+        "audio_coverage_real_train": novelty.coverage(test_audio, train_audio[pick], k),
+        "kid": kid, "kid_se": kid_se, "kid_real_train": kid_real, "kid_real_train_se": kid_real_se,
+        "ndb": ndb, "ndb_k": ndb_k, "ndb_k_real_test": ndb_k_real}
 
 
 def robustness_metrics(model: AudioVAE, out: TestOutputs, cfg: Evaluate, seed: int) -> dict:

@@ -19,7 +19,7 @@ from audiovae.atomic import write_text
 from audiovae.config.params import flatten
 from audiovae.config.schema import Inner, Params
 
-GROUP_ORDER = ("quality", "classifier", "outer", "inner", "audio", "robustness", "speed")
+GROUP_ORDER = ("quality", "classifier", "generation", "outer", "inner", "audio", "robustness", "speed")
 QUALITY_ROWS = ("real", "ceiling", "outer", "full", "generated")
 QUALITY_COLUMNS = (  # (column title, metrics key pattern with {row}, better direction)
     ("PESQ-NB", "quality.{row}_pesq_nb"), ("PESQ-WB", "quality.{row}_pesq_wb"), ("STOI", "quality.{row}_stoi"),
@@ -62,8 +62,9 @@ def _fmt(value) -> str:
     return str(value)
 
 
-LOWER_IS_BETTER = ("rmse", "lsd", "stdev", "frechet", "overfit", "seconds", "perturb", "convergence", "mrstft")
-HIGHER_IS_BETTER = ("accuracy", "active_dims", "speedup", "pesq", "stoi", "dnsmos")
+LOWER_IS_BETTER = ("rmse", "lsd", "stdev", "frechet", "overfit", "seconds", "perturb", "convergence", "mrstft",
+                   "kid", "ndb")
+HIGHER_IS_BETTER = ("accuracy", "active_dims", "speedup", "pesq", "stoi", "dnsmos", "coverage")
 
 
 def _direction(key: str) -> int:
@@ -182,10 +183,16 @@ def build(root: Path, params: Params) -> Path:
 
     generated = [a for a in audio if a.startswith("generated_")]
     if generated:
-        parts.append("<h2>Generated, per class</h2><div class='grid'>")
+        parts.append("<h2>Generated, per class, each next to its nearest training take</h2>"
+                     "<p class='muted'>The nearest training recording of the label in the model's latent space: "
+                     "a generation that sounds like it is a copy (generation.latent_novelty near 0), one as "
+                     "new as an unheard recording scores about 1.</p><div class='grid'>")
         labels = sorted({a.split("_")[1] for a in generated})
         for label in labels:
-            players = "".join(_audio("audio/" + a) + "<br>" for a in generated if a.split("_")[1] == label)
+            players = "".join(
+                _audio("audio/" + a) + (" nearest: " + _audio("audio/" + a.replace("generated_", "nearest_", 1))
+                                        if a.replace("generated_", "nearest_", 1) in audio else "") + "<br>"
+                for a in generated if a.split("_")[1] == label)
             parts.append(f"<div class='card'><b>{html.escape(label)}</b><br>{players}</div>")
         parts.append("</div>")
         if (plots / "generated.png").exists():

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from audiovae import layout
-from audiovae.config.schema import Params
+from audiovae.config.schema import Params, generation_spread
 from audiovae.data.artifacts import load_encodings, open_features, real_rows
 from audiovae.evaluation import quality
 from audiovae.evaluation.classifier import CleanClassifier
@@ -34,7 +34,11 @@ from audiovae.models.checkpoints import load_outer
 from audiovae.models.losses import spectrogram_loss
 
 log = logging.getLogger("audiovae.validation")
-OBJECTIVES: dict[str, Literal["minimize", "maximize"]] = {"val_loss": "minimize", "full_path": "minimize", "generated_accuracy": "maximize"}
+OBJECTIVES: dict[str, Literal["minimize", "maximize"]] = {
+    "val_loss": "minimize", "full_path": "minimize", "generated_accuracy": "maximize",
+    # the prior's: held-out log-likelihood per latent dimension, and how far its generations'
+    # novelty ratio (against validation latents) is from 1, as new as an unheard recording
+    "val_loglik": "maximize", "novelty_gap": "minimize"}
 NEEDS = [str(layout.FEATURES), str(layout.FILTERED), str(layout.OUTER_DIR)]  # besides the encodings
 
 
@@ -80,7 +84,8 @@ class Validation:
         speech = set(index["dataset"].astype(str)) <= {"fsdd", "audiomnist"}
         return cls(base, np.asarray(specs[pick]), all_labels[pick], np.asarray(waves[index["row"].to_numpy()[pick]]),
                    params.outer.loss, params.outer.sc_weight, judge,
-                   params.evaluate.generate_spread, generated_per_label, speech, seed)
+                   generation_spread(params.evaluate.generate_spread, params.prior, learned=False),
+                   generated_per_label, speech, seed)
 
     def model(self, inner, info: dict) -> AudioVAE:
         """The whole model with a freshly trained inner VAE and its label statistics (``train_inner``'s info)."""

@@ -67,8 +67,10 @@ def from_project(root: Path) -> dict:
     outer = read_checkpoint(root / layout.OUTER_MODEL, "train_outer")
     inner = read_checkpoint(root / layout.INNER_MODEL, "train_inner")
     stats = np.load(root / layout.ENCODINGS_STATS)
+    # a project from before the prior stage has none: generation samples as its inner VAE does
+    prior = read_checkpoint(root / layout.PRIOR_MODEL, "train_prior") if (root / layout.PRIOR_MODEL).exists() else None
     return {
-        "format": FORMAT, "version": VERSION, "outer": outer, "inner": inner,
+        "format": FORMAT, "version": VERSION, "outer": outer, "inner": inner, "prior": prior,
         "codec": json.loads((root / layout.FEATURES_CODEC).read_text()),
         "stats": {"mean": stats["mean"], "std": stats["std"]},
         "audio": json.loads((root / layout.FILTERED_META).read_text()),
@@ -104,4 +106,6 @@ def read(path: Path) -> dict:
         if isinstance(bundle["inner"].get(key), torch.Tensor):
             bundle["inner"][key] = bundle["inner"][key].numpy()
     bundle["stats"] = {k: v.numpy() for k, v in bundle["stats"].items()}
+    if bundle.get("prior"):
+        bundle["prior"] = {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in bundle["prior"].items()}
     return bundle

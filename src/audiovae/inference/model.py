@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiovae.config.schema import Inference, TrainedWith
+from audiovae.config.schema import Inference, TrainedWith, generation_spread
 from audiovae.data import audio as audio_io
 from audiovae.data.segments import Segmenter, edge_fade
 from audiovae.data.spectrogram import Codec
@@ -20,6 +20,7 @@ from audiovae.inference import bundle as model_bundle
 from audiovae.models.checkpoints import inner_from_info, outer_from_info
 from audiovae.models.inner import VAE
 from audiovae.models.outer import OuterAE
+from audiovae.models.prior import Mixture
 from audiovae.progress import Progress
 
 
@@ -33,6 +34,13 @@ def segmenter_of(cfg: Inference | None, sample_rate: int) -> Segmenter | None:
     if cfg is None:
         return None
     return Segmenter(sample_rate, cfg.silence_db, cfg.min_gap_seconds, cfg.margin_seconds)
+
+
+def prior_of(arrays: dict | None) -> Mixture | None:
+    """A bundle's learned prior, or None (no prior stage, or its kde family: no components)."""
+    if not arrays or len(arrays.get("centres", ())) == 0:
+        return None
+    return Mixture.from_arrays(arrays)
 
 
 @dataclass
@@ -55,6 +63,7 @@ class AudioVAE:
     # the settings of the run that trained it (bundles carry its effective params)
     trained: TrainedWith = field(default_factory=TrainedWith)
     segmenter: Segmenter | None = None  # where the sound is in a recording (``inference`` params)
+    prior: Mixture | None = None  # a learned prior (stage train_prior): generation samples from it
 
     @classmethod
     def from_bundle(cls, bundle: dict, device: str | torch.device = "cpu") -> "AudioVAE":
@@ -68,7 +77,8 @@ class AudioVAE:
                    [str(label) for label in info["labels"]], np.asarray(info["class_means"]),
                    np.asarray(info["class_scales"]), device, float(audio_meta.get("trim_db", 0.0)),
                    _array(info.get("class_points")), _array(info.get("class_point_labels")),
-                   trained, segmenter_of(trained.inference, int(bundle["codec"]["sample_rate"])))
+                   trained, segmenter_of(trained.inference, int(bundle["codec"]["sample_rate"])),
+                   prior_of(bundle.get("prior")))
 
     @classmethod
     def from_project(cls, root: Path, device: str | torch.device = "cpu") -> "AudioVAE":
@@ -278,15 +288,25 @@ class AudioVAE:
     def reconstruct_outer(self, specs: np.ndarray) -> np.ndarray:
         return self.decode_codes(self.codes(specs))
 
+    @property
+    def default_spread(self) -> float:
+        """The spread the evaluate stage scored this model's generations at (``--spread``'s default)."""
+        if self.trained.evaluate is None:
+            raise ValueError("this model records no evaluate.generate_spread: give --spread")
+        return generation_spread(self.trained.evaluate.generate_spread, self.trained.prior, self.prior is not None)
+
     def sample(self, label: str, count: int, seed: int = 0, spread: float = 1.0) -> np.ndarray:
         """Latents for ``count`` new sounds of ``label``.
 
-        Conditional model: the prior, decoded with the label. Otherwise around the label's latent
-        centre, along its scale matrix (``inner.class_sampling``: the full covariance of the label's
-        latents by default), ``spread`` times as wide: 1 follows the label's own spread, less stays
-        nearer its typical sound.
+        With a learned prior (stage ``train_prior``): drawn from the label's mixture, ``spread``
+        its temperature (1: the density as fitted). Otherwise, conditional model: N(0, I), decoded
+        with the label; unconditional: around the label's latent centre or a training latent of it
+        (``inner.class_sampling``), along its scale matrix, ``spread`` times as wide: 1 follows the
+        label's own spread, less stays nearer its typical sound.
         """
         rng = np.random.default_rng(seed)
+        if self.prior is not None:
+            return self.prior.sample(self.label_index(label), count, rng, spread)
         if self.inner.conditional:
             return rng.standard_normal((count, self.inner.latent_dim)).astype(np.float32) * spread
         c = self.label_index(label)

@@ -97,6 +97,18 @@ class Synth(torch.nn.Module):
         point_labels = model.class_point_labels if model.class_point_labels is not None else np.zeros(0)
         self.register_buffer("class_points", torch.as_tensor(np.asarray(points, np.float32)))
         self.register_buffer("point_labels", torch.as_tensor(np.asarray(point_labels, np.int64)))
+        # a learned prior (stage train_prior): each label's mixture components; none, an empty table
+        prior = model.prior
+        self.register_buffer("prior_centres", torch.as_tensor(
+            prior.centres if prior is not None else np.zeros((0, self.latent_dim), np.float32)))
+        self.register_buffer("prior_labels", torch.as_tensor(
+            prior.labels.astype(np.int64) if prior is not None else np.zeros(0, np.int64)))
+        self.register_buffer("prior_weights", torch.as_tensor(
+            prior.weights if prior is not None else np.zeros(0, np.float32)))
+        self.register_buffer("prior_bases", torch.as_tensor(
+            prior.bases if prior is not None else np.zeros((0, self.latent_dim, 1), np.float32)))
+        self.register_buffer("prior_scales", torch.as_tensor(
+            prior.scales if prior is not None else np.zeros((0, 1, 1), np.float32)))
 
     def forward(self, latent: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         return self.decode(latent, label)
@@ -153,12 +165,20 @@ class Synth(torch.nn.Module):
 
     @torch.jit.export
     def sample(self, label: int, seed: int, spread: float, count: int) -> torch.Tensor:
-        """Latents of ``count`` new sounds of ``label``: the prior for a label-conditioned model, else
+        """Latents of ``count`` new sounds of ``label``: from its learned prior's mixture when the
+        model has one (``spread``: its temperature), else N(0, I) for a label-conditioned model, else
         around the label's training latents (kde) or its centre, along its scale factor."""
         if label < 0 or label >= len(self.labels):
             raise ValueError("label index out of range")
         generator = torch.Generator()
         generator.manual_seed(seed)
+        own = torch.nonzero(self.prior_labels == label).flatten()  # type: ignore[arg-type]
+        if own.shape[0] > 0:
+            picks = own[torch.multinomial(self.prior_weights[own], count, True, generator=generator)]  # type: ignore[index]
+            scales = self.prior_scales[picks]  # type: ignore[index]
+            eps = torch.randn([count, scales.shape[-1]], generator=generator)
+            local = torch.bmm(scales, eps.unsqueeze(-1)).squeeze(-1)
+            return self.prior_centres[picks] + spread * (local @ self.prior_bases[label].t())  # type: ignore[index]
         if self.conditional:
             return torch.randn([count, self.latent_dim], generator=generator) * spread
         scale = self.class_scales[label]  # type: ignore[index]

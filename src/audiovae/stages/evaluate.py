@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ import torch
 from audiovae import layout
 from audiovae.atomic import write_json
 from audiovae.config.params import project_root
-from audiovae.config.schema import Evaluate, Params
+from audiovae.config.schema import Evaluate, Params, generation_spread
 from audiovae.data.artifacts import load_encodings, open_features, real_rows, split_rows
 from audiovae.data.audio import write_wav
 from audiovae.evaluation import plots, report
@@ -35,7 +36,9 @@ from audiovae.evaluation.evaluate import (
     TestOutputs,
     audio_metrics,
     classifier_metrics,
+    clean_judge,
     encode_once_speedup,
+    generation_metrics,
     inner_metrics,
     is_speech,
     make_outputs,
@@ -68,14 +71,22 @@ def run(params: Params, root: Path | None = None) -> dict:
     outer_info = json.loads((root / layout.OUTER_SUMMARY).read_text())
     inner_info = json.loads((root / layout.INNER_SUMMARY).read_text())
     t0 = time.monotonic()
-    out = make_outputs(model, cfg, specs, index, waves, seed)
+    spread = generation_spread(cfg.generate_spread, params.prior, learned=model.prior is not None)
+    out = make_outputs(model, cfg, specs, index, waves, seed, spread)
     speech = is_speech(params, index)
+    clean = clean_judge(wav_train, y_train, codec.sample_rate, cfg, seed)
+    # the training clips' latents, as the prior stage cached them
+    latent_index = pd.read_csv(root / layout.LATENTS_INDEX, dtype={"label": str, "speaker": str})
+    in_train = (latent_index["split"] == "train").to_numpy()
+    train_latents = np.load(root / layout.LATENTS_MEANS, mmap_mode="r")[in_train]
     metrics: dict[str, dict] = {
         "outer": outer_metrics(model, out, x_train, outer_info),
         "inner": inner_metrics(model, out, inner_info),
         "audio": audio_metrics(model, out),
         "quality": quality_metrics(out, codec.sample_rate, cfg.quality, speech, seed),
-        "classifier": classifier_metrics(out, wav_train, y_train, codec.sample_rate, cfg, seed),
+        "classifier": classifier_metrics(out, wav_train, y_train, codec.sample_rate, cfg, seed, clean),
+        "generation": generation_metrics(out, train_latents, latent_index["label"].to_numpy()[in_train], clean,
+                                         wav_train, y_train, cfg.novelty, seed),
         "robustness": robustness_metrics(model, out, cfg, seed),
         # measured, not a goal: on small data the outer encoder is cheap and the ratio says little
         "speed": encode_once_speedup(params, model, specs, load_encodings(root))}
@@ -83,7 +94,9 @@ def run(params: Params, root: Path | None = None) -> dict:
     write_json(root / layout.METRICS, metrics)
     log.info("metrics: %s", json.dumps(metrics, indent=1, default=float))
 
-    write_media(root, cfg, model, out, index, seed)
+    nearest = Nearest(train_latents, latent_index["label"].to_numpy()[in_train],
+                      latent_index["row"].to_numpy()[in_train], waves)
+    write_media(root, cfg, model, out, index, seed, nearest)
     page = report.build(root, params)
     with runs.stage_run("evaluate", params, root, section_keys=("evaluate",)) as tracker:
         flat = {f"{group}.{key}": float(value) for group, values in metrics.items() for key, value in values.items()}
@@ -97,7 +110,22 @@ def run(params: Params, root: Path | None = None) -> dict:
     return metrics
 
 
-def write_media(root: Path, cfg: Evaluate, model: AudioVAE, out: TestOutputs, index: pd.DataFrame, seed: int) -> None:
+@dataclass
+class Nearest:
+    """The training recordings, by latent: a generation's nearest one of its label is played beside it."""
+    latents: np.ndarray
+    labels: np.ndarray
+    audio_rows: np.ndarray
+    waves: np.ndarray
+
+    def audio(self, latent: np.ndarray, label: str) -> np.ndarray:
+        own = np.flatnonzero(self.labels == label)
+        best = own[int(np.argmin(((np.asarray(self.latents[own]) - latent) ** 2).sum(1)))]
+        return np.asarray(self.waves[self.audio_rows[best]])
+
+
+def write_media(root: Path, cfg: Evaluate, model: AudioVAE, out: TestOutputs, index: pd.DataFrame, seed: int,
+                nearest: Nearest | None = None) -> None:
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
@@ -128,6 +156,9 @@ def write_media(root: Path, cfg: Evaluate, model: AudioVAE, out: TestOutputs, in
     for label in model.labels:
         for k, j in enumerate(np.flatnonzero(out.gen_labels == label)[: cfg.wav_generated_per_class]):
             write_wav(audio_dir / f"generated_{label}_{k:02d}.wav", out.audio_gen[j], sr)
+            if nearest is not None and (nearest.labels == label).any():
+                write_wav(audio_dir / f"nearest_{label}_{k:02d}.wav", nearest.audio(out.gen_latents[j], label), sr,
+                          peak=0.9)
 
     # an interpolation strip between the first two labels, and probes of the two most active dimensions
     in_test = [label for label in model.labels if (out.y_test == label).any()]  # a rare label may have no test file

@@ -20,7 +20,7 @@ from audiovae.inference.model import AudioVAE
 
 def generate_table(model: AudioVAE, table: pd.DataFrame) -> np.ndarray:
     """One generated sound per row: ``label``, ``seed``, and ``spread`` (default: the evaluated one)."""
-    default = model.trained.evaluate.generate_spread if model.trained.evaluate else 1.0
+    default = model.default_spread if model.trained.evaluate else 1.0
     rows = []
     for row in table.itertuples(index=False):
         spread = float(getattr(row, "spread", default))

@@ -78,10 +78,10 @@ def suggest(trial: optuna.Trial, key: str, spec: SpaceEntry) -> Any:
 
 
 def target_of(params: Params, target: str) -> TuneTarget:
-    """The ``tune.outer`` or ``tune.inner`` section."""
-    if target not in ("outer", "inner"):
-        raise ParamsError(f"tune target must be outer or inner, not {target!r}")
-    return params.tune.outer if target == "outer" else params.tune.inner
+    """The ``tune.outer``, ``tune.inner`` or ``tune.prior`` section."""
+    if target not in TARGETS:
+        raise ParamsError(f"tune target must be one of {', '.join(TARGETS)}, not {target!r}")
+    return {"outer": params.tune.outer, "inner": params.tune.inner, "prior": params.tune.prior}[target]
 
 
 def objectives_of(params: Params, target: str) -> list[str]:
@@ -93,13 +93,28 @@ def objectives_of(params: Params, target: str) -> list[str]:
         raise ParamsError(f"tune.{target}.objectives: give distinct names from {', '.join(OBJECTIVES)}, not {names}")
     if target == "outer" and names != ["val_loss"]:
         raise ParamsError("tune.outer.objectives: the outer model is tuned on val_loss only")
+    allowed = PRIOR_OBJECTIVES if target == "prior" else set(OBJECTIVES) - PRIOR_OBJECTIVES | {"generated_accuracy"}
+    if set(names) - allowed:
+        raise ParamsError(f"tune.{target}.objectives: {target} is tuned on {', '.join(sorted(allowed))}, not {names}")
+    if target != "prior" and cfg_epochs(params, target) is None:
+        raise ParamsError(f"tune.{target}.epochs: give the epochs a trial trains")
     return names
 
 
-DATA_FOR = {"outer": [str(layout.FEATURES)], "inner": [str(layout.ENCODINGS)]}
+def cfg_epochs(params: Params, target: str) -> int | None:
+    return target_of(params, target).epochs
+
+
+TARGETS = ("outer", "inner", "prior")
+PRIOR_OBJECTIVES = {"val_loglik", "novelty_gap", "generated_accuracy"}
+DATA_FOR = {"outer": [str(layout.FEATURES)], "inner": [str(layout.ENCODINGS)], "prior": [str(layout.LATENTS)]}
+# a prior's generations decode through the trained inner VAE, with the encodings' statistics
+PRIOR_LISTENS = [str(layout.ENCODINGS), str(layout.INNER_DIR)]
 
 
 def inputs_of(params: Params, target: str) -> list[str]:
     """The pipeline outputs a trial reads (paths of ``dvc.yaml``): what a worker elsewhere pulls."""
-    listened = [n for n in objectives_of(params, target) if n != "val_loss"]
+    listened = [n for n in objectives_of(params, target) if n not in ("val_loss", "val_loglik", "novelty_gap")]
+    if target == "prior":
+        return DATA_FOR[target] + (PRIOR_LISTENS + VALIDATION_NEEDS if listened else [])
     return DATA_FOR[target] + (VALIDATION_NEEDS if listened else [])
