@@ -197,3 +197,35 @@ def test_a_folder_without_audio_is_a_clear_error_naming_it(tmp_path):
     with pytest.raises(FetchError, match=rf"folder {folder} holds no audio files.*skipped 1 other files"):
         download.run(typed(params), tmp_path / "proj")
     assert not (tmp_path / "proj" / "data" / "raw").exists()
+
+
+def test_keywords_match_whole_words_and_a_folder_can_be_named():
+    """``harp`` once matched ``sharp``: six saxophone notes were Plucked. A keyword is now whole
+    words of the path (runs of letters), and a folder whose name no keyword says is named in
+    ``folder_categories``."""
+    cfg = typed(params_with({})).data.sources.samples
+    category = lambda path: sources.sample_category(path, cfg)  # noqa: E731
+    assert category("sax/c-sharp.wav") == "Brass" and category("sax/f-sharp3.wav") == "Brass"
+    assert category("harp/a4.wav") == "Plucked"
+    assert category("bass3/x.wav") == "Bass" and category("jvbass/0.wav") == "Bass" and category("bassdm/1.wav") == "Bass"
+    assert category("keys/e-piano_c4.wav") == "E-Piano"  # a keyword of two words, in order
+    assert category("keys/piano_e.wav") == "Piano"       # the same words apart are not e-piano
+    assert category("strings/x.wav") == "Strings" and category("newnotes/0.wav") == "No Category"
+
+
+def test_a_split_that_cannot_be_stratified_says_why():
+    """A class with one file (the library's one Bell) made the stratified split fall back to a
+    random one without a word; now the fallback is a note naming the label, and a table whose
+    classes allow it gets none."""
+    table = pd.DataFrame({"dataset": "samples", "label": ["Bell"] + ["Bass"] * 20 + ["Pad"] * 20,
+                          "take": -1, "speaker": ""})
+    split_cfg = Split(method="stratified", val_fraction=0.1, test_fraction=0.2, official_test_takes=5)
+    notes: list[str] = []
+    split = assign_splits(table, split_cfg, 0, notes)
+    assert notes and notes[0].startswith("samples test: a random split") and "'Bell' has 1 file" in notes[0]
+    assert set(split) == {"train", "val", "test"}
+    clean: list[str] = []
+    split = assign_splits(table[table["label"] != "Bell"].reset_index(drop=True), split_cfg, 0, clean)
+    assert clean == []
+    held = table[table["label"] != "Bell"].reset_index(drop=True).assign(split=split)
+    assert held[held["split"] == "test"]["label"].value_counts().to_dict() == {"Bass": 4, "Pad": 4}

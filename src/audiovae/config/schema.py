@@ -40,6 +40,7 @@ class SamplesSource(Source):
     include: list[str]
     category_from: Literal["keywords", "folder"]
     default_category: str
+    folder_categories: dict[str, str]
     keywords: dict[str, list[str]]
 
 

@@ -142,15 +142,30 @@ def attach_audiomnist_meta(entries: list[Entry], meta_text: str | None) -> None:
 
 
 # ---------------------------------------------------------------- instrument samples
+def words_of(text: str) -> list[str]:
+    """The words of a path or a keyword: its runs of letters, lower-cased
+    (``sax/C-sharp3.wav`` -> sax, c, sharp, wav; ``bass3`` -> bass; ``e-piano`` -> e, piano)."""
+    return re.findall(r"[a-z]+", text.lower())
+
+
+def keyword_matches(keyword: str, words: list[str]) -> bool:
+    """A keyword matches whole words of a path, in order (``harp`` is not in ``sharp``)."""
+    parts = words_of(keyword)
+    return bool(parts) and any(words[i:i + len(parts)] == parts for i in range(len(words) - len(parts) + 1))
+
+
 def sample_category(relpath: str, cfg: SamplesSource) -> str:
-    """Category of a one-shot: its folder, or the first keyword group that matches its path."""
+    """Category of a one-shot: its folder (``category_from: folder``), else the folder's entry in
+    ``folder_categories``, else the first keyword group with a keyword among its path's words."""
     parts = PurePosixPath(relpath).parts
     folder = parts[0] if len(parts) > 1 else ""
     if cfg.category_from == "folder":
         return folder or cfg.default_category
-    text = relpath.lower()
-    for category, words in cfg.keywords.items():
-        if any(word.lower() in text for word in words):
+    if folder in cfg.folder_categories:
+        return cfg.folder_categories[folder]
+    words = words_of(relpath)
+    for category, keywords in cfg.keywords.items():
+        if any(keyword_matches(keyword, words) for keyword in keywords):
             return category
     return cfg.default_category
 

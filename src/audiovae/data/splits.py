@@ -19,19 +19,28 @@ from audiovae.config.schema import Split
 DIGIT_DATASETS = ("fsdd", "audiomnist")
 
 
-def _stratified(index: pd.Index, labels: pd.Series, fraction: float, seed: int) -> tuple[pd.Index, pd.Index]:
-    """Split ``index`` into (rest, held) with ``fraction`` held out, stratified when possible."""
+def _stratified(index: pd.Index, labels: pd.Series, fraction: float, seed: int,
+                notes: list[str] | None = None, what: str = "") -> tuple[pd.Index, pd.Index]:
+    """Split ``index`` into (rest, held) with ``fraction`` held out, stratified when possible; when
+    it is not, ``notes`` gets a line that says why (a split that falls back is never silent)."""
     if len(index) < 2 or fraction <= 0:
         return index, index[:0]
     counts = labels.loc[index].value_counts()
     n_held = max(1, int(round(len(index) * fraction)))
-    stratify = labels.loc[index] if counts.min() >= 2 and n_held >= counts.size and len(index) - n_held >= counts.size else None
+    why = (f"label {str(counts.idxmin()).split(':', 1)[-1]!r} has {counts.min()} file(s)" if counts.min() < 2
+           else f"{n_held} held-out files cannot hold {counts.size} labels" if n_held < counts.size
+           else f"{len(index) - n_held} remaining files cannot hold {counts.size} labels"
+           if len(index) - n_held < counts.size else "")
+    stratify = labels.loc[index] if not why else None
+    if why and counts.size > 1 and notes is not None:
+        notes.append(f"{what}: a random split, not stratified by label: {why}")
     rest, held = train_test_split(list(index), test_size=n_held, random_state=seed, stratify=stratify)
     return pd.Index(rest), pd.Index(held)
 
 
-def assign_splits(table: pd.DataFrame, cfg: Split, seed: int) -> pd.Series:
-    """Return a ``split`` column (train/val/test) for ``table``."""
+def assign_splits(table: pd.DataFrame, cfg: Split, seed: int, notes: list[str] | None = None) -> pd.Series:
+    """Return a ``split`` column (train/val/test) for ``table``; ``notes`` gets a line for every
+    split that could not be stratified by label, and why."""
     method = cfg.method
     val_fraction = cfg.val_fraction
     test_fraction = cfg.test_fraction
@@ -54,11 +63,11 @@ def assign_splits(table: pd.DataFrame, cfg: Split, seed: int) -> pd.Series:
             split.loc[group.index[speaker.isin(val_speakers)]] = "val"
             continue
         elif method in ("official", "stratified"):
-            train, test = _stratified(group.index, labels, test_fraction, seed)
+            train, test = _stratified(group.index, labels, test_fraction, seed, notes, f"{dataset} test")
         else:
             raise ParamsError(f"data.split.method must be official, speaker or stratified, not {method!r}")
         # val is a fraction of what test leaves (0.1 and 0.1 give 81/9/10)
-        train, val = _stratified(train, labels, val_fraction, seed)
+        train, val = _stratified(train, labels, val_fraction, seed, notes, f"{dataset} validation")
         split.loc[test] = "test"
         split.loc[val] = "val"
     return split

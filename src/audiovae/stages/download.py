@@ -55,7 +55,10 @@ def run(params: Params, root: Path | None = None) -> pd.DataFrame:
             if column not in table:
                 table[column] = None
         table = table.sort_values("path", kind="stable").reset_index(drop=True)
-        table["split"] = assign_splits(table, params.data.split, params.seed)
+        notes: list[str] = []
+        table["split"] = assign_splits(table, params.data.split, params.seed, notes)
+        for note in notes:
+            log.warning("split: %s", note)
         table = table[METADATA_COLUMNS]
         manifest = build_manifest(table.to_dict("records"), staging)
     # the audio is in place; the tables that describe it follow, each atomically
@@ -66,7 +69,8 @@ def run(params: Params, root: Path | None = None) -> pd.DataFrame:
     counts = table.groupby(["dataset", "split"]).size().to_dict()
     log.info("metadata: %d files, %s", len(table), counts)
     runs.log_stage("download", params, metrics={"files": len(table)},
-                       extra_params={f"files.{d}.{s}": n for (d, s), n in counts.items()}, root=root)
+                       extra_params={**{f"files.{d}.{s}": n for (d, s), n in counts.items()},
+                                     **({"split_fallbacks": "; ".join(notes)} if notes else {})}, root=root)
     return table
 
 
