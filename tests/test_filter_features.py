@@ -69,6 +69,28 @@ def test_every_rejection_reason(filter_project):
     assert "stereo.wav" in " ".join(kept["path"])
 
 
+def test_long_sounds_are_cut_not_rejected_when_asked(filter_project):
+    """``filter.long_sounds: cut``: the 3 s file the percentile rejects as too long is kept, its
+    start kept and faded out to silence at the clip's end; every sound longer than the clip is cut
+    so, and the report counts them."""
+    root, params = filter_project
+    params["filter"].update(long_sounds="cut", fade_seconds=0.05)
+    kept = filter_stage.run(typed(params), root)
+    assert "huge.wav" in " ".join(kept["path"])
+    summary = json.loads((root / "reports" / "filter" / "summary.json").read_text())
+    assert summary["rejected_by_reason"]["too_long"] == 0 and summary["kept"] == 32
+    assert summary["cut"] == summary["longer_than_clip"] == int((kept["seconds"] > 0.5).sum()) >= 1
+    waves = np.load(root / "data" / "filtered" / "audio.npy")
+    huge = waves[kept.index[kept["path"].str.endswith("huge.wav")][0]]
+    start = audio.load_mono(root / kept.loc[kept["path"].str.endswith("huge.wav"), "path"].iloc[0], 8000)
+    fade = 400  # 0.05 s at 8 kHz
+    assert np.allclose(huge[:4000 - fade], start[:4000 - fade], atol=1e-6)  # the start, not the middle
+    assert huge[-1] == 0.0 and np.all(np.abs(huge[-fade:]) <= np.abs(start[4000 - fade:4000]) + 1e-6)
+    params["filter"]["long_sounds"] = "reject"
+    filter_stage.run(typed(params), root)
+    assert json.loads((root / "reports" / "filter" / "summary.json").read_text())["cut"] == 0
+
+
 def test_normalised_audio_is_mono_resampled_peak_one_and_fixed_length(filter_project):
     root, params = filter_project
     filter_stage.run(typed(params), root)

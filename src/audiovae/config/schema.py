@@ -70,6 +70,8 @@ class Filter(Strict):
     sample_rate: int = Field(gt=0)
     seconds: float = Field(gt=0)
     length_mode: Literal["center", "right"]
+    long_sounds: Literal["reject", "cut"]
+    fade_seconds: float = Field(ge=0)
 
 
 class GriffinLim(Strict):

@@ -103,10 +103,24 @@ def load_mono(path: str | Path, sample_rate: int, silence_peak: float = 1e-4, tr
     return peak_normalise(resample(mono, sr, sample_rate))
 
 
+def cut_with_fade(signal: np.ndarray, length: int, fade: int) -> np.ndarray:
+    """The first ``length`` samples, the last ``fade`` of them faded out linearly to silence (a
+    one-shot's attack and body kept, its tail ended without a click)."""
+    out = np.array(signal[..., :length], dtype=np.float32)
+    fade = min(fade, out.shape[-1])
+    if fade > 0:
+        out[..., -fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    return out
+
+
 def load_normalised(path: str | Path, sample_rate: int, length: int, mode: str,
-                    silence_peak: float = 1e-4, trim_db: float = 0.0) -> np.ndarray:
-    """Read any audio file and bring it to the model's input form: mono, rate, trimmed, peak 1, length."""
-    return fit_length(load_mono(path, sample_rate, silence_peak, trim_db), length, mode).astype(np.float32)
+                    silence_peak: float = 1e-4, trim_db: float = 0.0, cut_fade: int | None = None) -> np.ndarray:
+    """Read any audio file and bring it to the model's input form: mono, rate, trimmed, peak 1, length.
+    ``cut_fade``: a sound longer than ``length`` keeps its start, faded out over that many samples."""
+    mono = load_mono(path, sample_rate, silence_peak, trim_db)
+    if cut_fade is not None and mono.shape[-1] > length:
+        return cut_with_fade(mono, length, cut_fade)
+    return fit_length(mono, length, mode).astype(np.float32)
 
 
 def write_wav(path: str | Path, signal: np.ndarray, sample_rate: int, peak: float | None = None) -> None:

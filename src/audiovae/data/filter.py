@@ -44,13 +44,18 @@ def inspect(table: pd.DataFrame, root: Path, silence_peak: float, trim_db: float
     return out
 
 
+def cut_fade(cfg: Filter) -> int | None:
+    """Samples of the fade-out a cut sound ends with (``long_sounds: cut``), or None (reject)."""
+    return int(round(cfg.fade_seconds * cfg.sample_rate)) if cfg.long_sounds == "cut" else None
+
+
 def normalise_into(out: np.ndarray, paths: list[Path], cfg: Filter) -> None:
     """Fill ``out`` (files x ``target_length``) with each file downmixed, resampled, peak-normalised,
     trimmed of silence and cut or padded to one length."""
     with Progress(len(paths), "normalise audio", unit="file") as bar:
         for i, path in enumerate(paths):
             out[i] = audio.load_normalised(path, cfg.sample_rate, target_length(cfg), cfg.length_mode,
-                                           cfg.silence_peak, cfg.trim_db)
+                                           cfg.silence_peak, cfg.trim_db, cut_fade(cfg))
             bar.update()
 
 
@@ -62,8 +67,9 @@ def read_skipped(root: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str).fillna("")
 
 
-def apply_percentiles(table: pd.DataFrame, lower: float, upper: float) -> pd.DataFrame:
-    """Mark files outside the per-dataset length percentiles; return the percentile table."""
+def apply_percentiles(table: pd.DataFrame, lower: float, upper: float, keep_long: bool = False) -> pd.DataFrame:
+    """Mark files outside the per-dataset length percentiles (``keep_long``: none as too long, they
+    are cut); return the percentile table."""
     rows = []
     for dataset, group in table.groupby("dataset", sort=True):
         usable = group[group["reason"] == ""]
@@ -74,7 +80,7 @@ def apply_percentiles(table: pd.DataFrame, lower: float, upper: float) -> pd.Dat
         values = np.percentile(usable["seconds"], qs)
         lo, hi = np.percentile(usable["seconds"], [lower, upper])
         short = usable.index[usable["seconds"] < lo]
-        long = usable.index[usable["seconds"] > hi]
+        long = usable.index[usable["seconds"] > hi] if not keep_long else usable.index[:0]
         table.loc[short, "reason"] = "too_short"
         table.loc[short, "detail"] = [f"{s:.3f}s < p{lower:g} = {lo:.3f}s" for s in table.loc[short, "seconds"]]
         table.loc[long, "reason"] = "too_long"

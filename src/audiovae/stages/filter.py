@@ -41,7 +41,7 @@ def run(params: Params, root: Path | None = None) -> pd.DataFrame:
     table = pd.read_csv(root / layout.METADATA, dtype={"label": str, "speaker": str})
     trim_db = cfg.trim_db
     table = inspect(table, root, cfg.silence_peak, trim_db)
-    percentiles = apply_percentiles(table, cfg.lower_percentile, cfg.upper_percentile)
+    percentiles = apply_percentiles(table, cfg.lower_percentile, cfg.upper_percentile, cfg.long_sounds == "cut")
     kept = table[table["reason"] == ""].reset_index(drop=True)
     if kept.empty:
         raise SystemExit("filter: every file was rejected; see reports/filter/rejections.csv")
@@ -65,7 +65,10 @@ def run(params: Params, root: Path | None = None) -> pd.DataFrame:
     counts = {reason: int((rejected["reason"] == reason).sum()) for reason in REASONS}
     skipped = read_skipped(root)
     by_dataset = table.assign(kept=table["reason"] == "").groupby("dataset")["kept"].agg(["sum", "size"])
+    # sounds longer than the clip: cut to their start and faded (long_sounds: cut), else trimmed
+    longer = int((kept["seconds"] > cfg.seconds).sum())
     summary = {"kept": int(len(kept)), "rejected": int(len(rejected)), "rejected_by_reason": counts,
+               "longer_than_clip": longer, "cut": longer if cfg.long_sounds == "cut" else 0,
                "kept_by_dataset": {d: int(r["sum"]) for d, r in by_dataset.iterrows()},
                "total_by_dataset": {d: int(r["size"]) for d, r in by_dataset.iterrows()},
                "skipped_by_reason": skipped["reason"].value_counts().to_dict(),
@@ -86,7 +89,7 @@ def run(params: Params, root: Path | None = None) -> pd.DataFrame:
     log.info("filter: kept %d, rejected %d %s", len(kept), len(rejected),
              {k: v for k, v in counts.items() if v})
     runs.log_stage("filter", params, section_keys=("filter",),
-                       metrics={"kept": len(kept), "rejected": len(rejected),
+                       metrics={"kept": len(kept), "rejected": len(rejected), "cut": summary["cut"],
                                 **{f"rejected_{k}": v for k, v in counts.items()}},
                        artifacts=[root / layout.FILTER_HISTOGRAM, root / layout.FILTER_PERCENTILES], root=root)
     return kept
