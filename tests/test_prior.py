@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import base_params, typed
 
@@ -84,3 +85,41 @@ def test_validation_likelihood_scores_subspaces_of_any_size_on_one_scale():
                           val_latents=val, val_labels=y_val).val_loglik for r in (1, 2, 8)}
     assert score[2] > score[1] + 0.5
     assert score[8] < score[2] + 0.1
+
+
+def test_generation_spread_auto_is_the_samplers_own_and_a_number_overrides_it():
+    from audiovae.config.schema import generation_spread
+
+    p = typed(base_params()).prior.model_copy(update={"temperature": 1.3, "kde_spread": 0.2})
+    assert generation_spread("auto", p, learned=True) == 1.3
+    assert generation_spread("auto", p, learned=False) == 0.2
+    assert generation_spread(0.5, p, learned=True) == 0.5
+    with pytest.raises(ValueError, match="no prior section"):
+        generation_spread("auto", None, learned=True)
+
+
+def test_the_kde_family_fits_nothing_and_generation_samples_as_the_inner_vae_does(trained, tmp_path):
+    """``prior.family: kde``: the stage still caches every real recording's latent, writes a prior
+    with no component, and the model generates around training latents as before the prior."""
+    from dataclasses import replace
+
+    from conftest import linked_project
+
+    from audiovae.config.params import deep_merge
+    from audiovae.inference.model import AudioVAE
+    from audiovae.stages import train_prior
+
+    root, params, *_ = trained
+    learned = AudioVAE.from_project(root)
+    assert learned.prior is not None  # the fixture's default family
+    p = deep_merge(params, {"prior": {"family": "kde"}})
+    inputs = ["data/features", "data/filtered", "data/encodings", "data/models/outer", "data/models/inner"]
+    with linked_project(root, tmp_path, inputs) as project:
+        result = train_prior.run(typed(p), project)
+        assert len(result["mixture"].centres) == 0 and result["summary"]["family"] == "kde"
+        index = pd.read_csv(project / "data" / "latents" / "index.csv")
+        assert len(index) == len(result["latents"]) and set(index["split"]) == {"train", "val", "test"}
+        model = AudioVAE.from_project(project)
+        assert model.prior is None
+        assert np.array_equal(model.sample("3", 4, seed=1, spread=0.1),
+                              replace(learned, prior=None).sample("3", 4, seed=1, spread=0.1))

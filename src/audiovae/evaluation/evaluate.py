@@ -226,10 +226,12 @@ def clean_judge(wav_train: np.ndarray, y_train: np.ndarray, sample_rate: int, cf
 
 
 def classifier_metrics(out: TestOutputs, wav_train: np.ndarray, y_train: np.ndarray, sample_rate: int,
-                       cfg: Evaluate, seed: int, clean: CleanClassifier | None = None) -> dict:
+                       cfg: Evaluate, seed: int, clean: CleanClassifier | None = None,
+                       train_embedding: np.ndarray | None = None) -> dict:
     """The primary, clean-trained classifier on every row (``clean``: one already fitted by
     ``clean_judge``); today's two as secondary opinions; Fréchet distances with their scale (real
-    train vs real test in the same embedding)."""
+    train vs real test in the same embedding; ``train_embedding``: the judge's embedding of
+    ``wav_train``, when already made)."""
     rows = {"real": out.wav_test, "ceiling": out.audio_ceiling, "outer": out.audio_outer, "full": out.audio_full}
     clean = clean or clean_judge(wav_train, y_train, sample_rate, cfg, seed)
     metrics = {f"clean_{name}_accuracy": clean.accuracy(audio, out.y_test) for name, audio in rows.items()}
@@ -237,7 +239,8 @@ def classifier_metrics(out: TestOutputs, wav_train: np.ndarray, y_train: np.ndar
     embed_test = clean.embed(out.wav_test)
     metrics.update({"clean_generated_frechet": frechet_distance(clean.embed(out.audio_gen), embed_test),
                     "clean_full_frechet": frechet_distance(clean.embed(out.audio_full), embed_test),
-                    "clean_real_train_test_frechet": frechet_distance(clean.embed(wav_train), embed_test)})
+                    "clean_real_train_test_frechet": frechet_distance(
+                        clean.embed(wav_train) if train_embedding is None else train_embedding, embed_test)})
     classifier = AudioClassifier(sample_rate, cfg.classifier, seed).fit(wav_train, y_train)
     embed_test = classifier.embed(out.wav_test)
     metrics.update({
@@ -258,14 +261,15 @@ def classifier_metrics(out: TestOutputs, wav_train: np.ndarray, y_train: np.ndar
 
 
 def generation_metrics(out: TestOutputs, train_latents: np.ndarray, train_latent_labels: np.ndarray,
-                       clean: CleanClassifier, wav_train: np.ndarray, y_train: np.ndarray, cfg: NoveltyCfg,
+                       clean: CleanClassifier, train_audio: np.ndarray, y_train: np.ndarray, cfg: NoveltyCfg,
                        seed: int) -> dict:
     """How new the generations are and how much of the real test set they cover, each next to the
     value for real clips that the model never made (``novelty``): in the model's latent space
     (the generations' latents against the training clips' posterior means) and in the clean
-    judge's audio embedding (what a listener's features see)."""
+    judge's audio embedding (what a listener's features see; ``train_audio``: its embedding of the
+    real training clips)."""
     gen_audio = clean.embed(out.audio_gen)
-    train_audio, test_audio = clean.embed(wav_train), clean.embed(out.wav_test)
+    test_audio = clean.embed(out.wav_test)
     # a reference set of real clips the size of the generations: training clips, drawn once
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(train_audio), size=min(len(gen_audio), len(train_audio)), replace=False)

@@ -1,14 +1,9 @@
 """DVC stage ``evaluate``: the numbers a user can trust, on the test split, plus plots and audio.
 
 Writes ``reports/metrics.json`` (DVC metrics; key groups outer, inner, audio, quality, classifier,
-robustness, speed), figures under ``reports/plots/`` and WAV files under ``reports/audio/``.
-
-Every model number sits next to its references: ``real`` (the test audio in the model's input
-form) and ``ceiling`` (Griffin-Lim of the true magnitude, the best any spectrogram model here can
-sound), then ``outer`` (outer autoencoder only), ``full`` (outer + inner VAE) and ``generated``.
-The ``quality`` group holds the field's standard measures (PESQ, STOI, DNSMOS for speech; a
-multi-resolution STFT distance for other sounds); the primary classifier is trained on clean
-real training audio with no augmentation, so it does not forgive blur.
+generation, robustness, speed), figures under ``reports/plots/`` and WAV files under
+``reports/audio/`` (each generation beside its nearest training take). What each group measures,
+next to which references, is said in ``audiovae.evaluation.evaluate``.
 
 This module reads the inputs, writes the outputs atomically and logs; the measures are
 audiovae.evaluation.evaluate's, the page audiovae.evaluation.report's.
@@ -75,6 +70,7 @@ def run(params: Params, root: Path | None = None) -> dict:
     out = make_outputs(model, cfg, specs, index, waves, seed, spread)
     speech = is_speech(params, index)
     clean = clean_judge(wav_train, y_train, codec.sample_rate, cfg, seed)
+    train_embedding = clean.embed(wav_train)  # once: the classifier and generation groups both use it
     # the training clips' latents, as the prior stage cached them
     latent_index = pd.read_csv(root / layout.LATENTS_INDEX, dtype={"label": str, "speaker": str})
     in_train = (latent_index["split"] == "train").to_numpy()
@@ -84,9 +80,9 @@ def run(params: Params, root: Path | None = None) -> dict:
         "inner": inner_metrics(model, out, inner_info),
         "audio": audio_metrics(model, out),
         "quality": quality_metrics(out, codec.sample_rate, cfg.quality, speech, seed),
-        "classifier": classifier_metrics(out, wav_train, y_train, codec.sample_rate, cfg, seed, clean),
+        "classifier": classifier_metrics(out, wav_train, y_train, codec.sample_rate, cfg, seed, clean, train_embedding),
         "generation": generation_metrics(out, train_latents, latent_index["label"].to_numpy()[in_train], clean,
-                                         wav_train, y_train, cfg.novelty, seed),
+                                         train_embedding, y_train, cfg.novelty, seed),
         "robustness": robustness_metrics(model, out, cfg, seed),
         # measured, not a goal: on small data the outer encoder is cheap and the ratio says little
         "speed": encode_once_speedup(params, model, specs, load_encodings(root))}

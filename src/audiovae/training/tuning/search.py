@@ -96,13 +96,9 @@ def objectives_of(params: Params, target: str) -> list[str]:
     allowed = PRIOR_OBJECTIVES if target == "prior" else set(OBJECTIVES) - PRIOR_OBJECTIVES | {"generated_accuracy"}
     if set(names) - allowed:
         raise ParamsError(f"tune.{target}.objectives: {target} is tuned on {', '.join(sorted(allowed))}, not {names}")
-    if target != "prior" and cfg_epochs(params, target) is None:
+    if target != "prior" and target_of(params, target).epochs is None:
         raise ParamsError(f"tune.{target}.epochs: give the epochs a trial trains")
     return names
-
-
-def cfg_epochs(params: Params, target: str) -> int | None:
-    return target_of(params, target).epochs
 
 
 TARGETS = ("outer", "inner", "prior")
