@@ -5,7 +5,8 @@ import pytest
 import yaml
 from conftest import base_params, typed
 
-from audiovae.config.params import ParamsError, load_params
+from audiovae.config import schema
+from audiovae.config.params import ParamsError, load_params, merge_preset
 from audiovae.data.spectrogram import Codec
 from audiovae.stages import download
 
@@ -39,7 +40,7 @@ def test_unknown_or_no_data_source(tmp_path):
 def test_unknown_split_method(tmp_path):
     params = base_params()
     params["data"]["split"]["method"] = "random"
-    with pytest.raises(ParamsError, match=r"data\.split\.method: .*'official', 'speaker' or 'stratified'"):
+    with pytest.raises(ParamsError, match=r"data\.split\.method: .*'official', 'speaker', 'stratified' or 'grouped'"):
         load_params(write(tmp_path, params))
 
 
@@ -103,3 +104,16 @@ def test_overrides_are_validated_like_params_yaml():
         with_values(params, {"inner.betta": 0.5})
     with pytest.raises(ParamsError, match=r"inner\.latent: .*'sequence' or 'global'"):
         with_values(params, {"inner.latent": "both"})
+
+
+def test_a_preset_merges_sections_but_replaces_a_name_map_whole():
+    """Sections merge key by key; a map of names chosen by the user (a category map) is data: the
+    preset's replaces the default's, or the drums would inherit the instruments' categories first."""
+    raw = base_params()
+    merged = merge_preset(raw, {"filter": {"sample_rate": 22050},
+                                "data": {"sources": {"samples": {"keywords": {"Kick": ["kick"]}}}}})
+    assert merged["filter"]["sample_rate"] == 22050 and merged["filter"]["seconds"] == raw["filter"]["seconds"]
+    assert merged["data"]["sources"]["samples"]["keywords"] == {"Kick": ["kick"]}
+    assert merged["data"]["sources"]["samples"]["folder_categories"] == raw["data"]["sources"]["samples"]["folder_categories"]
+    # a tuning space's entries are sections of their own: a preset changes one and keeps the others
+    assert "data.sources.samples.keywords" in schema.name_maps() and "tune.inner.space" not in schema.name_maps()

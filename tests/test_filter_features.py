@@ -45,10 +45,12 @@ def filter_project(tmp_path):
     add("silent.wav", lambda p: sf.write(p, np.zeros(8000, np.float32), 16000))
     add("text.wav", lambda p: p.write_text("this is not audio at all, just text"))
     add("gone.wav", lambda p: None)  # listed, but the file is missing
+    add("lonely.wav", lambda p: sf.write(p, sine(0.45, 16000, 500), 16000), label="rare")  # a class of one file
     pd.DataFrame(rows).to_csv(root / "data" / "metadata.csv", index=False)
     params = params_with({"seed": 0, "tracking": {"enabled": False},
                           "filter": {"lower_percentile": 3, "upper_percentile": 97, "silence_peak": 1e-4,
-                                     "sample_rate": 8000, "seconds": 0.5, "length_mode": "center", "trim_db": 0}})
+                                     "sample_rate": 8000, "seconds": 0.5, "length_mode": "center", "trim_db": 0,
+                                     "min_class_files": 2, "small_classes": "drop"}})
     return root, params
 
 
@@ -59,10 +61,12 @@ def test_every_rejection_reason(filter_project):
     reasons = {p.split("/")[-1]: r for p, r in rejected["reason"].items()}
     assert reasons == {"tiny.wav": "too_short", "huge.wav": "too_long", "empty.wav": "empty",
                        "nan.wav": "non_finite", "silent.wav": "silent", "text.wav": "not_audio",
-                       "gone.wav": "unreadable"}
+                       "gone.wav": "unreadable", "lonely.wav": "small_class"}
     summary = json.loads((root / "reports" / "filter" / "summary.json").read_text())
-    assert summary["kept"] == 31 and summary["rejected"] == 7
+    assert summary["kept"] == 31 and summary["rejected"] == 8
     assert all(v == 1 for v in summary["rejected_by_reason"].values())
+    assert summary["small_classes"] == {"t:rare": {"files": 1, "action": "dropped",
+                                                   "why": "1 file(s) < filter.min_class_files 2"}}
     assert (root / "reports" / "filter" / "length_hist.png").stat().st_size > 1000
     percentiles = pd.read_csv(root / "reports" / "filter" / "percentiles.csv")
     assert percentiles.loc[0, "lower_cut"] < 0.30 + 1e-6 and percentiles.loc[0, "upper_cut"] < 3.0

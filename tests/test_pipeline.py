@@ -12,6 +12,7 @@ import torch
 from conftest import FSDD_ROOT, typed
 
 from audiovae import cli
+from audiovae.inference.model import AudioVAE
 from audiovae.stages import train_inner, train_outer
 
 
@@ -69,11 +70,14 @@ def test_metrics_have_every_documented_key(trained):
                        "check_real_test_accuracy", "check_recon_accuracy", "check_generated_accuracy"],
         "robustness": ["perturb_10db_rmse_db"], "speed": ["encode_once_speedup"],
         "generation": ["spread", "latent_novelty", "audio_novelty", "latent_coverage", "audio_coverage",
-                       "audio_coverage_real_train", "kid", "kid_se", "kid_real_train", "ndb_k", "ndb_k_real_test"],
+                       "audio_coverage_real_train", "kid", "kid_se", "kid_real_train", "ndb_k", "ndb_k_real_test",
+                       "kid_vs_train", "kid_vs_train_se", "kid_real_test_vs_train"],
         "quality": [f"{row}_{m}" for row in ("ceiling", "outer", "full") for m in ("pesq_nb", "stoi")]
         + [f"{row}_dnsmos_{k}" for row in ("real", "ceiling", "outer", "full", "generated") for k in ("sig", "bak", "ovrl")]}
     expected["classifier"] += [f"clean_{row}_accuracy" for row in ("real", "ceiling", "outer", "full", "generated")]
     expected["classifier"] += ["clean_real_train_test_frechet", "clean_generated_frechet", "real_train_test_frechet"]
+    expected["classifier"] += [f"clean_{row}_balanced_accuracy{end}" for row in ("real", "outer", "full", "generated")
+                               for end in ("", "_low", "_high")]
     for group, keys in expected.items():
         for key in keys:
             assert math.isfinite(metrics[group][key]), f"{group}.{key}"
@@ -82,6 +86,11 @@ def test_metrics_have_every_documented_key(trained):
     if params["inner"]["latent"] == "sequence":
         assert channels == params["inner"]["latent_channels"] and dims == channels * 24
     assert metrics["outer"]["compression"] > 1
+    for row in ("real", "ceiling", "outer", "full", "generated"):  # each balanced accuracy inside its interval
+        c = metrics["classifier"]
+        assert c[f"clean_{row}_balanced_accuracy_low"] <= c[f"clean_{row}_balanced_accuracy"] <= c[
+            f"clean_{row}_balanced_accuracy_high"]
+    assert "pitch" not in metrics  # speech: pitch error is the music presets' measure
     gen = metrics["generation"]  # the learned prior's default temperature, and coverage as a share
     assert gen["spread"] == params["prior"]["temperature"] and 0 <= gen["audio_coverage"] <= 1
     assert gen["latent_novelty"] > 0 and gen["kid_se"] > 0
@@ -93,7 +102,7 @@ def test_metrics_have_every_documented_key(trained):
     assert speed["inner_epoch_cached_seconds"] > 0 and speed["inner_epoch_through_outer_seconds"] > 0
     assert speed["encode_once_speedup"] == pytest.approx(
         speed["inner_epoch_through_outer_seconds"] / speed["inner_epoch_cached_seconds"])
-    for name in ("loss_curves", "reconstructions", "latent_pca", "latent_tsne", "latent_stats", "generated"):
+    for name in ("loss_curves", "reconstructions", "latent_pca", "latent_tsne", "latent_stats", "generated", "categories"):
         assert (root / "reports" / "plots" / f"{name}.png").stat().st_size > 1000
     wavs = list((root / "reports" / "audio").glob("*.wav"))
     assert any(w.name.startswith("generated_7_") for w in wavs) and any("_oracle" in w.name for w in wavs)
@@ -271,3 +280,14 @@ def test_global_options_are_taken_before_or_after_the_command(trained, tmp_path,
     with pytest.raises(SystemExit):
         cli.main(["--version"])
     assert capsys.readouterr().out.startswith("audiovae ")
+
+
+def test_a_label_is_found_as_typed(trained):
+    """``audiovae generate --label kick`` finds the category Kick; where case alone tells two labels
+    apart, only the exact one is found."""
+    root, *_ = trained
+    model = AudioVAE.from_project(root)
+    model.labels = ["Kick", "Hi-hat", "Snare", "snare"]
+    assert model.label_ids(["kick", "HI-HAT", "Kick", "Snare", "snare"]).tolist() == [0, 1, 0, 2, 3]
+    with pytest.raises(ValueError, match=r"unknown label\(s\) \['SNARE'\]"):
+        model.label_ids(["SNARE"])

@@ -9,11 +9,13 @@ import librosa
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import fsdd_members, params_with, sine, typed, write_zip
+from conftest import base_params, fsdd_members, params_with, sine, typed, write_zip
 
+from audiovae.config.params import resolve
 from audiovae.config.schema import Split
 from audiovae.data import sources
 from audiovae.data.fetch import FetchError
+from audiovae.data.filter import small_classes
 from audiovae.data.splits import assign_splits
 from audiovae.stages import download
 from audiovae.stages import filter as filter_stage
@@ -229,3 +231,59 @@ def test_a_split_that_cannot_be_stratified_says_why():
     assert clean == []
     held = table[table["label"] != "Bell"].reset_index(drop=True).assign(split=split)
     assert held[held["split"] == "test"]["label"].value_counts().to_dict() == {"Bass": 4, "Pad": 4}
+
+
+def test_the_drums_preset_names_each_hit_of_a_kit_by_its_file_name():
+    """Kit folders (hh, hh27, 808) hold every kind of hit, and only the file name says which; the
+    other drum folders are named whole. The drums preset's category map replaces the instruments'
+    (a preset's name map is data, not merged), so no drum is found Bass or Synth."""
+    params = resolve({**base_params(), "preset": "drums"})
+    cfg = params.data.sources.samples
+    assert "Bass" not in cfg.keywords and "jvbass" not in cfg.folder_categories
+    category = lambda path: sources.sample_category(path, cfg)  # noqa: E731
+    assert [category(p) for p in ("hh/005_hh3kick1.wav", "hh/000_hh3closedhh.wav", "hh27/007_hh27opendhh.wav",
+                                  "hh/001_hh3crash.wav", "hh/011_hh3snare1.wav", "hh27/008_hh27perc1.wav")] == [
+        "Kick", "Hi-hat", "Hi-hat", "Cymbal", "Snare", "Percussion"]
+    assert [category(f"808/{n}.WAV") for n in ("CP", "CH", "CB", "MA")] == ["Clap", "Hi-hat", "Percussion", "Percussion"]
+    # in the TR-808 folders HC/MC/LC are congas, not hi-hats; a folder of one hit is named whole
+    assert category("808hc/HC00.WAV") == "Conga" and category("hc/HHCD0.wav") == "Hi-hat"
+    assert category("808bd/BD0000.WAV") == "Kick" and category("sn/ST0T0S0.wav") == "Snare"
+    # every folder the preset takes is named, or is a kit whose every file is
+    names = [f"Dirt-Samples-master/{folder}/x.wav" for folder in cfg.include if folder not in ("hh", "hh27", "808")]
+    assert cfg.default_category not in {e.row["label"] for e in sources.sample_entries(names, cfg)}
+
+
+def test_a_grouped_split_keeps_each_folder_on_one_side_and_balances_labels():
+    """A folder's pitch series (or a drum machine's 25 variations of one kick) are near-copies: with
+    ``grouped`` none is trained on while another is tested, and each label still reaches test."""
+    rows = [{"dataset": "samples", "label": label, "speaker": f"{label}{g}", "take": -1}
+            for label in ("Kick", "Snare") for g in range(10) for _ in range(5)]
+    table = pd.DataFrame(rows)
+    split_cfg = Split(method="grouped", val_fraction=0.1, test_fraction=0.2, official_test_takes=5)
+    notes: list[str] = []
+    split = assign_splits(table, split_cfg, 0, notes)
+    sides = table.assign(split=split).groupby("speaker")["split"].nunique()
+    assert (sides == 1).all() and notes == []
+    test = table[split == "test"]
+    assert set(test["label"]) == {"Kick", "Snare"} and 15 <= len(test) <= 25
+    assert (split == "val").any()
+    # too few groups for the folds: said, not silent
+    few: list[str] = []
+    assign_splits(table[table["speaker"].isin(["Kick0", "Snare0", "Kick1"])].reset_index(drop=True), split_cfg, 0, few)
+    assert any("groups cannot make folds" in note for note in few)
+
+
+def test_a_class_too_small_to_test_is_merged_or_dropped_and_the_filter_says_so():
+    table = pd.DataFrame({"dataset": "samples", "label": ["Clap"] * 3 + ["Kick"] * 12 + ["Percussion"] * 2,
+                          "reason": "", "detail": ""})
+    merged = table.copy()
+    report = small_classes(merged, 10, "merge", "Percussion")
+    assert merged["label"].value_counts().to_dict() == {"Kick": 12, "Percussion": 5}
+    assert report == {"samples:Clap": {"files": 3, "action": "merged into Percussion",
+                                       "why": "3 file(s) < filter.min_class_files 10"}}
+    dropped = table.copy()
+    report = small_classes(dropped, 10, "drop", "Other")
+    assert set(dropped.loc[dropped["reason"] == "small_class", "label"]) == {"Clap", "Percussion"}
+    assert set(report) == {"samples:Clap", "samples:Percussion"}
+    kept = table.copy()
+    assert small_classes(kept, 10, "keep", "Other") == {} and kept.equals(table)

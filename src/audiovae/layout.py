@@ -75,6 +75,7 @@ AUDIO = REPORTS / "audio"                       # evaluate: the report page's pl
 REPORT_PAGE = REPORTS / "index.html"
 METRICS = REPORTS / "metrics.json"
 PLOTS = REPORTS / "plots"
+CATEGORY_GRID = "categories.png"                # in PLOTS: each category through every row, and generated
 
 # every path above that dvc.yaml declares (the params files are stage_params' too)
 DECLARED = (RAW, METADATA, MANIFEST, FILTERED, FEATURES, OUTER_DIR, ENCODINGS, INNER_DIR, LATENTS, PRIOR_DIR,

@@ -1,7 +1,10 @@
 """Read ``params.yaml``: the single source of truth for every stage.
 
 A ``preset`` key names a block under ``presets`` whose values are merged over the
-defaults, so ``dvc exp run -S preset=fsdd_conv_vae`` switches a whole configuration.
+defaults, so ``dvc exp run -S preset=fsdd_conv_vae`` switches a whole configuration. Sections
+merge key by key; a mapping of names to values (a category map such as
+``data.sources.samples.keywords``) is data, not structure, and a preset's replaces the default's
+whole: the drums preset's categories do not inherit the instruments'.
 """
 from __future__ import annotations
 
@@ -28,15 +31,22 @@ def project_root() -> Path:
     return Path(os.environ.get("AUDIOVAE_ROOT", os.getcwd())).resolve()
 
 
-def deep_merge(base: dict, override: dict) -> dict:
-    """Return ``base`` with ``override`` merged in, recursively for nested mappings."""
+def deep_merge(base: dict, override: dict, replaced: frozenset[str] = frozenset(), at: str = "") -> dict:
+    """Return ``base`` with ``override`` merged in, recursively for nested mappings, except at the
+    dotted paths in ``replaced``, whose mapping ``override`` replaces whole."""
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
+        path = f"{at}{key}"
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and path not in replaced:
+            out[key] = deep_merge(out[key], value, replaced, path + ".")
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def merge_preset(raw: dict, preset: dict) -> dict:
+    """``preset`` merged over ``raw``: sections key by key, the schema's name maps replaced whole."""
+    return deep_merge(raw, preset, schema.name_maps())
 
 
 def load_params(path: str | os.PathLike | None = None) -> Params:
@@ -66,7 +76,7 @@ def resolve_mapping(raw: dict, where: str = PARAMS_FILE) -> dict[str, Any]:
             if not isinstance(override, dict):
                 problems.append(f"{where}: presets.{name}: must be a mapping of sections")
                 continue
-            problems += schema.validate(deep_merge(raw, override), f"{where} (presets.{name})")
+            problems += schema.validate(merge_preset(raw, override), f"{where} (presets.{name})")
     if problems:
         raise ParamsError("invalid parameters:\n  " + "\n  ".join(problems))
     preset = raw["preset"]
@@ -75,7 +85,7 @@ def resolve_mapping(raw: dict, where: str = PARAMS_FILE) -> dict[str, Any]:
     if preset not in presets:
         raise ParamsError(f"preset {preset!r} is not defined under 'presets' in {where}; "
                           f"choose one of: none, {', '.join(sorted(presets))}")
-    return deep_merge(raw, presets[preset])
+    return merge_preset(raw, presets[preset])
 
 
 def with_values(params: Params, values: dict[str, Any]) -> Params:

@@ -7,7 +7,8 @@ after it is merged over the base values.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import functools
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -51,7 +52,7 @@ class Sources(Strict):
 
 
 class Split(Strict):
-    method: Literal["official", "speaker", "stratified"]
+    method: Literal["official", "speaker", "stratified", "grouped"]
     val_fraction: float = Field(ge=0, lt=1)
     test_fraction: float = Field(ge=0, lt=1)
     official_test_takes: int = Field(ge=0)
@@ -72,6 +73,9 @@ class Filter(Strict):
     length_mode: Literal["center", "right"]
     long_sounds: Literal["reject", "cut"]
     fade_seconds: float = Field(ge=0)
+    min_class_files: int = Field(ge=0)
+    small_classes: Literal["keep", "merge", "drop"]
+    merge_into: str = Field(min_length=1)
 
 
 class GriffinLim(Strict):
@@ -261,6 +265,20 @@ class NoveltyCfg(Strict):
     kid_blocks: int = Field(gt=0)
 
 
+class PitchCfg(Strict):
+    enabled: Literal["auto"] | bool  # auto: for music (quality.speech resolves to false)
+    fmin: float = Field(gt=0)
+    fmax: float = Field(gt=0)
+    frame_length: int = Field(gt=0)
+    min_voiced: float = Field(ge=0, le=1)
+    voiced_probability: float = Field(ge=0, le=1)
+
+
+class UncertaintyCfg(Strict):
+    resamples: int = Field(ge=0)
+    level: float = Field(gt=0, lt=1)
+
+
 class Evaluate(Strict):
     examples_per_class: int = Field(ge=0)
     generated_per_class: int = Field(gt=0)
@@ -277,6 +295,8 @@ class Evaluate(Strict):
     clean_classifier: CleanClassifierCfg
     classifier: ClassifierCfg
     check_classifier: CheckClassifierCfg
+    uncertainty: UncertaintyCfg
+    pitch: PitchCfg
 
 
 class SpaceEntry(Strict):
@@ -415,3 +435,23 @@ def validate(params: dict, where: str = "params.yaml") -> list[str]:
     return [f"{where}: tune.{target}.space.{key}: not a parameter in params.yaml"
             for target in ("outer", "inner") for key in params["tune"][target]["space"]
             if not _has(params, key)]
+
+
+def _name_maps(model: type[BaseModel], at: str) -> list[str]:
+    paths = []
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            paths += _name_maps(kind, f"{at}{name}.")
+        elif get_origin(kind) is dict:
+            value = get_args(kind)[1]
+            if not (isinstance(value, type) and issubclass(value, BaseModel)):
+                paths.append(f"{at}{name}")
+    return paths
+
+
+@functools.cache
+def name_maps() -> frozenset[str]:
+    """Dotted paths of the mappings whose keys are names a user chooses and whose values are plain
+    (a category map, a folder map): data, which a preset replaces whole rather than merges into."""
+    return frozenset(_name_maps(Params, ""))

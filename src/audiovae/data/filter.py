@@ -1,7 +1,8 @@
 """Which files are usable and how long they are: ``inspect`` decodes each once and names the reason a
 file is unusable (unreadable, not_audio, empty, non_finite, silent); ``apply_percentiles`` marks
 per-dataset length outliers (the AudioMNIST report's filter: too_short, too_long) and returns the
-percentile table; ``plot_lengths`` draws the histogram with the cuts.
+percentile table; ``small_classes`` merges or drops the labels too small to test (small_class);
+``plot_lengths`` draws the histogram with the cuts.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from audiovae.data import audio
 from audiovae.progress import Progress, track
 
 log = logging.getLogger("audiovae.filter")
-REASONS = ("unreadable", "not_audio", "empty", "non_finite", "silent", "too_short", "too_long")
+REASONS = ("unreadable", "not_audio", "empty", "non_finite", "silent", "too_short", "too_long", "small_class")
 
 
 def target_length(cfg: Filter) -> int:
@@ -88,6 +89,29 @@ def apply_percentiles(table: pd.DataFrame, lower: float, upper: float, keep_long
         rows.append({"dataset": dataset, "usable": len(usable), "lower_cut": lo, "upper_cut": hi,
                      **{f"p{q}": v for q, v in zip(qs, values)}})
     return pd.DataFrame(rows)
+
+
+def small_classes(table: pd.DataFrame, min_files: int, policy: str, merge_into: str) -> dict[str, dict]:
+    """Labels with fewer than ``min_files`` usable files in their dataset (a test split of 10 % holds
+    one or none of them, so their accuracy is one file's): ``merge`` relabels them ``merge_into``,
+    ``drop`` marks them small_class, ``keep`` leaves them. ``table`` is changed in place; the return
+    says, per label, how many files it had, what was done and why."""
+    report: dict[str, dict] = {}
+    if policy == "keep" or min_files <= 0:
+        return report
+    usable = table[table["reason"] == ""]
+    for (dataset, label), group in usable.groupby(["dataset", "label"], sort=True):
+        if len(group) >= min_files or label == merge_into:
+            continue
+        why = f"{len(group)} file(s) < filter.min_class_files {min_files}"
+        if policy == "merge":
+            table.loc[group.index, "label"] = merge_into
+            report[f"{dataset}:{label}"] = {"files": len(group), "action": f"merged into {merge_into}", "why": why}
+        else:
+            table.loc[group.index, "reason"] = "small_class"
+            table.loc[group.index, "detail"] = f"label {label!r}: {why}"
+            report[f"{dataset}:{label}"] = {"files": len(group), "action": "dropped", "why": why}
+    return report
 
 
 def plot_lengths(table: pd.DataFrame, percentiles: pd.DataFrame, path: Path) -> None:

@@ -22,13 +22,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from audiovae.config.schema import Evaluate, NoveltyCfg, Params, QualityCfg
+from audiovae.config.schema import (
+    Evaluate,
+    NoveltyCfg,
+    Params,
+    PitchCfg,
+    QualityCfg,
+    UncertaintyCfg,
+)
 from audiovae.data.artifacts import (
     split_rows,
     standardised,
 )
 from audiovae.data.spectrogram import log_spectral_distance, spectral_convergence
-from audiovae.evaluation import novelty, quality
+from audiovae.evaluation import novelty, pitch, quality, uncertainty
 from audiovae.evaluation.classifier import (
     AudioClassifier,
     CheckClassifier,
@@ -236,6 +243,8 @@ def classifier_metrics(out: TestOutputs, wav_train: np.ndarray, y_train: np.ndar
     clean = clean or clean_judge(wav_train, y_train, sample_rate, cfg, seed)
     metrics = {f"clean_{name}_accuracy": clean.accuracy(audio, out.y_test) for name, audio in rows.items()}
     metrics["clean_generated_accuracy"] = clean.accuracy(out.audio_gen, out.gen_labels)
+    metrics.update(balanced_metrics(clean, {**{name: (audio, out.y_test) for name, audio in rows.items()},
+                                            "generated": (out.audio_gen, out.gen_labels)}, cfg.uncertainty, seed))
     embed_test = clean.embed(out.wav_test)
     metrics.update({"clean_generated_frechet": frechet_distance(clean.embed(out.audio_gen), embed_test),
                     "clean_full_frechet": frechet_distance(clean.embed(out.audio_full), embed_test),
@@ -260,6 +269,35 @@ def classifier_metrics(out: TestOutputs, wav_train: np.ndarray, y_train: np.ndar
     return metrics
 
 
+def balanced_metrics(clean: CleanClassifier, rows: dict[str, tuple[np.ndarray, np.ndarray]], cfg: UncertaintyCfg,
+                     seed: int) -> dict:
+    """The clean judge's balanced accuracy on every row, with its bootstrap interval over the clips
+    (``clean_<row>_balanced_accuracy``, ``_low``, ``_high``): on a test set of a few dozen one-shots
+    one clip moves the point by several points, so the interval is the figure to compare."""
+    metrics = {}
+    for name, (audio, labels) in rows.items():
+        predicted = clean.predict(audio)
+        low, high = uncertainty.bootstrap_interval(labels, predicted, cfg.resamples, cfg.level, seed)
+        metrics.update({f"clean_{name}_balanced_accuracy": uncertainty.balanced_accuracy(labels, predicted),
+                        f"clean_{name}_balanced_accuracy_low": low, f"clean_{name}_balanced_accuracy_high": high})
+    return metrics
+
+
+def pitch_metrics(out: TestOutputs, sample_rate: int, cfg: PitchCfg) -> dict:
+    """Median pitch error in cents of each row (ceiling, outer, full) against the real clip, over the
+    pitched test clips, and the share of them within 50 cents (a quarter tone: the same note)."""
+    reference = pitch.f0_tracks(out.wav_test, sample_rate, cfg)
+    pitched = pitch.pitched(reference, cfg.min_voiced)
+    metrics: dict[str, float] = {"pitched_clips": int(pitched.sum()), "clips": len(pitched)}
+    if not pitched.any():
+        return metrics
+    for name, audio in {"ceiling": out.audio_ceiling, "outer": out.audio_outer, "full": out.audio_full}.items():
+        cents = pitch.cents_error(reference[pitched], pitch.f0_tracks(audio[pitched], sample_rate, cfg))
+        metrics[f"{name}_cents_median"] = float(np.nanmedian(cents)) if np.isfinite(cents).any() else float("nan")
+        metrics[f"{name}_within_50_cents"] = float(np.mean(cents < 50))  # no voiced frame in common counts as a miss
+    return metrics
+
+
 def generation_metrics(out: TestOutputs, train_latents: np.ndarray, train_latent_labels: np.ndarray,
                        clean: CleanClassifier, train_audio: np.ndarray, y_train: np.ndarray, cfg: NoveltyCfg,
                        seed: int) -> dict:
@@ -275,6 +313,9 @@ def generation_metrics(out: TestOutputs, train_latents: np.ndarray, train_latent
     pick = rng.choice(len(train_audio), size=min(len(gen_audio), len(train_audio)), replace=False)
     kid, kid_se = novelty.kid(test_audio, gen_audio, cfg.kid_blocks, seed)
     kid_real, kid_real_se = novelty.kid(test_audio, train_audio[pick], cfg.kid_blocks, seed)
+    # the one-shot generators' convention: generated against the training audio, real test beside it
+    kid_train, kid_train_se = novelty.kid(train_audio, gen_audio, cfg.kid_blocks, seed)
+    kid_test_train, kid_test_train_se = novelty.kid(train_audio, test_audio, cfg.kid_blocks, seed)
     ndb, ndb_k = novelty.ndb(train_audio, train_audio, gen_audio, cfg.ndb_bins, seed)
     _, ndb_k_real = novelty.ndb(train_audio, train_audio, test_audio, cfg.ndb_bins, seed)
     k = min(cfg.coverage_k, len(test_audio) - 1)
@@ -287,6 +328,8 @@ def generation_metrics(out: TestOutputs, train_latents: np.ndarray, train_latent
         "audio_coverage": novelty.coverage(test_audio, gen_audio, k),
         "audio_coverage_real_train": novelty.coverage(test_audio, train_audio[pick], k),
         "kid": kid, "kid_se": kid_se, "kid_real_train": kid_real, "kid_real_train_se": kid_real_se,
+        "kid_vs_train": kid_train, "kid_vs_train_se": kid_train_se,
+        "kid_real_test_vs_train": kid_test_train, "kid_real_test_vs_train_se": kid_test_train_se,
         "ndb": ndb, "ndb_k": ndb_k, "ndb_k_real_test": ndb_k_real}
 
 

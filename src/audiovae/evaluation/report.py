@@ -197,6 +197,11 @@ def build(root: Path, params: Params) -> Path:
         parts.append("</div>")
         if (plots / "generated.png").exists():
             parts.append(_img("plots/generated.png", "generated spectrograms"))
+    if (plots / layout.CATEGORY_GRID).exists():
+        parts += ["<h2>Per category: real, ceiling, outer, full path, generated</h2>",
+                  "<p class='muted'>One test clip of each category through every row, and a generation of the "
+                  "category (spectrograms of the audio; the ceiling is Griffin-Lim of the true magnitude).</p>",
+                  _img(f"plots/{layout.CATEGORY_GRID}", "per-category spectrograms")]
     interpolation = [a for a in audio if a.startswith("interpolation_")]
     if interpolation:
         parts += ["<h2>Interpolation between two classes</h2>", _img("plots/interpolation.png", "interpolation"),

@@ -94,11 +94,21 @@ class AudioVAE:
     def label_ids(self, labels) -> torch.Tensor | None:
         if labels is None:
             return None
-        lookup = {label: i for i, label in enumerate(self.labels)}
-        missing = [str(label) for label in labels if str(label) not in lookup]
+        exact = {label: i for i, label in enumerate(self.labels)}
+        # a label as typed: ``kick`` finds ``Kick`` where the case tells no two labels apart
+        folded: dict[str, list[int]] = {}
+        for label, i in exact.items():
+            folded.setdefault(label.casefold(), []).append(i)
+
+        def find(label) -> int | None:
+            ids = folded.get(str(label).casefold(), [])
+            return exact.get(str(label), ids[0] if len(ids) == 1 else None)
+
+        found = [find(label) for label in labels]
+        missing = [str(label) for label, i in zip(labels, found) if i is None]
         if missing:
             raise ValueError(f"unknown label(s) {sorted(set(missing))}; the model knows {self.labels}")
-        return torch.tensor([lookup[str(label)] for label in labels], device=self.device)
+        return torch.tensor(found, device=self.device)
 
     def label_index(self, label) -> int:
         """The model's index of one label (a ValueError names the labels it knows)."""

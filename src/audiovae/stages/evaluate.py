@@ -1,7 +1,7 @@
 """DVC stage ``evaluate``: the numbers a user can trust, on the test split, plus plots and audio.
 
 Writes ``reports/metrics.json`` (DVC metrics; key groups outer, inner, audio, quality, classifier,
-generation, robustness, speed), figures under ``reports/plots/`` and WAV files under
+generation, pitch (music), robustness, speed), figures under ``reports/plots/`` and WAV files under
 ``reports/audio/`` (each generation beside its nearest training take). What each group measures,
 next to which references, is said in ``audiovae.evaluation.evaluate``.
 
@@ -38,6 +38,7 @@ from audiovae.evaluation.evaluate import (
     is_speech,
     make_outputs,
     outer_metrics,
+    pitch_metrics,
     quality_metrics,
     robustness_metrics,
 )
@@ -48,6 +49,7 @@ from audiovae.tracking import runs
 from audiovae.training.loop import pick_device, seed_everything
 
 log = logging.getLogger("audiovae.evaluate")
+CATEGORY_GRID_COLUMNS = ("real", "Griffin-Lim ceiling", "outer", "full", "generated")
 
 
 def run(params: Params, root: Path | None = None) -> dict:
@@ -83,6 +85,8 @@ def run(params: Params, root: Path | None = None) -> dict:
         "classifier": classifier_metrics(out, wav_train, y_train, codec.sample_rate, cfg, seed, clean, train_embedding),
         "generation": generation_metrics(out, train_latents, latent_index["label"].to_numpy()[in_train], clean,
                                          train_embedding, y_train, cfg.novelty, seed),
+        **({"pitch": pitch_metrics(out, codec.sample_rate, cfg.pitch)}
+           if (not speech if cfg.pitch.enabled == "auto" else cfg.pitch.enabled) else {}),
         "robustness": robustness_metrics(model, out, cfg, seed),
         # measured, not a goal: on small data the outer encoder is cheap and the ratio says little
         "speed": encode_once_speedup(params, model, specs, load_encodings(root))}
@@ -149,6 +153,15 @@ def write_media(root: Path, cfg: Evaluate, model: AudioVAE, out: TestOutputs, in
                                ["original", "outer", "full model"], plot_dir / "examples" / f"{stem}.png")
     first = [int(np.flatnonzero(out.gen_labels == label)[0]) for label in model.labels]
     plots.spectrogram_grid({"generated": out.gen_specs[first]}, list(model.labels), plot_dir / "generated.png")
+    # per category, one test clip through every row and a generation of its label: what a producer compares
+    tested = [label for label in model.labels if (out.y_test == label).any()]
+    if tested:
+        rows = {}
+        for label in tested:
+            i, g = int(np.flatnonzero(out.y_test == label)[0]), int(np.flatnonzero(out.gen_labels == label)[0])
+            rows[label] = np.stack([out.x_test[i], model.spectrogram(out.audio_ceiling[i:i + 1])[0], out.outer[i],
+                                    out.full[i], out.gen_specs[g]])
+        plots.spectrogram_grid(rows, list(CATEGORY_GRID_COLUMNS), plot_dir / layout.CATEGORY_GRID)
     for label in model.labels:
         for k, j in enumerate(np.flatnonzero(out.gen_labels == label)[: cfg.wav_generated_per_class]):
             write_wav(audio_dir / f"generated_{label}_{k:02d}.wav", out.audio_gen[j], sr)

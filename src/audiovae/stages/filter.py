@@ -2,7 +2,8 @@
 
 Per dataset, the lengths of the usable files give a lower and an upper percentile (the
 AudioMNIST report's filter); files outside them are rejected. Every rejection has a reason:
-unreadable, not_audio, empty, non_finite, silent, too_short, too_long. Kept files are downmixed,
+unreadable, not_audio, empty, non_finite, silent, too_short, too_long, small_class (a label with
+too few files to test, when ``filter.small_classes`` is drop; merge relabels it). Kept files are downmixed,
 resampled, peak-normalised and trimmed/padded to one length, into one memory-mapped array.
 
 This module reads the inputs, writes the outputs atomically and logs; inspecting and cutting is
@@ -27,6 +28,7 @@ from audiovae.data.filter import (
     normalise_into,
     plot_lengths,
     read_skipped,
+    small_classes,
     target_length,
 )
 from audiovae.stages import run_stage
@@ -42,6 +44,9 @@ def run(params: Params, root: Path | None = None) -> pd.DataFrame:
     trim_db = cfg.trim_db
     table = inspect(table, root, cfg.silence_peak, trim_db)
     percentiles = apply_percentiles(table, cfg.lower_percentile, cfg.upper_percentile, cfg.long_sounds == "cut")
+    small = small_classes(table, cfg.min_class_files, cfg.small_classes, cfg.merge_into)
+    for label, what in small.items():
+        log.warning("filter: label %s %s: %s", label, what["action"], what["why"])
     kept = table[table["reason"] == ""].reset_index(drop=True)
     if kept.empty:
         raise SystemExit("filter: every file was rejected; see reports/filter/rejections.csv")
@@ -69,6 +74,8 @@ def run(params: Params, root: Path | None = None) -> pd.DataFrame:
     longer = int((kept["seconds"] > cfg.seconds).sum())
     summary = {"kept": int(len(kept)), "rejected": int(len(rejected)), "rejected_by_reason": counts,
                "longer_than_clip": longer, "cut": longer if cfg.long_sounds == "cut" else 0,
+               "small_classes": small,
+               "kept_by_label": {f"{d}:{lab}": int(n) for (d, lab), n in kept.groupby(["dataset", "label"]).size().items()},
                "kept_by_dataset": {d: int(r["sum"]) for d, r in by_dataset.iterrows()},
                "total_by_dataset": {d: int(r["size"]) for d, r in by_dataset.iterrows()},
                "skipped_by_reason": skipped["reason"].value_counts().to_dict(),
