@@ -86,6 +86,19 @@ def test_explorer_generates_moves_morphs_uploads_and_refuses(served, trained, tm
             page.goto(url)
             page.wait_for_selector("body[data-ready=true]", timeout=30000)
             assert page.eval_on_selector_all("#label option", "els => els.map(e => e.value)") == model.labels
+            # the map: every training sound the model keeps is a point; a click on one plays it, a
+            # click on empty ground makes a new sound there; each comes with its spectrogram
+            assert page.get_attribute("#map", "data-points") == str(len(model.class_points))
+            assert page.eval_on_selector_all("#legend span", "els => els.map(e => e.textContent)") == model.labels
+            spot = page.evaluate("() => { const p = map.points[0]; return map.toCanvas(p.x, p.y); }")
+            box = page.query_selector("#map").bounding_box()
+            scale = box["width"] / page.evaluate("() => document.getElementById('map').width")
+            page.mouse.click(box["x"] + spot[0] * scale, box["y"] + spot[1] * scale)
+            on_point = new_sound(page, "map-audio", None)
+            assert page.inner_text("#map-note").startswith("training sound 0 ")
+            page.mouse.click(box["x"] + 3 * scale, box["y"] + 3 * scale)   # a corner: no point there
+            off_point = new_sound(page, "map-audio", on_point)
+            assert page.inner_text("#map-note").startswith("a new ")
             page.select_option("#label", model.labels[1])
             page.fill("#seed", "3")
             page.click("#generate")
@@ -101,6 +114,9 @@ def test_explorer_generates_moves_morphs_uploads_and_refuses(served, trained, tm
             assert page.input_value("#vary-source").startswith("upload-")  # the upload is the sound to vary
             page.click("#vary")
             varied = new_sound(page, "vary-audio", None)
+            for audio_id in ("generated-audio", "morph-audio", "vary-audio", "map-audio"):  # every sound's spectrogram
+                page.wait_for_function("(id) => { const i = document.getElementById(id + '-spectrogram');"
+                                       " return i.complete && i.naturalWidth > 0; }", arg=audio_id)
             assert page.get_attribute("#vary-audio-download", "download").endswith(".wav")
             page.screenshot(path=str(Path(os.environ.get("AUDIOVAE_SCREENSHOTS", tmp_path)) / "explorer.png"))
             page.set_input_files("#upload", str(text))
@@ -111,11 +127,13 @@ def test_explorer_generates_moves_morphs_uploads_and_refuses(served, trained, tm
     assert not errors, errors
     assert "notes.txt is not an audio file" in shown
     sounds = {name: fetch_sound(url + src) for name, src in
-              (("first", first), ("moved", moved), ("morphed", morphed), ("varied", varied))}
+              (("first", first), ("moved", moved), ("morphed", morphed), ("varied", varied),
+               ("on_point", on_point), ("off_point", off_point))}
     for name, (audio, sr) in sounds.items():
         assert sr == rate and np.isfinite(audio).all() and np.abs(audio).max() > 0.05, name
     assert len(sounds["first"][0]) == len(sounds["moved"][0]) == length  # one model-length sound each
     assert not np.array_equal(sounds["first"][0], sounds["moved"][0])  # the slider moved the sound
+    assert not np.array_equal(sounds["on_point"][0], sounds["off_point"][0])  # another place, another sound
     assert len(sounds["varied"][0]) == len(model.load_audio(wav))  # the upload's own length, at the model's rate
     assert tree_state(root) == before  # nothing written in the project
     with pytest.raises(urllib.error.HTTPError) as refused:  # a wrong request is an error message, not a crash
@@ -143,6 +161,25 @@ def test_explorer_refuses_long_or_large_uploads_other_hosts_and_leaves_no_folder
         assert big.status_code == 400 and "limit" in big.json()["error"]
         assert local.post("/api/generate", json={"label": "no-such-label"}).json()["error"].startswith("unknown label")
         assert local.get("/audio/..%2Fsecret.wav").status_code == 404
+        points = local.get("/api/map").json()["points"]
+        assert [p["label"] for p in points] == [model.labels[i] for i in model.class_point_labels]
+        # a training point played from the map is that training latent, decoded
+        played = local.post("/api/at", json={"point": 5}).json()
+        expected = model.to_audio(model.from_latents(model.class_points[5:6].astype(np.float32)))[0]
+        got, _ = sf.read(folder / played["name"], dtype="float32")
+        assert played["label"] == points[5]["label"] and np.corrcoef(got, expected)[0, 1] > 0.99
+        assert local.get(played["spectrogram"]).headers["content-type"] == "image/png"
+        # a place on the map is the nearest training sound moved there: at the point itself, that
+        # sound; a step away along the map, another one of the same label
+        same = local.post("/api/at", json={"x": points[5]["x"], "y": points[5]["y"]}).json()
+        assert np.array_equal(sf.read(folder / same["name"], dtype="float32")[0], got)
+        step = 0.05 * (max(p["x"] for p in points) - min(p["x"] for p in points))
+        moved = local.post("/api/at", json={"x": points[5]["x"] + step, "y": points[5]["y"]}).json()
+        assert not np.array_equal(sf.read(folder / moved["name"], dtype="float32")[0], got)
+        assert local.post("/api/at", json={"point": 10 ** 6}).status_code == 400
+        assert local.post("/api/at", json={"x": "left"}).status_code == 400
+        for made in folder.iterdir():  # the sounds above; what follows is about refusals
+            made.unlink()
     with TestClient(explorer.create_app(state), client=("192.0.2.7", 50000)) as remote:
         assert remote.get("/api/info").status_code == 403
     with TestClient(explorer.create_app(state, allow_remote=True), client=("192.0.2.7", 50000)) as shared:

@@ -2,7 +2,10 @@
 
 Generate a label's sound, move sliders along the latent's principal directions (PCA of the
 training latents, like the report's probes), morph between two sounds (test recordings of the
-project, or uploads) and vary one with noise; every sound plays in the page and downloads as WAV.
+project, or uploads) and vary one with noise; every sound plays in the page, downloads as WAV and
+shows its spectrogram. A map draws the training sounds on the first two principal directions,
+coloured by label: a click on a point plays that sound as the model renders it, a click anywhere
+else makes the sound at that place (the nearest training sound, moved there within the map's plane).
 
 A small Starlette app on 127.0.0.1 (uvicorn), one page with no build step (``explorer_page``).
 Everything it writes goes to one temporary folder, removed when it stops; uploads that are not
@@ -59,8 +62,15 @@ class Explorer:
     scales: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     lock: threading.Lock = field(default_factory=threading.Lock)  # one torch call at a time
 
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # the map's latents
+    point_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    plane: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))   # and their map places
+
     def __post_init__(self):
         self.components, self.scales = principal_directions(self.model, MAX_SLIDERS)
+        self.points, self.point_labels = map_points(self.model)
+        centred = self.points - self.points.mean(axis=0)
+        self.plane = centred @ self.components[:2].T if len(self.components) >= 2 else np.zeros((len(centred), 2))
 
     def info(self) -> dict:
         return {"labels": self.model.labels, "sample_rate": self.model.codec.sample_rate,
@@ -69,9 +79,40 @@ class Explorer:
                 "max_upload_mb": MAX_UPLOAD_BYTES / 2 ** 20, "max_upload_seconds": MAX_UPLOAD_SECONDS}
 
     def _save(self, audio: np.ndarray, stem: str) -> dict:
+        """The sound as a WAV and its spectrogram as a PNG beside it, both served from the folder."""
         name = f"{stem}-{uuid.uuid4().hex[:8]}.wav"
         write_wav(self.folder / name, audio, self.model.codec.sample_rate)
-        return {"url": f"/audio/{name}", "name": name, "seconds": len(audio) / self.model.codec.sample_rate}
+        image = name[: -len(".wav")] + ".png"
+        spectrogram_png(self.model, audio, self.folder / image)
+        return {"url": f"/audio/{name}", "name": name, "seconds": len(audio) / self.model.codec.sample_rate,
+                "spectrogram": f"/audio/{image}"}
+
+    def map(self) -> dict:
+        """The training sounds (the latents the model keeps) on the first two principal directions."""
+        labels = [self.model.labels[int(i)] for i in self.point_labels]
+        return {"points": [{"x": float(x), "y": float(y), "label": label}
+                           for (x, y), label in zip(self.plane, labels)], "labels": self.model.labels}
+
+    def at(self, x: float | None = None, y: float | None = None, point: int | None = None) -> dict:
+        """The sound of training point ``point`` as the model renders it, or, at (``x``, ``y``) of the
+        map, the nearest training sound moved there within the map's plane (its other directions kept,
+        so the sound stays one the model knows rather than the average at the centre)."""
+        if point is not None:
+            if not 0 <= point < len(self.plane):
+                raise ExplorerError(f"no point {point}: the map has {len(self.plane)}")
+            nearest, target = point, self.plane[point]
+        else:
+            if x is None or y is None or not (np.isfinite(x) and np.isfinite(y)):
+                raise ExplorerError("a place on the map needs finite x and y")
+            target = np.array([x, y])
+            nearest = int(np.argmin(((self.plane - target) ** 2).sum(1)))
+        z = self.points[nearest] + (target - self.plane[nearest]) @ self.components[:2]
+        label = self.model.labels[int(self.point_labels[nearest])]
+        with self.lock:
+            labels = [label] if self.model.inner.conditional else None
+            audio = self.model.to_audio(self.model.from_latents(z[None].astype(np.float32), labels))[0]
+        stem = f"point{nearest}" if point is not None else f"map-{label}"
+        return {**self._save(audio, stem), "label": label, "x": float(target[0]), "y": float(target[1])}
 
     def generate(self, label: str, seed: int, moves: list[float]) -> dict:
         if label not in self.model.labels:
@@ -123,6 +164,24 @@ class Explorer:
         path.write_bytes(data)
         self.recordings[key] = path
         return {"id": key, "seconds": info.duration}
+
+
+def map_points(model: AudioVAE) -> tuple[np.ndarray, np.ndarray]:
+    """The latents the map draws and their label ids: the training latents the model keeps, else one
+    point per label (its mean)."""
+    if model.class_points is not None and model.class_point_labels is not None and len(model.class_points):
+        return np.asarray(model.class_points, np.float32), np.asarray(model.class_point_labels, np.int64)
+    return np.asarray(model.class_means, np.float32), np.arange(len(model.labels))
+
+
+def spectrogram_png(model: AudioVAE, audio: np.ndarray, path: Path) -> None:
+    """A sound's spectrogram in the model's own features (its dB scale, low frequencies at the bottom)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spec = model.codec.encode(np.asarray(audio, np.float32)[None])[0][0]
+    plt.imsave(path, spec, cmap="magma", origin="lower", vmin=0.0, vmax=1.0)
 
 
 def principal_directions(model: AudioVAE, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -212,12 +271,22 @@ def create_app(explorer: Explorer, allow_remote: bool = False) -> ASGIApp:
         name = Path(request.headers.get("x-filename") or "upload").name
         return JSONResponse(explorer.upload(bytes(data), name))
 
+    async def map_view(request: Request):
+        return JSONResponse(explorer.map())
+
+    async def at(request: Request):
+        data = await body(request)
+        if "point" in data:
+            return JSONResponse(explorer.at(point=field_of(data, "point", int)))
+        return JSONResponse(explorer.at(field_of(data, "x", float), field_of(data, "y", float)))
+
     async def audio(request: Request):
         name = request.path_params["name"]
         path = explorer.folder / name
-        if Path(name).name != name or not name.endswith(".wav") or not path.is_file():
+        kinds = {".wav": "audio/wav", ".png": "image/png"}
+        if Path(name).name != name or Path(name).suffix not in kinds or not path.is_file():
             return JSONResponse({"error": "no such sound"}, status_code=404)
-        return FileResponse(path, media_type="audio/wav", filename=name)
+        return FileResponse(path, media_type=kinds[Path(name).suffix], filename=name)
 
     async def refused(request: Request, exc: Exception):  # registered for ExplorerError only
         return JSONResponse({"error": str(exc)}, status_code=400)
@@ -225,7 +294,8 @@ def create_app(explorer: Explorer, allow_remote: bool = False) -> ASGIApp:
     app = Starlette(routes=[
         Route("/", page), Route("/api/info", info), Route("/api/generate", generate, methods=["POST"]),
         Route("/api/morph", morph, methods=["POST"]), Route("/api/vary", vary, methods=["POST"]),
-        Route("/api/upload", upload, methods=["POST"]), Route("/audio/{name}", audio),
+        Route("/api/upload", upload, methods=["POST"]), Route("/api/map", map_view),
+        Route("/api/at", at, methods=["POST"]), Route("/audio/{name}", audio),
     ], exception_handlers={ExplorerError: refused})
 
     if not allow_remote:
