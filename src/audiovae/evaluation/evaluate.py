@@ -284,8 +284,10 @@ def balanced_metrics(clean: CleanClassifier, rows: dict[str, tuple[np.ndarray, n
 
 
 def pitch_metrics(out: TestOutputs, sample_rate: int, cfg: PitchCfg) -> dict:
-    """Median pitch error in cents of each row (ceiling, outer, full) against the real clip, over the
-    pitched test clips, and the share of them within 50 cents (a quarter tone: the same note)."""
+    """Per row (ceiling, outer, full), over the pitched test clips: the share whose output pYIN still
+    tracks (a voiced frame in common with the real clip; a blurred note may have none), the median
+    error in cents over those, and the share within 50 cents (a quarter tone: the same note; a clip
+    not tracked counts as a miss)."""
     reference = pitch.f0_tracks(out.wav_test, sample_rate, cfg)
     pitched = pitch.pitched(reference, cfg.min_voiced)
     metrics: dict[str, float] = {"pitched_clips": int(pitched.sum()), "clips": len(pitched)}
@@ -293,6 +295,7 @@ def pitch_metrics(out: TestOutputs, sample_rate: int, cfg: PitchCfg) -> dict:
         return metrics
     for name, audio in {"ceiling": out.audio_ceiling, "outer": out.audio_outer, "full": out.audio_full}.items():
         cents = pitch.cents_error(reference[pitched], pitch.f0_tracks(audio[pitched], sample_rate, cfg))
+        metrics[f"{name}_tracked"] = float(np.isfinite(cents).mean())
         metrics[f"{name}_cents_median"] = float(np.nanmedian(cents)) if np.isfinite(cents).any() else float("nan")
         metrics[f"{name}_within_50_cents"] = float(np.mean(cents < 50))  # no voiced frame in common counts as a miss
     return metrics
