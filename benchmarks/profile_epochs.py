@@ -1,0 +1,119 @@
+"""Benchmark: where a training epoch's time goes, for the outer model and the inner VAE (issue 28).
+
+Run after `make repro` (needs data/features and data/encodings), nothing else running:
+
+    .venv/bin/python benchmarks/profile_epochs.py [--epochs 3] [--out reports/profile.md]
+
+Each model trains ``--epochs`` epochs through the library's own ``train`` (the stage's code path:
+its loader, step, validation pass and per-epoch checkpoint), once under cProfile for the share of
+each part of the loop, and once under ``torch.profiler`` for the operators that cost the most.
+Nothing is logged to MLflow and the project's outputs are not touched (checkpoints go to a
+temporary folder). The table names the commit and the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import platform
+import pstats
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from audiovae import layout
+from audiovae.config.params import load_params, with_values
+from audiovae.data.artifacts import load_encodings, open_features
+from audiovae.training import inner as inner_training
+from audiovae.training import outer as outer_training
+
+# the parts of the shared loop, by the function that does each (file suffix, function name)
+PARTS = {
+    "batches (read, shuffle, to tensors)": [("training/outer.py", "batches"), ("training/inner.py", "batches")],
+    "forward and loss (training batches)": [("training/outer.py", "step"), ("training/inner.py", "step")],
+    "backward": [("torch/_tensor.py", "backward")],
+    "optimiser step": [("torch/optim/adam.py", "step")],
+    "validation pass": [("training/loop.py", "evaluate_loss")],
+    "checkpoint each epoch": [("training/loop.py", "_save_checkpoint")],
+}
+
+
+def _cumulative(stats: pstats.Stats, where: list[tuple[str, str]], caller: str | None = None) -> float:
+    """Cumulative seconds in the functions ``where`` names; with ``caller``, only of the calls made
+    from a function of that name (the loss step runs in training and in the validation pass)."""
+    total = 0.0
+    for (filename, _, name), row in stats.stats.items():  # type: ignore[attr-defined]
+        if any(filename.endswith(suffix) and name == fn for suffix, fn in where):
+            if caller is None:
+                total += row[3]
+            else:
+                total += sum(c[3] for (_, _, caller_name), c in row[4].items() if caller_name == caller)
+    return total
+
+
+def run_once(kind: str, params, root: Path, checkpoint: Path):
+    if kind == "outer":
+        specs, index, codec = open_features(root / layout.FEATURES)
+        return outer_training.train(params.outer, params.seed, specs, index, codec, checkpoint, "profile")
+    codes, stats, index, manifest = load_encodings(root)
+    return inner_training.train(params.inner, params.seed, codes, stats, index, manifest, checkpoint, "profile")
+
+
+def profile_model(kind: str, params, root: Path, epochs: int) -> tuple[list[str], float]:
+    section = {"outer": "outer", "inner": "inner"}[kind]
+    params = with_values(params, {f"{section}.train.epochs": epochs, f"{section}.train.patience": epochs,
+                                  "tracking.enabled": False})
+    with tempfile.TemporaryDirectory() as tmp:
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.enable()
+        trained = run_once(kind, params, root, Path(tmp) / f"{kind}.pt")
+        profiler.disable()
+        wall = time.perf_counter() - started
+        stats = pstats.Stats(profiler)
+        fit_total = _cumulative(stats, [("training/loop.py", "fit")])
+        per_epoch = trained.history.seconds / max(len(trained.history.epochs), 1)
+        lines = [f"### {kind}: {per_epoch:.2f} s per epoch ({len(trained.history.epochs)} epochs, "
+                 f"{wall:.1f} s with set-up)", "", "| part of the loop | share of `fit` |", "|---|---|"]
+        accounted = 0.0
+        for part, where in PARTS.items():
+            seconds = _cumulative(stats, where, "fit" if part.startswith("forward") else None)
+            accounted += seconds
+            lines.append(f"| {part} | {seconds / fit_total:.1%} |")
+        lines += [f"| everything else (progress, history, Python) | {max(fit_total - accounted, 0) / fit_total:.1%} |",
+                  ""]
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            run_once(kind, with_values(params, {f"{section}.train.epochs": 1}), root, Path(tmp) / f"{kind}-1.pt")
+        table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8)
+        lines += [f"Top operators of one {kind} epoch (self CPU time, `torch.profiler`):", "", "```",
+                  *[row for row in table.splitlines() if row.strip()], "```", ""]
+    return lines, per_epoch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--out", default="reports/profile.md")
+    args = parser.parse_args()
+    root = Path.cwd()
+    params = load_params(root / "params.yaml")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=root).stdout.strip()
+    lines = ["# Where a training epoch's time goes", "",
+             f"`benchmarks/profile_epochs.py --epochs {args.epochs}` at commit `{commit}` on "
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+             f"with {torch.get_num_threads()} threads; FSDD default parameters.", ""]
+    for kind in ("outer", "inner"):
+        part, _ = profile_model(kind, params, root, args.epochs)
+        lines += part
+        print("\n".join(part))
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
