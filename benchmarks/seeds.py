@@ -1,0 +1,87 @@
+"""Benchmark: every quality key of the default as mean and spread over seeds (issue 28, item 4).
+
+One run cannot say whether a 0.90 target is met when the same commit gives 0.86 on one machine and
+0.91 on another. This runs the whole pipeline once per seed, each in its own clone of HEAD (so the
+project's outputs and DVC state are untouched), and tabulates the evaluate stage's quality keys:
+
+    .venv/bin/python benchmarks/seeds.py --seeds 1 2 [--with-workspace] [--out reports/seeds.md]
+
+``--with-workspace`` adds the project's own reports/metrics.json as the run of params.yaml's seed
+(it must be the output of HEAD: `dvc status` clean). Each seed costs a full `dvc repro` (about 7
+minutes on a 2-core CPU); the table names the commit and the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+KEYS = ["quality.full_pesq_nb", "quality.full_stoi", "quality.outer_pesq_nb", "quality.generated_dnsmos_ovrl",
+        "quality.full_dnsmos_ovrl", "classifier.clean_full_accuracy", "classifier.clean_outer_accuracy",
+        "classifier.clean_generated_accuracy", "classifier.clean_full_balanced_accuracy",
+        "generation.latent_novelty", "generation.audio_coverage", "generation.kid", "inner.kl"]
+
+
+def flat(metrics: dict) -> dict[str, float]:
+    return {f"{group}.{key}": float(value) for group, values in metrics.items() for key, value in values.items()}
+
+
+def run_seed(root: Path, seed: int) -> tuple[dict[str, float], float]:
+    """The whole pipeline at ``seed`` in a fresh clone beside the project (so ../shared is found)."""
+    env = {**os.environ, "PATH": f"{root / '.venv' / 'bin'}:{os.environ['PATH']}"}
+    mirror = root.parent / "shared" / "datasets"  # the clone sits one folder deeper: name the mirror
+    if mirror.is_dir() and "AUDIOVAE_DATA_MIRROR" not in env:
+        env["AUDIOVAE_DATA_MIRROR"] = str(mirror)
+    with tempfile.TemporaryDirectory(prefix=f"seed{seed}-", dir=root.parent) as tmp:
+        clone = Path(tmp) / "project"
+        subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+        env["PYTHONPATH"] = str(clone / "src")  # the clone's code, not the editable install's
+        started = time.perf_counter()
+        subprocess.run(["dvc", "exp", "run", "-S", f"seed={seed}"], cwd=clone, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        seconds = time.perf_counter() - started
+        return flat(json.loads((clone / "reports" / "metrics.json").read_text())), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--with-workspace", action="store_true")
+    parser.add_argument("--out", default="reports/seeds.md")
+    args = parser.parse_args()
+    root = Path.cwd().resolve()
+    runs: dict[int, dict[str, float]] = {}
+    if args.with_workspace:
+        seed = int(yaml.safe_load((root / "params.yaml").read_text())["seed"])
+        runs[seed] = flat(json.loads((root / "reports" / "metrics.json").read_text()))
+    for seed in args.seeds:
+        runs[seed], seconds = run_seed(root, seed)
+        print(f"seed {seed}: dvc exp run in {seconds / 60:.1f} min; "
+              f"PESQ-NB {runs[seed]['quality.full_pesq_nb']:.3f}, "
+              f"clean full {runs[seed]['classifier.clean_full_accuracy']:.3f}")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=root).stdout.strip()
+    seeds = sorted(runs)
+    lines = ["# Quality keys of the default over seeds", "",
+             f"`benchmarks/seeds.py` at commit `{commit}` on {platform.machine()}, {os.cpu_count()} CPUs: "
+             f"the whole pipeline once per seed ({', '.join(map(str, seeds))}).", "",
+             "| key | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | spread (sd) |",
+             "|---|" + "---|" * (len(seeds) + 2)]
+    for key in KEYS:
+        values = np.array([runs[s].get(key, np.nan) for s in seeds])
+        lines.append(f"| `{key}` | " + " | ".join(f"{v:.3f}" for v in values)
+                     + f" | **{np.nanmean(values):.3f}** | {np.nanstd(values, ddof=1):.3f} |")
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
