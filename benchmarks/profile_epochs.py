@@ -64,7 +64,7 @@ def run_once(kind: str, params, root: Path, checkpoint: Path):
 
 
 def profile_model(kind: str, params, root: Path, epochs: int) -> tuple[list[str], float]:
-    section = {"outer": "outer", "inner": "inner"}[kind]
+    section = kind  # the params section of the model: outer or inner
     params = with_values(params, {f"{section}.train.epochs": epochs, f"{section}.train.patience": epochs,
                                   "tracking.enabled": False})
     with tempfile.TemporaryDirectory() as tmp:

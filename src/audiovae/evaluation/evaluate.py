@@ -204,6 +204,11 @@ def is_speech(params: Params, index: pd.DataFrame) -> bool:
     return bool(setting)
 
 
+def measures_pitch(cfg: PitchCfg, speech: bool) -> bool:
+    """``pitch.enabled``: auto measures pitch for music, not speech."""
+    return not speech if cfg.enabled == "auto" else bool(cfg.enabled)
+
+
 def quality_metrics(out: TestOutputs, sample_rate: int, cfg: QualityCfg, speech: bool, seed: int) -> dict:
     """The standard measures, each row next to its references (real audio and the Griffin-Lim ceiling)."""
     rows = {"ceiling": out.audio_ceiling, "outer": out.audio_outer, "full": out.audio_full}

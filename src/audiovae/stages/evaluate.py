@@ -37,6 +37,7 @@ from audiovae.evaluation.evaluate import (
     inner_metrics,
     is_speech,
     make_outputs,
+    measures_pitch,
     outer_metrics,
     pitch_metrics,
     quality_metrics,
@@ -85,8 +86,7 @@ def run(params: Params, root: Path | None = None) -> dict:
         "classifier": classifier_metrics(out, wav_train, y_train, codec.sample_rate, cfg, seed, clean, train_embedding),
         "generation": generation_metrics(out, train_latents, latent_index["label"].to_numpy()[in_train], clean,
                                          train_embedding, y_train, cfg.novelty, seed),
-        **({"pitch": pitch_metrics(out, codec.sample_rate, cfg.pitch)}
-           if (not speech if cfg.pitch.enabled == "auto" else cfg.pitch.enabled) else {}),
+        **({"pitch": pitch_metrics(out, codec.sample_rate, cfg.pitch)} if measures_pitch(cfg.pitch, speech) else {}),
         "robustness": robustness_metrics(model, out, cfg, seed),
         # measured, not a goal: on small data the outer encoder is cheap and the ratio says little
         "speed": encode_once_speedup(params, model, specs, load_encodings(root))}
