@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -23,3 +25,16 @@ def linked_root(root: Path, inputs: Iterable[str], prefix: str = "audiovae-bench
             link.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(Path(root).resolve() / rel, link)
         yield Path(tmp)
+
+
+def provenance(root: Path) -> str:
+    """The commit and the machine a benchmark ran on, for its table: ``commit abc1234 (dirty), x86_64, 2 CPUs,
+    torch 2.13.0``."""
+    import torch
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=root).stdout.strip()
+
+    dirty = " (uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return (f"commit {git('rev-parse', '--short', 'HEAD')}{dirty}, {platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} CPUs, torch {torch.__version__}")

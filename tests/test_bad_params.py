@@ -51,6 +51,8 @@ def test_codec_rejects_bad_settings():
         Codec(8000, representation="mel")
     with pytest.raises(ValueError, match="db_ceiling"):
         Codec(8000, db_floor=0, db_ceiling=-10)
+    with pytest.raises(ValueError, match="silence_margin_db"):
+        Codec(8000, silence_margin_db=-1)
 
 
 def write(tmp_path, params) -> str:
@@ -65,6 +67,7 @@ def write(tmp_path, params) -> str:
     (lambda p: p["outer"].update(model="transformer"), r"outer\.model: .*'conv1d'"),
     (lambda p: p["filter"].pop("seconds"), r"filter\.seconds: missing"),
     (lambda p: p.update(sede=1), r"sede: unknown key"),
+    (lambda p: p["features"].update(silence_margin_db=-3), r"features\.silence_margin_db: .*greater than or equal to 0"),
     (lambda p: p["presets"]["sample_generator"]["outer"].update(bach_size=4),
      r"presets\.sample_generator\).*outer\.bach_size: unknown key"),
     (lambda p: p["tune"]["inner"]["space"].update({"inner.latent_size": {"type": "int", "low": 2, "high": 8}}),

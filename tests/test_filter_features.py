@@ -148,6 +148,24 @@ def test_codec_inverse_is_exact_in_db_and_per_file_min_max_is_kept():
     assert np.allclose(recovered[keep], linear[keep], rtol=1e-3)
 
 
+def test_a_silence_margin_turns_a_models_near_floor_output_into_silence():
+    """A decoder's sigmoid never reaches 0: what it returns just above the floor is hiss where the
+    recording is silent. With ``silence_margin_db`` it decodes to nothing, as the floor itself does;
+    louder levels decode exactly as before."""
+    y = speech_like(seed=0)
+    plain = Codec(8000)
+    features = plain.encode(y)[0]
+    model_like = np.where(features == 0, 1.0 / 80, features)  # 1 dB above the floor where the truth is silent
+    assert (plain.to_magnitude(model_like)[:-1][features == 0] > 0).all()  # without a margin: -79 dB hiss
+    margin = Codec(8000, silence_margin_db=1.5)
+    magnitude = margin.to_magnitude(model_like)[:-1]
+    assert (magnitude[features == 0] == 0).all()
+    loud = features > 3 / 80
+    assert np.array_equal(magnitude[loud], plain.to_magnitude(model_like)[:-1][loud])
+    with pytest.raises(ValueError, match="silence_margin_db"):
+        Codec(8000, silence_margin_db=-1)
+
+
 def test_griffin_lim_of_the_true_magnitude_round_trips():
     """Real recordings: Griffin-Lim of the true magnitude is close to the original audio."""
     import io
@@ -168,7 +186,7 @@ def test_features_stage_writes_a_memmap_index_and_codec(filter_project):
     filter_stage.run(typed(params), root)
     params["features"] = {"n_fft": 256, "hop_length": 64, "window": "hann", "drop_nyquist": True,
                           "representation": "db", "mu": 8, "scaling": "global", "db_floor": -80,
-                          "db_ceiling": 0, "batch_size": 7, "output_peak": 0.9,
+                          "db_ceiling": 0, "silence_margin_db": 0, "batch_size": 7, "output_peak": 0.9,
                           "griffin_lim": {"iterations": 8, "momentum": 0.99, "seed": 0},
                           "augment": {"mix": {"enabled": False, "per_train_file": 0.5, "gain_db": [-6, 0]}}}
     features.run(typed(params), root)

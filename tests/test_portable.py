@@ -86,6 +86,14 @@ def test_portable_export_converts_a_bundle_and_refuses_what_it_cannot_invert(tra
     # an .avae export of a bundle is refused with a message that names the way
     assert cli.main(["--model", str(bundle_path), "export", "--out", str(tmp_path / "again.avae")]) == 2
     model = AudioVAE.from_file(bundle_path)
+    # a silence margin travels into the file: its inverse zeroes what the Python path zeroes
+    model.codec = dataclasses.replace(model.codec, silence_margin_db=3.0)
+    near_floor = np.full((1, model.codec.n_bins, 4), 2.0 / 80, np.float32)  # 2 dB above the floor
+    near_floor[..., -1] = 0.5
+    expected = model.codec.to_magnitude(near_floor)
+    assert (expected[..., :3] == 0).all() and (expected[..., -1][:-1] > 0).all()
+    got = portable.script(model).magnitude(torch.from_numpy(near_floor)).numpy()
+    assert np.allclose(got, expected, rtol=1e-5, atol=0)
     model.codec = dataclasses.replace(model.codec, scaling="per_file")
     with pytest.raises(ValueError, match="features.scaling: global"):
         portable.script(model)

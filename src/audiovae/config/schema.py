@@ -104,6 +104,7 @@ class Features(Strict):
     scaling: Literal["global", "per_file"]
     db_floor: float
     db_ceiling: float
+    silence_margin_db: float = Field(ge=0)
     batch_size: int = Field(gt=0)
     output_peak: float = Field(gt=0, le=1)
     griffin_lim: GriffinLim

@@ -17,6 +17,9 @@ import numpy as np
 
 from audiovae.config.schema import Features
 
+# a decoded level this close to the floor is the floor itself (float rounding), whatever the margin
+FLOOR_TOLERANCE_DB = 1e-4
+
 
 @dataclass(frozen=True)
 class Codec:
@@ -26,6 +29,7 @@ class Codec:
     window: str = "hann"
     db_floor: float = -80.0
     db_ceiling: float = 0.0
+    silence_margin_db: float = 0.0     # decoded levels within this of the floor are silence
     scaling: str = "global"            # global | per_file
     representation: str = "db"         # db | mu_law
     mu: float = 8.0
@@ -40,6 +44,7 @@ class Codec:
         gl = features.griffin_lim
         return cls(sample_rate=int(sample_rate), n_fft=features.n_fft, hop_length=features.hop_length,
                    window=features.window, db_floor=features.db_floor, db_ceiling=features.db_ceiling,
+                   silence_margin_db=features.silence_margin_db,
                    scaling=features.scaling, representation=features.representation, mu=features.mu,
                    drop_nyquist=features.drop_nyquist, gl_iterations=gl.iterations, gl_momentum=gl.momentum,
                    gl_seed=gl.seed, output_peak=features.output_peak)
@@ -51,6 +56,8 @@ class Codec:
             raise ValueError(f"features.representation must be 'db' or 'mu_law', not {self.representation!r}")
         if self.db_ceiling <= self.db_floor:
             raise ValueError("features.db_ceiling must be above features.db_floor")
+        if self.silence_margin_db < 0:
+            raise ValueError("features.silence_margin_db must be 0 or more")
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -111,10 +118,17 @@ class Codec:
             return lo + x * (hi - lo)
         return self.db_floor + x * (self.db_ceiling - self.db_floor)
 
+    @property
+    def silence_db(self) -> float:
+        """The level at and below which a decoded spectrogram is silence: the true features of a silent
+        stretch sit at the floor and decode to nothing, but a model's sigmoid never reaches 0 and its
+        near-floor output would be hiss ``silence_margin_db`` above it where the recording is silent."""
+        return self.db_floor + max(self.silence_margin_db, FLOOR_TOLERANCE_DB)
+
     def to_magnitude(self, features: np.ndarray, minmax: np.ndarray | None = None) -> np.ndarray:
         db = self.to_db(features, minmax)
         magnitude = self.ref * 10 ** (db / 20)
-        magnitude = np.where(db <= self.db_floor + 1e-4, 0.0, magnitude)
+        magnitude = np.where(db <= self.silence_db, 0.0, magnitude)
         if self.drop_nyquist:
             pad = [(0, 0)] * (magnitude.ndim - 2) + [(0, 1), (0, 0)]
             magnitude = np.pad(magnitude, pad)

@@ -75,6 +75,7 @@ class Synth(torch.nn.Module):
         self.n_fft, self.hop_length = int(codec.n_fft), int(codec.hop_length)
         self.iterations, self.momentum = int(codec.gl_iterations), float(codec.gl_momentum)
         self.db_floor, self.db_ceiling = float(codec.db_floor), float(codec.db_ceiling)
+        self.silence_db = float(codec.silence_db)
         self.mu_law, self.mu = codec.representation == "mu_law", float(codec.mu)
         self.ref, self.output_peak = float(codec.ref), float(codec.output_peak)
         self.drop_nyquist = bool(codec.drop_nyquist)
@@ -127,7 +128,7 @@ class Synth(torch.nn.Module):
         else:
             db = self.db_floor + x * (self.db_ceiling - self.db_floor)
         mag = self.ref * torch.pow(10.0, db / 20)
-        mag = torch.where(db <= self.db_floor + 1e-4, torch.zeros_like(mag), mag)
+        mag = torch.where(db <= self.silence_db, torch.zeros_like(mag), mag)
         if self.drop_nyquist:
             mag = torch.nn.functional.pad(mag, [0, 0, 0, 1])
         return mag
