@@ -86,6 +86,15 @@ def test_each_stage_reads_its_effective_params_file():
         assert any(isinstance(p, dict) and path in p for p in stages[stage]["params"]), stage
 
 
+def test_the_params_stage_reruns_when_any_section_a_stage_reads_changes():
+    """The params stage writes every stage's effective file, so DVC must watch every top-level section
+    those files are taken from: a section missing here makes `dvc exp run -S prior.temperature=1`
+    report "up to date" and change nothing."""
+    watched = set(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["params"]["params"])
+    read = {key.split(".")[0] for keys in STAGE_KEYS.values() for key in keys}
+    assert read <= watched, sorted(read - watched)
+
+
 def test_library_code_never_imports_a_stage():
     """Stages call the library, never the other way round (the CLI, an entry point, runs them by name)."""
     library = [".".join(p.relative_to(PACKAGE).with_suffix("").parts) for p in PACKAGE.rglob("*.py")
