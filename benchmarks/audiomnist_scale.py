@@ -29,6 +29,9 @@ import librosa
 import numpy as np
 import soundfile as sf
 import yaml
+from roots import provenance
+
+from audiovae.atomic import write_text
 
 REPO = Path(__file__).resolve().parents[1]
 FSDD = REPO.parent / "shared" / "datasets" / "free-spoken-digit-dataset-1.0.10.zip"
@@ -119,7 +122,7 @@ def main() -> None:
     peak = max(g for name, _, g in rows if name in ("download", "filter", "features"))
     lines = [f"# AudioMNIST at scale (fixture: {args.files:,} FSDD recordings resampled to 48 kHz and perturbed)",
              "", f"Command: `.venv/bin/python benchmarks/audiomnist_scale.py --files {args.files} --epochs {args.epochs}`"
-             f" ({os.cpu_count()} CPU cores, no GPU). Kept by the filter: {kept:,} files.", "",
+             f", {provenance(REPO)}, no GPU. Kept by the filter: {kept:,} files.", "",
              "| stage | seconds | peak RSS (GiB) |", "|---|---|---|",
              *(f"| {name} | {s:.1f} | {g:.2f} |" for name, s, g in rows),
              f"| **download → filter → features** | **{data_s:.1f}** | **{peak:.2f}** |", "",
@@ -127,7 +130,7 @@ def main() -> None:
              f"(params.yaml default models). Projected on this CPU at the default epoch counts: outer × {full_epochs[0]} "
              f"≈ {full_epochs[0] * per_outer / 60:.0f} min, inner × {full_epochs[1]} ≈ {full_epochs[1] * per_inner / 60:.0f} min."]
     report = REPO / "reports" / "audiomnist_scale.md"
-    report.write_text("\n".join(lines) + "\n")
+    write_text(report, "\n".join(lines) + "\n")
     print("\n".join(lines))
     if not args.keep:
         import shutil

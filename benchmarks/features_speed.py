@@ -1,6 +1,7 @@
 """Benchmark: our filter + features stages vs the naive per-file librosa loop of the AudioMNIST report.
 
-Run after `make repro` (it reads data/raw and data/metadata.csv, writes only into a temp dir):
+Run after `make repro`, nothing else running (it reads data/raw and data/metadata.csv, writes only
+into a temp dir and ``reports/features_speed.md``, commit and machine named):
 
     .venv/bin/python benchmarks/features_speed.py
 
@@ -18,8 +19,9 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pandas as pd
-from roots import linked_root
+from roots import linked_root, provenance
 
+from audiovae.atomic import write_text
 from audiovae.config.params import load_params, with_values
 from audiovae.data import filter as filtering
 from audiovae.data.audio import fit_length
@@ -61,14 +63,18 @@ def main() -> None:
     t_naive = time.perf_counter() - start
     n = len(paths)
     ours = t_filter + t_features
-    print(f"files: {n} (of {len(table)}; the filter also inspects and rejects)")
-    print(f"naive per-file librosa loop : {t_naive:7.2f} s  {n / t_naive:8.1f} files/s")
-    print(f"filter stage (all of it)    : {t_filter:7.2f} s")
-    print(f"features stage              : {t_features:7.2f} s  {n / t_features:8.1f} files/s")
-    print(f"filter + features           : {ours:7.2f} s  {n / ours:8.1f} files/s")
-    print(f"speed-up, features stage vs naive      : {t_naive / t_features:5.1f}x")
-    print(f"speed-up, filter + features vs naive   : {t_naive / ours:5.1f}x")
-
+    lines = ["# Features speed: the filter and features stages against a naive per-file librosa loop", "",
+             f"`benchmarks/features_speed.py`, {provenance(root)}: {n:,} files kept (of {len(table):,}; the filter "
+             f"also inspects and rejects), {feat.n_fft}-point STFT, hop {feat.hop_length}, {sr} Hz.", "",
+             "| path | seconds | files per second |", "|---|---|---|",
+             f"| naive per-file librosa loop (load, fit, STFT, dB) | {t_naive:.2f} | {n / t_naive:.1f} |",
+             f"| filter stage (decode, resample, trim, fit; all of it) | {t_filter:.2f} | {n / t_filter:.1f} |",
+             f"| features stage (one batched STFT over a memory map) | {t_features:.2f} | {n / t_features:.1f} |",
+             f"| filter + features | {ours:.2f} | {n / ours:.1f} |", "",
+             f"Speed-up against the naive loop: the features stage {t_naive / t_features:.1f} ×, filter and features "
+             f"together {t_naive / ours:.1f} ×."]
+    write_text(root / "reports" / "features_speed.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 if __name__ == "__main__":
     main()

@@ -26,7 +26,7 @@ scoring; trials per hour = 3600 / those seconds, at each budget.
 
 Run after ``dvc repro features``, nothing else running (it reads data/filtered and data/features,
 writes only to temp folders, ``reports/incremental_vs_joint.{csv,md}`` and
-``reports/plots/incremental_vs_joint.png``). Rows are kept in the CSV as each run ends, and a
+``docs/images/incremental_vs_joint.png`` (the results page shows it; reports/plots/ is the evaluate stage's output, which a repro replaces)). Rows are kept in the CSV as each run ends, and a
 re-run skips those already there, so an interrupted benchmark loses at most one run.
 """
 from __future__ import annotations
@@ -256,7 +256,7 @@ def main() -> None:
                 with atomic_path(csv) as tmp:
                     table.to_csv(tmp, index=False, float_format="%.5g")
     table = pd.DataFrame(rows)
-    plot(table, REPO / "reports" / "plots" / "incremental_vs_joint.png")
+    plot(table, REPO / "docs" / "images" / "incremental_vs_joint.png")
     n, m = params.tune.outer.trials, params.tune.inner.trials
     shown = summary(table)[["budget", "arm", "seeds", *KEYS, "trials_per_hour"]]
     lines = ["# Incremental vs joint training at equal wall-clock budgets", "",
@@ -265,7 +265,7 @@ def main() -> None:
              f"seeds; budgets in seconds of training per arm; seconds per epoch measured first: outer "
              f"{epoch_seconds['outer']:.2f}, inner {epoch_seconds['inner']:.2f}, joint {epoch_seconds['joint']:.2f}. "
              "`trials_per_hour`: an inner trial on cached codes (incremental) or a whole joint training (joint), "
-             "scoring included. Plot: `reports/plots/incremental_vs_joint.png`.", "",
+             "scoring included. Plot: `docs/images/incremental_vs_joint.png`.", "",
              shown.to_markdown(index=False), "",
              f"Tuning by count: the incremental scheme tunes the outer space ({n} trials) then the inner space on cached "
              f"codes ({m} trials), {n + m} trials; a joint search over the same grid needs up to {n * m} ({n} × {m})."]

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 from judge import as_clips, clean_judge
+from roots import provenance
 
 from audiovae import cli
 from audiovae.atomic import write_text
@@ -90,7 +91,8 @@ def main() -> None:
                  f"{np.mean(outside):.2e}, max {np.max(outside):.2e} ({len(names)} takes).")
     table = "\n".join(lines)
     print(table)
-    write_text(root / args.out, "# A word inside a longer recording\n\nProduced by `python benchmarks/long_recordings.py`: "
+    write_text(root / args.out, "# A word inside a longer recording\n\nProduced by `python benchmarks/long_recordings.py`, "
+               f"{provenance(Path(__file__).resolve().parents[1])}: "
                f"{len(names)} FSDD test words placed {FIRST}-{LAST} s into {SECONDS} s of {RATE} Hz stereo room noise.\n\n"
                + table + "\n")
 

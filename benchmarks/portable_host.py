@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from pesq import pesq
+from roots import provenance
 
 from audiovae import cli
 from audiovae.atomic import write_text
@@ -96,7 +97,7 @@ def main() -> None:
         host_rtf = []
         host_lines = [f"C++ host not built: {exc}"]
     lines = ["# The exported synthesizer: time per sound and agreement", "",
-             f"`{' '.join(['benchmarks/portable_host.py'] + sys.argv[1:])}` on this machine: one "
+             f"`{' '.join(['benchmarks/portable_host.py'] + sys.argv[1:])}`, {provenance(Path(__file__).resolve().parents[1])}: one "
              f"{sound:.2f} s sound at {model.codec.sample_rate} Hz, spread {spread}, median of {args.runs} calls.", "",
              "| torch threads | exported file, Python (s) | real-time factor | the package's path (s) | real-time factor |",
              "|---|---|---|---|---|"]

@@ -18,11 +18,18 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from roots import linked_root
+from roots import linked_root, provenance
 
 from audiovae.atomic import atomic_path, write_text
 from audiovae.config.params import resolve, with_values
-from audiovae.stages import encode, evaluate, features, train_inner, train_outer
+from audiovae.stages import (
+    encode,
+    evaluate,
+    features,
+    train_inner,
+    train_outer,
+    train_prior,
+)
 from audiovae.stages import filter as filter_stage
 
 KEYS = ["outer.train_seconds", "inner.train_seconds", "outer.params", "inner.params",
@@ -32,28 +39,34 @@ KEYS = ["outer.train_seconds", "inner.train_seconds", "outer.params", "inner.par
         "classifier.real_test_accuracy", "classifier.recon_accuracy", "classifier.generated_accuracy",
         "classifier.generated_frechet", "classifier.check_recon_accuracy", "classifier.check_generated_accuracy",
         "robustness.perturb_10db_rmse_db", "speed.encode_once_speedup"]
+PER_CPU_MINUTE = ["quality.full_pesq_nb", "classifier.clean_full_accuracy"]
 
 
 def run_one(root: Path, raw: dict, preset: str) -> dict:
     params = with_values(resolve({**raw, "preset": preset}), {"tracking.enabled": False})
     with linked_root(root, ["data/raw", "data/metadata.csv"]) as tmp:
-        start = time.perf_counter()
-        for stage in (filter_stage, features, train_outer, encode, train_inner, evaluate):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        for stage in (filter_stage, features, train_outer, encode, train_inner, train_prior, evaluate):
             stage.run(params, tmp)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         metrics = json.loads((tmp / "reports" / "metrics.json").read_text())
     flat = {f"{group}.{key}": value for group, values in metrics.items() for key, value in values.items()}
-    return {"preset": preset, "wall_seconds": wall, **{key: flat.get(key) for key in KEYS}}
+    # quality per CPU-minute: what a minute of this machine's processor buys (every thread's time counted)
+    per_minute = {f"{key}_per_cpu_minute": flat[key] / (cpu / 60) for key in PER_CPU_MINUTE if flat.get(key) is not None}
+    return {"preset": preset, "wall_seconds": wall, "cpu_minutes": cpu / 60, **per_minute,
+            **{key: flat.get(key) for key in KEYS}}
 
 
 def write_markdown(table: pd.DataFrame, path: Path) -> None:
     """One column per configuration, one row per key, numbers to four significant digits."""
     shown = table.set_index("configuration").T.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
     write_text(path, "# Default vs seed presets (FSDD, official split, test metrics)\n\n"
-               "Produced by `python benchmarks/presets.py`; epochs of the presets are reduced for CPU "
+               f"Produced by `python benchmarks/presets.py`, {provenance(path.parents[1])}. `cpu_minutes`: the "
+               "processor time of the whole run (every thread), and each `..._per_cpu_minute` row a quality key "
+               "divided by it. Epochs of the presets are reduced for CPU "
                "(see `presets` in params.yaml: `fsdd_conv_vae` trains 1 of the report's 200 epochs), so "
                "their quality numbers are what a CPU budget buys, not what the seeds reached on a GPU. "
-               "The presets keep the seeds' normal prior and class-mean sampling.\n\n"
+               "The seed presets keep the seeds' normal prior and their class sampling (`prior.family: kde`: no learned prior).\n\n"
                + shown.to_markdown() + "\n")
 
 

@@ -5,6 +5,11 @@ One run cannot say whether a 0.90 target is met when the same commit gives 0.86 
 project's outputs and DVC state are untouched), and tabulates the evaluate stage's quality keys:
 
     .venv/bin/python benchmarks/seeds.py --seeds 1 2 [--with-workspace] [--out reports/seeds.md]
+    .venv/bin/python benchmarks/seeds.py --seeds 1 2 1234 --commit abc1234 --out reports/seeds_before.md
+
+``--with-metrics SEED=PATH`` adds a metrics.json kept from an earlier `make repro` of the same
+commit at that seed. ``--commit`` runs another commit's pipeline (each clone checks it out), so a change is measured
+against the commit before it on the same machine: floating point and speed differ between machines.
 
 ``--with-workspace`` adds the project's own reports/metrics.json as the run of params.yaml's seed
 (it must be the output of HEAD: `dvc status` clean). Each seed costs a full `dvc repro` (about 7
@@ -27,14 +32,15 @@ import yaml
 KEYS = ["quality.full_pesq_nb", "quality.full_stoi", "quality.outer_pesq_nb", "quality.generated_dnsmos_ovrl",
         "quality.full_dnsmos_ovrl", "classifier.clean_full_accuracy", "classifier.clean_outer_accuracy",
         "classifier.clean_generated_accuracy", "classifier.clean_full_balanced_accuracy",
-        "generation.latent_novelty", "generation.audio_coverage", "generation.kid", "inner.kl"]
+        "generation.latent_novelty", "generation.audio_coverage", "generation.kid", "inner.kl",
+        "outer.train_seconds", "inner.train_seconds"]
 
 
 def flat(metrics: dict) -> dict[str, float]:
     return {f"{group}.{key}": float(value) for group, values in metrics.items() for key, value in values.items()}
 
 
-def run_seed(root: Path, seed: int) -> tuple[dict[str, float], float]:
+def run_seed(root: Path, seed: int, commit: str | None = None) -> tuple[dict[str, float], float]:
     """The whole pipeline at ``seed`` in a fresh clone beside the project (so ../shared is found)."""
     env = {**os.environ, "PATH": f"{root / '.venv' / 'bin'}:{os.environ['PATH']}"}
     mirror = root.parent / "shared" / "datasets"  # the clone sits one folder deeper: name the mirror
@@ -43,6 +49,8 @@ def run_seed(root: Path, seed: int) -> tuple[dict[str, float], float]:
     with tempfile.TemporaryDirectory(prefix=f"seed{seed}-", dir=root.parent) as tmp:
         clone = Path(tmp) / "project"
         subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+        if commit:
+            subprocess.run(["git", "checkout", "-q", commit], cwd=clone, check=True)
         env["PYTHONPATH"] = str(clone / "src")  # the clone's code, not the editable install's
         started = time.perf_counter()
         subprocess.run(["dvc", "exp", "run", "-S", f"seed={seed}"], cwd=clone, env=env, check=True,
@@ -56,18 +64,26 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
     parser.add_argument("--with-workspace", action="store_true")
     parser.add_argument("--out", default="reports/seeds.md")
+    parser.add_argument("--with-metrics", action="append", default=[], metavar="SEED=PATH",
+                        help="a kept metrics.json of the same commit at SEED")
+    parser.add_argument("--commit", help="run this commit's pipeline instead of HEAD's (not with --with-workspace)")
     args = parser.parse_args()
     root = Path.cwd().resolve()
+    if args.commit and args.with_workspace:
+        parser.error("--with-workspace holds HEAD's outputs: not with --commit")
     runs: dict[int, dict[str, float]] = {}
     if args.with_workspace:
         seed = int(yaml.safe_load((root / "params.yaml").read_text())["seed"])
         runs[seed] = flat(json.loads((root / "reports" / "metrics.json").read_text()))
+    for item in args.with_metrics:
+        seed_text, _, path = item.partition("=")
+        runs[int(seed_text)] = flat(json.loads(Path(path).read_text()))
     for seed in args.seeds:
-        runs[seed], seconds = run_seed(root, seed)
+        runs[seed], seconds = run_seed(root, seed, args.commit)
         print(f"seed {seed}: dvc exp run in {seconds / 60:.1f} min; "
               f"PESQ-NB {runs[seed]['quality.full_pesq_nb']:.3f}, "
               f"clean full {runs[seed]['classifier.clean_full_accuracy']:.3f}")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+    commit = subprocess.run(["git", "rev-parse", "--short", args.commit or "HEAD"], capture_output=True, text=True,
                             cwd=root).stdout.strip()
     seeds = sorted(runs)
     lines = ["# Quality keys of the default over seeds", "",

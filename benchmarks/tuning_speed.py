@@ -1,7 +1,8 @@
 """Benchmark: trials per minute of `tune inner` (cached encodings) vs `tune outer` on FSDD.
 
-Run after `make repro` (needs data/features and data/encodings). Studies go to a temp storage;
-params.yaml is not modified and nothing is logged to MLflow:
+Run after `make repro` (needs data/features and data/encodings), nothing else running. Studies go
+to a temp storage; params.yaml is not modified and nothing is logged to MLflow. Writes
+``reports/tuning_speed.md`` (commit and machine named):
 
     .venv/bin/python benchmarks/tuning_speed.py [--trials 6]
 """
@@ -13,6 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from roots import provenance
+
+from audiovae.atomic import write_text
 from audiovae.config.params import load_params, with_values
 from audiovae.training import tune
 
@@ -25,7 +29,7 @@ def main() -> None:
     root = Path.cwd()
     # time full trials: pruning would flatter whichever prunes more
     params = with_values(load_params(root / "params.yaml"), {"tracking.enabled": False, "tune.pruner": "none"})
-    rates = {}
+    rates, rows = {}, []
     with tempfile.TemporaryDirectory() as tmp:
         for target in ("inner", "outer"):
             start = time.perf_counter()
@@ -34,9 +38,16 @@ def main() -> None:
             minutes = (time.perf_counter() - start) / 60
             rates[target] = args.trials / minutes
             epochs = tune.target_of(params, target).epochs
-            print(f"tune {target}: {args.trials} trials of {epochs} epochs in {minutes:.2f} min "
-                  f"= {rates[target]:.2f} trials/min ({rates[target] * epochs:.1f} epochs/min)")
-    print(f"inner / outer trials per minute: {rates['inner'] / rates['outer']:.1f}x")
+            rows.append(f"| `tune {target}` | {args.trials} | {epochs} | {minutes:.2f} | {rates[target]:.2f} | "
+                        f"{rates[target] * epochs:.1f} |")
+            print(rows[-1], flush=True)
+    lines = ["# Tuning speed: trials per minute, `tune inner` on cached codes against `tune outer`", "",
+             f"`benchmarks/tuning_speed.py --trials {args.trials}`, {provenance(root)}; one local worker, pruning off "
+             "(full trials), tracking off, each trial scored by its study's objectives.", "",
+             "| study | trials | epochs a trial | minutes | trials per minute | epochs per minute |", "|---|---|---|---|---|---|",
+             *rows, "", f"An inner trial is {rates['inner'] / rates['outer']:.1f} × as many per minute as an outer one."]
+    write_text(root / "reports" / "tuning_speed.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from roots import linked_root
+from roots import linked_root, provenance
 
+from audiovae.atomic import write_text
 from audiovae.config.params import load_params, with_values
 from audiovae.config.schema import Params
 from audiovae.data.artifacts import load_codec, open_features, split_rows
@@ -155,7 +156,7 @@ def main() -> None:
     results = {"unet": run_unet(params, data, scorer, args.unet_epochs), "vae": run_vae(params, data, scorer, args.vae_epochs)}
     lines = ["# U-Net vs VAE (the seed report's comparison, standard measures)", "",
              f"`.venv/bin/python benchmarks/unet_vs_vae.py --unet-epochs {args.unet_epochs} --vae-epochs {args.vae_epochs} "
-             f"--every {args.every} --clips {args.clips}`: "
+             f"--every {args.every} --clips {args.clips}`, {provenance(REPO)}: "
              f"{args.clips} FSDD test clips, Griffin-Lim, PESQ-NB / STOI against the real audio; "
              f"robustness with the input perturbed by up to ±{params.evaluate.perturb_db} dB.", "",
              "## Quality per epoch", "", "| epoch | U-Net PESQ-NB | U-Net STOI | U-Net s | VAE PESQ-NB | VAE STOI | VAE s |",
@@ -171,7 +172,7 @@ def main() -> None:
     for name, (_, robust, info) in results.items():
         lines.append(f"| {name} | {info['params']:,} | {robust['perturbed_rmse_db']:.2f} | "
                      f"{robust['perturbed_pesq_nb']:.2f} | {robust['perturbed_stoi']:.3f} |")
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    write_text(Path(args.out), "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

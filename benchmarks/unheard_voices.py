@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from judge import as_clips, clean_judge
+from roots import provenance
 
 from audiovae import cli
 from audiovae.atomic import write_text
@@ -86,7 +87,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     write_text(root / args.out, "# Voices FSDD does not contain (espeak-ng)\n\n"
-               f"Produced by `python benchmarks/unheard_voices.py`: {len(VOICES)} espeak-ng voices x "
+               f"Produced by `python benchmarks/unheard_voices.py`, {provenance(Path(__file__).resolve().parents[1])}: {len(VOICES)} espeak-ng voices x "
                f"{len(RATES)} rates x 10 digits = {len(made)} recordings; the clean classifier is the evaluate "
                "stage's (FSDD training audio only). PESQ / STOI against the raw recording.\n\n" + table + "\n")
 

@@ -339,6 +339,8 @@ def vae_loss(model: VAE, x: torch.Tensor, labels, beta: float, reconstruction: s
     the true one, whatever the floor.
     """
     x_hat, mu, logvar, z = model(x, labels)
+    # fp32 from here on: under bf16 autocast the model's outputs are bf16 (see models.losses)
+    mu, logvar, z = mu.float(), logvar.float(), z.float()
     if reconstruction == "mse":
         rec = (x_hat.float() - x).pow(2)
     elif reconstruction == "bce":  # AudioMNIST report: targets in [0, 1]

@@ -31,12 +31,15 @@ def linear_magnitude(x: torch.Tensor, codec: Codec) -> torch.Tensor:
 def spectrogram_loss(kind: str, codec: Codec, sc_weight: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if kind not in LOSSES:
         raise ValueError(f"outer.loss must be one of {', '.join(LOSSES)}, not {kind!r}")
+    # x_hat.float(): under bf16 autocast the decoder's output is bf16, and a loss summed in bf16
+    # keeps three significant digits: too coarse to pick the best epoch by
     if kind == "mse":
-        return lambda x_hat, x: torch.mean((x_hat - x) ** 2)
+        return lambda x_hat, x: torch.mean((x_hat.float() - x) ** 2)
     if kind == "l1":
-        return lambda x_hat, x: torch.mean(torch.abs(x_hat - x))
+        return lambda x_hat, x: torch.mean(torch.abs(x_hat.float() - x))
 
     def l1_sc(x_hat, x):
+        x_hat = x_hat.float()
         lin_hat, lin = linear_magnitude(x_hat, codec), linear_magnitude(x, codec)
         sc = torch.linalg.norm((lin_hat - lin).flatten(1), dim=1) / torch.linalg.norm(lin.flatten(1), dim=1).clamp_min(1e-7)
         return torch.mean(torch.abs(x_hat - x)) + sc_weight * sc.mean()

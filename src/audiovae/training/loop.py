@@ -6,7 +6,10 @@
   running mean over the epoch's batches, so it costs no second pass.
 - A checkpoint (model, optimiser, history, RNG states) after every epoch, written atomically;
   a run started with the same configuration resumes from it.
-- Device ``auto``: cuda, then mps, then cpu; bf16 autocast on CUDA when ``mixed_precision``.
+- Device ``auto``: cuda, then mps, then cpu. With ``mixed_precision``, bf16 autocast on CUDA and on
+  a CPU with native bf16 arithmetic (AVX512-BF16 or AMX): on this project's 2-core CPU that halves
+  an outer epoch and takes a third off an inner one (docs/benchmarks.md). A CPU without it would
+  emulate bf16 and run slower than in fp32, so it trains in fp32.
 """
 from __future__ import annotations
 
@@ -82,9 +85,19 @@ class Trained:
 StepFn = Callable[[torch.nn.Module, object], tuple[torch.Tensor, dict]]
 
 
-def _autocast(device: torch.device, enabled: bool):
-    if enabled and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX tiles). torch asks oneDNN's
+    question through private functions only; a torch without them answers no (fp32)."""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(probe() for probe in probes if probe is not None)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast where it pays (``enabled``, and CUDA or a CPU with native bf16), else none.
+    Losses cast the model's outputs to fp32 (models.losses), so every loss, and the validation
+    loss that picks the best epoch, is summed in fp32."""
+    if enabled and (device.type == "cuda" or (device.type == "cpu" and native_bf16_cpu())):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return torch.autocast(device_type=device.type, enabled=False)
 
 
@@ -92,7 +105,7 @@ def evaluate_loss(model, batches: Iterable, step: StepFn, device: torch.device, 
     model.eval()
     totals: dict[str, float] = {}
     count = 0
-    with torch.no_grad(), _autocast(device, amp):
+    with torch.no_grad(), autocast(device, amp):
         for batch in batches:
             loss, parts = step(model, batch)
             n = parts.get("n", 1)
@@ -153,7 +166,7 @@ def fit(model: torch.nn.Module, step: StepFn, train_batches: Callable[[int], Ite
             seen = 0
             for batch in train_batches(epoch):
                 optimiser.zero_grad(set_to_none=True)
-                with _autocast(device, amp):
+                with autocast(device, amp):
                     loss, parts = step(model, batch)
                 loss.backward()
                 optimiser.step()
