@@ -28,13 +28,14 @@ def linked_root(root: Path, inputs: Iterable[str], prefix: str = "audiovae-bench
 
 
 def provenance(root: Path) -> str:
-    """The commit and the machine a benchmark ran on, for its table: ``commit abc1234 (dirty), x86_64, 2 CPUs,
-    torch 2.13.0``."""
+    """The commit and the machine a benchmark ran on, for its table: ``commit abc1234 (uncommitted changes),
+    x86_64, 2 CPUs, torch 2.13.0``. Changes under reports/ and docs/ do not count: they are what
+    benchmarks write, and one benchmark's table must not mark the next one's run as uncommitted code."""
     import torch
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, cwd=root).stdout.strip()
 
-    dirty = " (uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    dirty = " (uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports", ":!docs") else ""
     return (f"commit {git('rev-parse', '--short', 'HEAD')}{dirty}, {platform.processor() or platform.machine()}, "
             f"{os.cpu_count()} CPUs, torch {torch.__version__}")
