@@ -72,7 +72,7 @@ def build_fixture(path: Path, files: int, seed: int = 0) -> float:
 def run_stage(root: Path, stage: str, env: dict) -> tuple[float, float]:
     """Run one stage in its own process; returns (seconds, peak RSS in GiB of that process)."""
     code = (f"import runpy, sys; sys.argv=['{stage}']; "
-            f"runpy.run_module('audiovae.{stage}', run_name='__main__'); ")
+            f"runpy.run_module('audiovae.stages.{stage}', run_name='__main__'); ")
     wrapper = (f"import resource, subprocess, sys, time; t=time.perf_counter(); "
                f"r=subprocess.run([sys.executable, '-c', {code!r}]); "
                f"print('BENCH', time.perf_counter()-t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
