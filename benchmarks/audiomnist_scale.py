@@ -31,6 +31,7 @@ import soundfile as sf
 import yaml
 from roots import provenance
 
+from audiovae import stages
 from audiovae.atomic import write_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def build_fixture(path: Path, files: int, seed: int = 0) -> float:
 def run_stage(root: Path, stage: str, env: dict) -> tuple[float, float]:
     """Run one stage in its own process; returns (seconds, peak RSS in GiB of that process)."""
     code = (f"import runpy, sys; sys.argv=['{stage}']; "
-            f"runpy.run_module('audiovae.stages.{stage}', run_name='__main__'); ")
+            f"runpy.run_module('{stages.__name__}.{stage}', run_name='__main__'); ")  # the package's own name: a move breaks at import
     wrapper = (f"import resource, subprocess, sys, time; t=time.perf_counter(); "
                f"r=subprocess.run([sys.executable, '-c', {code!r}]); "
                f"print('BENCH', time.perf_counter()-t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
