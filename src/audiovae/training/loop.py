@@ -128,11 +128,7 @@ def fit(model: torch.nn.Module, step: StepFn, train_batches: Callable[[int], Ite
     ``checkpoint``: where each epoch is kept and a run of the same ``signature`` resumes (None: a
     tuning trial, which keeps nothing)."""
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(cfg.epochs, 1),
-                                                               eta_min=cfg.lr * cfg.min_lr_ratio)
-    else:  # constant: the schema allows no other
-        scheduler = None
+    scheduler = _scheduler(optimiser, cfg)
     history = History()
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     start_epoch = 0
@@ -169,6 +165,8 @@ def fit(model: torch.nn.Module, step: StepFn, train_batches: Callable[[int], Ite
                 with autocast(device, amp):
                     loss, parts = step(model, batch)
                 loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimiser.step()
                 n = parts.get("n", 1)
                 seen += n
@@ -215,6 +213,25 @@ def fit(model: torch.nn.Module, step: StepFn, train_batches: Callable[[int], Ite
              if history.epochs else float("nan"))
     model.load_state_dict(best_state)
     return history
+
+
+def _scheduler(optimiser: torch.optim.Optimizer, cfg: Train) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning rate per epoch: ``warmup_epochs`` of a linear rise (a large rate from the first
+    step is what makes a loss spike), then constant or a cosine to ``lr * min_lr_ratio`` over the
+    epochs left."""
+    main_epochs = max(cfg.epochs - cfg.warmup_epochs, 1)
+    if cfg.schedule == "cosine":
+        main: torch.optim.lr_scheduler.LRScheduler | None = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimiser, T_max=main_epochs, eta_min=cfg.lr * cfg.min_lr_ratio)
+    else:  # constant: the schema allows no other
+        main = None
+    if not cfg.warmup_epochs:
+        return main
+    warmup = torch.optim.lr_scheduler.LinearLR(optimiser, start_factor=1 / (cfg.warmup_epochs + 1),
+                                               total_iters=cfg.warmup_epochs)
+    if main is None:
+        return warmup
+    return torch.optim.lr_scheduler.SequentialLR(optimiser, [warmup, main], milestones=[cfg.warmup_epochs])
 
 
 def _save_checkpoint(path: Path, signature: str, model, optimiser, scheduler, history: History, best_state) -> None:
