@@ -121,11 +121,3 @@ def test_a_preset_merges_sections_but_replaces_a_name_map_whole():
     # a tuning space's entries are sections of their own: a preset changes one and keeps the others
     assert "data.sources.samples.keywords" in schema.name_maps() and "tune.inner.space" not in schema.name_maps()
 
-
-def test_a_warmup_as_long_as_training_is_refused(tmp_path):
-    params = base_params()
-    params["inner"]["train"].update(epochs=5, warmup_epochs=5)
-    with pytest.raises(ParamsError, match=r"inner\.train.*warmup_epochs \(5\) must be fewer than epochs \(5\)"):
-        load_params(write(tmp_path, params))
-    params["inner"]["train"]["warmup_epochs"] = 4
-    assert load_params(write(tmp_path, params)).inner.train.warmup_epochs == 4

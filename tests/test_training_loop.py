@@ -99,3 +99,9 @@ def test_gradients_are_clipped_to_the_limit():
     # the last batch's gradients stay on the parameters: unclipped they are far beyond the limit
     assert norm(free) > 10 * limit
     assert norm(clipped) == pytest.approx(limit, rel=1e-4)
+
+
+def test_a_run_shorter_than_its_warmup_still_reaches_the_rate():
+    # -S inner.train.epochs=4 with the default's 10-epoch warm-up: it warms up over 3 epochs
+    _, history = run(train_cfg(warmup_epochs=10, epochs=4, schedule="constant"))
+    assert [LR / 4] + rates(history)[:3] == pytest.approx([LR / 4, LR / 2, LR * 3 / 4, LR])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Activation = Literal["gelu", "relu", "elu", "tanh"]
 Device = str  # auto | cpu | cuda | cuda:N | mps: torch parses it
@@ -123,13 +123,6 @@ class Train(Strict):
     min_lr_ratio: float = Field(ge=0, le=1)
     warmup_epochs: int = Field(ge=0)
     grad_clip: float = Field(ge=0)
-
-    @model_validator(mode="after")
-    def _warmup_ends_before_training(self) -> Train:
-        if self.warmup_epochs and self.warmup_epochs >= self.epochs:
-            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be fewer than epochs ({self.epochs}): "
-                             "the learning rate would never reach lr")
-        return self
 
 
 class OuterConv1d(Strict):

@@ -218,20 +218,22 @@ def fit(model: torch.nn.Module, step: StepFn, train_batches: Callable[[int], Ite
 def _scheduler(optimiser: torch.optim.Optimizer, cfg: Train) -> torch.optim.lr_scheduler.LRScheduler | None:
     """The learning rate per epoch: ``warmup_epochs`` of a linear rise (a large rate from the first
     step is what makes a loss spike), then constant or a cosine to ``lr * min_lr_ratio`` over the
-    epochs left."""
-    main_epochs = max(cfg.epochs - cfg.warmup_epochs, 1)
+    epochs left. A run shorter than its warm-up (``-S inner.train.epochs=5`` for a quick look) warms
+    up over all but its last epoch, so it still reaches ``lr``."""
+    warmup_epochs = min(cfg.warmup_epochs, max(cfg.epochs - 1, 0))
+    main_epochs = max(cfg.epochs - warmup_epochs, 1)
     if cfg.schedule == "cosine":
         main: torch.optim.lr_scheduler.LRScheduler | None = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimiser, T_max=main_epochs, eta_min=cfg.lr * cfg.min_lr_ratio)
     else:  # constant: the schema allows no other
         main = None
-    if not cfg.warmup_epochs:
+    if not warmup_epochs:
         return main
-    warmup = torch.optim.lr_scheduler.LinearLR(optimiser, start_factor=1 / (cfg.warmup_epochs + 1),
-                                               total_iters=cfg.warmup_epochs)
+    warmup = torch.optim.lr_scheduler.LinearLR(optimiser, start_factor=1 / (warmup_epochs + 1),
+                                               total_iters=warmup_epochs)
     if main is None:
         return warmup
-    return torch.optim.lr_scheduler.SequentialLR(optimiser, [warmup, main], milestones=[cfg.warmup_epochs])
+    return torch.optim.lr_scheduler.SequentialLR(optimiser, [warmup, main], milestones=[warmup_epochs])
 
 
 def _save_checkpoint(path: Path, signature: str, model, optimiser, scheduler, history: History, best_state) -> None:
