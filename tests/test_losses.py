@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from audiovae.data.spectrogram import Codec
-from audiovae.models.losses import spectrogram_loss
+from audiovae.models.losses import linear_magnitude, spectrogram_loss
 
 CODEC = Codec(sample_rate=8000)
 
@@ -29,6 +29,16 @@ def test_spectral_convergence_weighs_loud_bins_more_than_quiet_ones():
     l1, l1_sc = spectrogram_loss("l1", CODEC, 1.0), spectrogram_loss("l1_sc", CODEC, 1.0)
     assert float(l1(loud, x)) == pytest.approx(float(l1(quiet, x)))
     assert float(l1_sc(loud, x)) > 3 * float(l1_sc(quiet, x))
+
+
+def test_linear_magnitude_is_the_codec_s_amplitude_of_each_level():
+    """The loss's magnitude is 10 ** (dB / 20) of the level the scaled value stands for: the
+    codec's floor at 0, its ceiling at 1 (the form it is computed in is a speed choice)."""
+    x = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    db = CODEC.db_floor + x.double() * (CODEC.db_ceiling - CODEC.db_floor)
+    expected = 10.0 ** (db / 20.0)
+    assert torch.allclose(linear_magnitude(x, CODEC).double(), expected, rtol=1e-5)
+    assert float(linear_magnitude(torch.tensor([1.5]), CODEC)) == pytest.approx(10.0 ** (CODEC.db_ceiling / 20.0), rel=1e-5)
 
 
 def test_unknown_loss_is_refused():
