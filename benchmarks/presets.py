@@ -6,7 +6,9 @@ configuration in a temp dir, so the workspace and DVC state are untouched):
     .venv/bin/python benchmarks/presets.py [--presets none fsdd_conv_vae ...]
 
 Writes reports/presets_benchmark.md and .csv: training seconds and the quality keys of
-reports/metrics.json for each configuration, in one table.
+reports/metrics.json for each configuration, in one table. Each configuration's column names the
+commit and machine it ran on (`measured_at`): `--presets none` re-runs the default alone and keeps
+the other columns, which then say they come from an earlier commit.
 """
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ def run_one(root: Path, raw: dict, preset: str) -> dict:
     flat = {f"{group}.{key}": value for group, values in metrics.items() for key, value in values.items()}
     # quality per CPU-minute: what a minute of this machine's processor buys (every thread's time counted)
     per_minute = {f"{key}_per_cpu_minute": flat[key] / (cpu / 60) for key in PER_CPU_MINUTE if flat.get(key) is not None}
-    return {"preset": preset, "wall_seconds": wall, "cpu_minutes": cpu / 60, **per_minute,
+    return {"preset": preset, "measured_at": provenance(root), "wall_seconds": wall, "cpu_minutes": cpu / 60, **per_minute,
             **{key: flat.get(key) for key in KEYS}}
 
 
@@ -61,7 +63,8 @@ def write_markdown(table: pd.DataFrame, path: Path) -> None:
     """One column per configuration, one row per key, numbers to four significant digits."""
     shown = table.set_index("configuration").T.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
     write_text(path, "# Default vs seed presets (FSDD, official split, test metrics)\n\n"
-               f"Produced by `python benchmarks/presets.py`, {provenance(path.parents[1])}. `cpu_minutes`: the "
+               "Produced by `python benchmarks/presets.py`; each column names the commit and machine it ran on "
+               "(`measured_at`). `cpu_minutes`: the "
                "processor time of the whole run (every thread), and each `..._per_cpu_minute` row a quality key "
                "divided by it. Epochs of the presets are reduced for CPU "
                "(see `presets` in params.yaml: `fsdd_conv_vae` trains 1 of the report's 200 epochs), so "
