@@ -123,15 +123,18 @@ COLUMNS = ["preset", "variant", "bins_x_frames", "code", "compression", "ceiling
 
 def write_markdown(table: pd.DataFrame, path: Path) -> None:
     shown = table[COLUMNS].map(lambda v: f"{v:.3g}" if isinstance(v, float) else str(v))
-    runs = "\n".join(f"- {p}" for p in table["provenance"].unique())
+    # rows from several commits share the table: each names its run (the list below says where it ran)
+    runs = list(table["provenance"].unique())
+    shown.insert(2, "run", [str(runs.index(p) + 1) for p in table["provenance"]])
+    listed = "\n".join(f"{number}. {p}" for number, p in enumerate(runs, 1))
     write_text(path, "# The outer model at music rates (validation split)\n\n"
                "Produced by `python benchmarks/music_outer.py --preset NAME --variant ...` (its docstring says "
                "how). Every row is one outer model trained on the preset's training split and scored on its "
                "validation split: MR-STFT distance to the real audio (lower is better) of the Griffin-Lim ceiling "
                "and of the outer model, their ratio (target: at most 2), the share of pitched validation clips "
                "whose pitch stays within 50 cents, and the clean judge's balanced accuracy. A variant of (preset) is "
-               "the preset as params.yaml had it at the commit the run names below.\n\n"
-               + shown.to_markdown(index=False) + f"\n\nRun at:\n{runs}\n")
+               "the preset as params.yaml had it at the commit of its run (`run`: the numbered list below).\n\n"
+               + shown.to_markdown(index=False) + f"\n\nRuns:\n{listed}\n")
 
 
 def main() -> None:

@@ -1,0 +1,116 @@
+"""Benchmark: each music preset end to end (download to evaluate), its measures in one table.
+
+What ``dvc exp run -S preset=drums`` does, run in a temporary project root so the workspace and DVC's
+state are untouched: every stage of the pipeline with the preset's values (MLflow off), each
+stage's seconds measured, then the music rows of the evaluate stage's ``reports/metrics.json``
+(balanced accuracies with their intervals, KID, novelty, NDB, coverage, MR-STFT, pitch) for each
+preset side by side:
+
+    .venv/bin/python benchmarks/music_presets.py [--presets drums instruments]
+
+The archives come from the data mirror as the download stage finds them (``../shared/datasets`` or
+``$AUDIOVAE_DATA_MIRROR``). Writes reports/music_presets.md and .csv; each column names the commit
+and machine it ran on. Run it with nothing else running: the training seconds are part of the table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from roots import provenance
+
+from audiovae import layout
+from audiovae.atomic import atomic_path, write_text
+from audiovae.config.params import resolve, with_values
+from audiovae.stages import (
+    download,
+    encode,
+    evaluate,
+    features,
+    train_inner,
+    train_outer,
+    train_prior,
+)
+from audiovae.stages import filter as filter_stage
+
+STAGES = {"download": download, "filter": filter_stage, "features": features, "train_outer": train_outer,
+          "encode": encode, "train_inner": train_inner, "train_prior": train_prior, "evaluate": evaluate}
+# the rows of docs/results.md's music table, in its order
+KEYS = ["classifier.clean_real_balanced_accuracy", "classifier.clean_real_balanced_accuracy_low",
+        "classifier.clean_real_balanced_accuracy_high", "classifier.clean_ceiling_balanced_accuracy",
+        "classifier.clean_outer_balanced_accuracy", "classifier.clean_full_balanced_accuracy",
+        "classifier.clean_generated_balanced_accuracy", "classifier.clean_generated_balanced_accuracy_low",
+        "classifier.clean_generated_balanced_accuracy_high", "generated_to_real",
+        "generation.kid_vs_train", "generation.kid_vs_train_se", "generation.kid_real_test_vs_train",
+        "generation.kid_real_test_vs_train_se", "generation.latent_novelty", "generation.audio_novelty",
+        "generation.ndb_k", "generation.ndb_k_real_test", "generation.audio_coverage",
+        "generation.audio_coverage_real_train", "quality.ceiling_mrstft", "quality.outer_mrstft",
+        "quality.full_mrstft", "outer_to_ceiling", "pitch.pitched_clips", "pitch.clips", "pitch.ceiling_tracked",
+        "pitch.outer_tracked", "pitch.full_tracked", "pitch.outer_cents_median", "pitch.full_cents_median",
+        "pitch.outer_within_50_cents", "pitch.full_within_50_cents", "outer.params", "inner.params"]
+
+
+def run_one(raw: dict, preset: str, project: Path) -> dict:
+    """Every stage of ``preset`` in a fresh root beside nothing; returns its seconds and measures."""
+    params = with_values(resolve({**raw, "preset": preset}), {"tracking.enabled": False})
+    # the root's parent is where the download stage looks for ../shared/datasets: keep the project's
+    with tempfile.TemporaryDirectory(prefix="audiovae-music-", dir=project.parent) as tmp:
+        root = Path(tmp)
+        seconds: dict[str, float] = {}
+        start = time.perf_counter()
+        for name, stage in STAGES.items():
+            t0 = time.perf_counter()
+            stage.run(params, root)
+            seconds[f"seconds.{name}"] = time.perf_counter() - t0
+            logging.info("%s: %s took %.1f s", preset, name, seconds[f"seconds.{name}"])
+        seconds["seconds.total"] = time.perf_counter() - start
+        metrics = json.loads((root / layout.METRICS).read_text())
+        kept = pd.read_csv(root / layout.FILTERED_INDEX)
+        fetched = len(pd.read_csv(root / layout.METADATA))
+    flat = {f"{group}.{key}": value for group, values in metrics.items() for key, value in values.items()}
+    real, generated = flat.get("classifier.clean_real_balanced_accuracy"), flat.get("classifier.clean_generated_balanced_accuracy")
+    ceiling, outer = flat.get("quality.ceiling_mrstft"), flat.get("quality.outer_mrstft")
+    flat["generated_to_real"] = generated / real if real and generated is not None else None
+    flat["outer_to_ceiling"] = outer / ceiling if ceiling and outer is not None else None
+    counts = {"files.fetched": fetched, **{f"files.{split}": int((kept["split"] == split).sum()) for split in ("train", "val", "test")}}
+    return {"preset": preset, "measured_at": provenance(project), **seconds, **counts,
+            **{key: flat.get(key) for key in KEYS}}
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    project = Path.cwd()
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=["drums", "instruments"])
+    args = parser.parse_args()
+    unknown = sorted(set(args.presets) - set(raw["presets"]))
+    if unknown:
+        parser.error(f"unknown preset(s) {', '.join(unknown)}; params.yaml has {', '.join(raw['presets'])}")
+    csv_path, md_path = project / layout.REPORTS / "music_presets.csv", project / layout.REPORTS / "music_presets.md"
+    rows = [r for r in pd.read_csv(csv_path).to_dict("records") if r["preset"] not in args.presets] if csv_path.exists() else []
+    for preset in args.presets:
+        logging.info("benchmark: %s", preset)
+        rows.append(run_one(raw, preset, project))
+        table = pd.DataFrame(rows)
+        with atomic_path(csv_path) as tmp:  # written after each preset: an interrupted run keeps the ones done
+            table.to_csv(tmp, index=False, float_format="%.4g")
+        shown = table.set_index("preset").T.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
+        write_text(md_path, "# Music presets end to end (test split)\n\n"
+                   "Produced by `python benchmarks/music_presets.py`: every stage of each preset, download to "
+                   "evaluate, in a temporary root (what `dvc exp run -S preset=NAME` runs). Each column names "
+                   "the commit and machine it ran on (`measured_at`); `seconds.*` is each stage's wall time, "
+                   "`files.*` the clips in each split after filtering. Balanced accuracies are the clean judge's, "
+                   "with their 95 % bootstrap interval (`_low`, `_high`); KID (with its standard error `_se`) is "
+                   "as the evaluate stage writes it (docs/results.md shows it x 1000).\n\n" + shown.to_markdown() + "\n")
+    print(md_path.read_text())
+
+
+if __name__ == "__main__":
+    main()
