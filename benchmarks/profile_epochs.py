@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import os
-import platform
 import pstats
 import subprocess
 import tempfile
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from roots import cpu_model
 from torch.profiler import ProfilerActivity, profile
 
 from audiovae import layout
@@ -105,7 +105,7 @@ def main() -> None:
                             cwd=root).stdout.strip()
     lines = ["# Where a training epoch's time goes", "",
              f"`benchmarks/profile_epochs.py --epochs {args.epochs}` at commit `{commit}` on "
-             f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+             f"{cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
              f"with {torch.get_num_threads()} threads; FSDD default parameters.", ""]
     for kind in ("outer", "inner"):
         part, _ = profile_model(kind, params, root, args.epochs)

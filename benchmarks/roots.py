@@ -27,15 +27,29 @@ def linked_root(root: Path, inputs: Iterable[str], prefix: str = "audiovae-bench
         yield Path(tmp)
 
 
+def cpu_model() -> str:
+    """The processor's name (``AMD EPYC``, ``Intel(R) Xeon(R) Platinum 8488C``): two machines with the
+    same architecture and core count still differ by twice in training time, so a table names it."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def provenance(root: Path) -> str:
     """The commit and the machine a benchmark ran on, for its table: ``commit abc1234 (uncommitted changes),
-    x86_64, 2 CPUs, torch 2.13.0``. Changes under reports/ and docs/ do not count: they are what
-    benchmarks write, and one benchmark's table must not mark the next one's run as uncommitted code."""
+    AMD EPYC, 2 CPUs, fp32 training, torch 2.13.0``. Changes under reports/ and docs/ do not count: they are
+    what benchmarks write, and one benchmark's table must not mark the next one's run as uncommitted code.
+    The precision is what the training loop picks on this machine (bf16 only where the CPU computes it)."""
     import torch
+
+    from audiovae.training.loop import native_bf16_cpu
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, cwd=root).stdout.strip()
 
     dirty = " (uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports", ":!docs") else ""
-    return (f"commit {git('rev-parse', '--short', 'HEAD')}{dirty}, {platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} CPUs, torch {torch.__version__}")
+    precision = "bf16" if torch.cuda.is_available() or native_bf16_cpu() else "fp32"
+    return (f"commit {git('rev-parse', '--short', 'HEAD')}{dirty}, {cpu_model()} ({platform.machine()}), "
+            f"{os.cpu_count()} CPUs, {precision} training, torch {torch.__version__}")

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 from candidates import overrides
+from roots import cpu_model
 
 from audiovae.atomic import atomic_path, write_text
 from audiovae.config.params import load_params, with_values
@@ -41,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def machine() -> str:
-    return f"{platform.node()}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    return f"{platform.node()}, {cpu_model()}, {torch.get_num_threads()} threads"
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from roots import cpu_model
 
 KEYS = ["quality.full_pesq_nb", "quality.full_stoi", "quality.outer_pesq_nb", "quality.generated_dnsmos_ovrl",
         "quality.full_dnsmos_ovrl", "classifier.clean_full_accuracy", "classifier.clean_outer_accuracy",
@@ -87,7 +88,7 @@ def main() -> None:
                             cwd=root).stdout.strip()
     seeds = sorted(runs)
     lines = ["# Quality keys of the default over seeds", "",
-             f"`benchmarks/seeds.py` at commit `{commit}` on {platform.machine()}, {os.cpu_count()} CPUs: "
+             f"`benchmarks/seeds.py` at commit `{commit}` on {cpu_model()} ({platform.machine()}), {os.cpu_count()} CPUs: "
              f"the whole pipeline once per seed ({', '.join(map(str, seeds))}).", "",
              "| key | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | spread (sd) |",
              "|---|" + "---|" * (len(seeds) + 2)]
