@@ -59,6 +59,7 @@ KEYS = ["classifier.clean_real_balanced_accuracy", "classifier.clean_real_balanc
 def run_one(raw: dict, preset: str, project: Path) -> dict:
     """Every stage of ``preset`` in a fresh root beside nothing; returns its seconds and measures."""
     params = with_values(resolve({**raw, "preset": preset}), {"tracking.enabled": False})
+    measured_at = provenance(project)  # before the run: a commit made while it trains is not what ran
     # the root's parent is where the download stage looks for ../shared/datasets: keep the project's
     with tempfile.TemporaryDirectory(prefix="audiovae-music-", dir=project.parent) as tmp:
         root = Path(tmp)
@@ -79,7 +80,7 @@ def run_one(raw: dict, preset: str, project: Path) -> dict:
     flat["generated_to_real"] = generated / real if real and generated is not None else None
     flat["outer_to_ceiling"] = outer / ceiling if ceiling and outer is not None else None
     counts = {"files.fetched": fetched, **{f"files.{split}": int((kept["split"] == split).sum()) for split in ("train", "val", "test")}}
-    return {"preset": preset, "measured_at": provenance(project), **seconds, **counts,
+    return {"preset": preset, "measured_at": measured_at, **seconds, **counts,
             **{key: flat.get(key) for key in KEYS}}
 
 
