@@ -7,6 +7,7 @@ stage's seconds measured, then the music rows of the evaluate stage's ``reports/
 preset side by side:
 
     .venv/bin/python benchmarks/music_presets.py [--presets drums instruments]
+    .venv/bin/python benchmarks/music_presets.py --redraw     # the markdown again from the CSV
 
 The archives come from the data mirror as the download stage finds them (``../shared/datasets`` or
 ``$AUDIOVAE_DATA_MIRROR``). Writes reports/music_presets.md and .csv; each column names the commit
@@ -84,17 +85,35 @@ def run_one(raw: dict, preset: str, project: Path) -> dict:
             **{key: flat.get(key) for key in KEYS}}
 
 
+def write_markdown(table: pd.DataFrame, path: Path) -> None:
+    """One column per preset, one row per measure, the provenance first."""
+    shown = table.set_index("preset").T.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
+    write_text(path, "# Music presets end to end (test split)\n\n"
+               "Produced by `python benchmarks/music_presets.py`: every stage of each preset, download to "
+               "evaluate, in a temporary root (what `dvc exp run -S preset=NAME` runs). Each column names "
+               "the commit and machine it ran on (`measured_at`); `seconds.*` is each stage's wall time, "
+               "`files.*` the clips fetched and in each split after filtering. Balanced accuracies are the clean "
+               "judge's, with their 95 % bootstrap interval (`_low`, `_high`); KID, with its standard error "
+               "(`_se`), is in the judge's embedding (MFCC statistics, not normalised) as the evaluate stage "
+               "writes it: unbiased, so it can fall below 0 when the sets are close.\n\n" + shown.to_markdown() + "\n")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     project = Path.cwd()
     raw = yaml.safe_load((project / "params.yaml").read_text())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["drums", "instruments"])
+    parser.add_argument("--redraw", action="store_true", help="rewrite the markdown from the CSV, run nothing")
     args = parser.parse_args()
     unknown = sorted(set(args.presets) - set(raw["presets"]))
     if unknown:
         parser.error(f"unknown preset(s) {', '.join(unknown)}; params.yaml has {', '.join(raw['presets'])}")
     csv_path, md_path = project / layout.REPORTS / "music_presets.csv", project / layout.REPORTS / "music_presets.md"
+    if args.redraw:
+        write_markdown(pd.read_csv(csv_path), md_path)
+        print(md_path.read_text())
+        return
     rows = [r for r in pd.read_csv(csv_path).to_dict("records") if r["preset"] not in args.presets] if csv_path.exists() else []
     for preset in args.presets:
         logging.info("benchmark: %s", preset)
@@ -102,14 +121,7 @@ def main() -> None:
         table = pd.DataFrame(rows)
         with atomic_path(csv_path) as tmp:  # written after each preset: an interrupted run keeps the ones done
             table.to_csv(tmp, index=False, float_format="%.4g")
-        shown = table.set_index("preset").T.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
-        write_text(md_path, "# Music presets end to end (test split)\n\n"
-                   "Produced by `python benchmarks/music_presets.py`: every stage of each preset, download to "
-                   "evaluate, in a temporary root (what `dvc exp run -S preset=NAME` runs). Each column names "
-                   "the commit and machine it ran on (`measured_at`); `seconds.*` is each stage's wall time, "
-                   "`files.*` the clips in each split after filtering. Balanced accuracies are the clean judge's, "
-                   "with their 95 % bootstrap interval (`_low`, `_high`); KID (with its standard error `_se`) is "
-                   "as the evaluate stage writes it (docs/results.md shows it x 1000).\n\n" + shown.to_markdown() + "\n")
+        write_markdown(table, md_path)
     print(md_path.read_text())
 
 
