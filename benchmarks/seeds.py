@@ -94,8 +94,10 @@ def main() -> None:
              "|---|" + "---|" * (len(seeds) + 2)]
     for key in KEYS:
         values = np.array([runs[s].get(key, np.nan) for s in seeds])
+        # one seed has no spread: say so rather than print nan
+        spread = f"{np.nanstd(values, ddof=1):.3f}" if np.isfinite(values).sum() > 1 else "— (one seed)"
         lines.append(f"| `{key}` | " + " | ".join(f"{v:.3f}" for v in values)
-                     + f" | **{np.nanmean(values):.3f}** | {np.nanstd(values, ddof=1):.3f} |")
+                     + f" | **{np.nanmean(values):.3f}** | {spread} |")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
