@@ -70,6 +70,17 @@ def test_every_stage_depends_on_exactly_the_modules_it_imports():
     assert not problems, "\n".join(problems)
 
 
+def test_the_stage_command_offers_exactly_the_stages_of_dvc_yaml_in_order():
+    """`audiovae stage NAME` is "what dvc.yaml calls": every stage there, train_prior included, and no other."""
+    from audiovae.cli import STAGES, build_parser
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert STAGES == tuple(stages)
+    parser = build_parser()
+    for name in stages:
+        assert parser.parse_args(["stage", name]).name == name
+
+
 def test_no_stage_module_imports_another_stage():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     modules = {spec["cmd"].split("python -m audiovae.")[1].split()[0] for spec in stages.values()}

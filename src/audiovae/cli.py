@@ -183,7 +183,9 @@ def cmd_report(args) -> None:
         webbrowser.open(page.as_uri())
 
 
-STAGES = ("params", "download", "filter", "features", "train_outer", "encode", "train_inner", "evaluate", "export")
+# the stages of dvc.yaml in its order (tests/test_dvc_deps.py holds the two equal)
+STAGES = ("params", "download", "filter", "features", "train_outer", "encode", "train_inner", "train_prior",
+          "evaluate", "export")
 
 
 def cmd_stage(args) -> None:

@@ -1,5 +1,6 @@
 """The DVC stages, one module each, in pipeline order: ``params`` -> ``download`` -> ``filter`` ->
-``features`` -> ``train_outer`` -> ``encode`` -> ``train_inner`` -> ``evaluate`` -> ``export``.
+``features`` -> ``train_outer`` -> ``encode`` -> ``train_inner`` -> ``train_prior`` -> ``evaluate`` ->
+``export``.
 ``dvc.yaml`` runs ``python -m audiovae.stages.<stage>``.
 
 Each stage keeps and the library computes: a stage's ``run(params, root)`` reads its inputs
