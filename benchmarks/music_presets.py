@@ -16,7 +16,7 @@ and machine it ran on. Run it with nothing else running: the training seconds ar
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import logging
 import tempfile
 import time
@@ -25,23 +25,15 @@ from pathlib import Path
 import pandas as pd
 import yaml
 from roots import provenance
+from tables import columns_markdown, read_metrics
 
 from audiovae import layout
 from audiovae.atomic import atomic_path, write_text
+from audiovae.cli import STAGES as PIPELINE
 from audiovae.config.params import resolve, with_values
-from audiovae.stages import (
-    download,
-    encode,
-    evaluate,
-    features,
-    train_inner,
-    train_outer,
-    train_prior,
-)
-from audiovae.stages import filter as filter_stage
 
-STAGES = {"download": download, "filter": filter_stage, "features": features, "train_outer": train_outer,
-          "encode": encode, "train_inner": train_inner, "train_prior": train_prior, "evaluate": evaluate}
+# dvc.yaml's stages in its order, but params (resolved in memory here) and export (not measured)
+STAGES = {name: importlib.import_module(f"audiovae.stages.{name}") for name in PIPELINE if name not in ("params", "export")}
 # the rows of docs/results.md's music table, in its order
 KEYS = ["classifier.clean_real_balanced_accuracy", "classifier.clean_real_balanced_accuracy_low",
         "classifier.clean_real_balanced_accuracy_high", "classifier.clean_ceiling_balanced_accuracy",
@@ -72,10 +64,9 @@ def run_one(raw: dict, preset: str, project: Path) -> dict:
             seconds[f"seconds.{name}"] = time.perf_counter() - t0
             logging.info("%s: %s took %.1f s", preset, name, seconds[f"seconds.{name}"])
         seconds["seconds.total"] = time.perf_counter() - start
-        metrics = json.loads((root / layout.METRICS).read_text())
+        flat = read_metrics(root / layout.METRICS)
         kept = pd.read_csv(root / layout.FILTERED_INDEX)
         fetched = len(pd.read_csv(root / layout.METADATA))
-    flat = {f"{group}.{key}": value for group, values in metrics.items() for key, value in values.items()}
     real, generated = flat.get("classifier.clean_real_balanced_accuracy"), flat.get("classifier.clean_generated_balanced_accuracy")
     ceiling, outer = flat.get("quality.ceiling_mrstft"), flat.get("quality.outer_mrstft")
     flat["generated_to_real"] = generated / real if real and generated is not None else None
@@ -87,7 +78,6 @@ def run_one(raw: dict, preset: str, project: Path) -> dict:
 
 def write_markdown(table: pd.DataFrame, path: Path) -> None:
     """One column per preset, one row per measure, the provenance first."""
-    shown = table.set_index("preset").T.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
     write_text(path, "# Music presets end to end (test split)\n\n"
                "Produced by `python benchmarks/music_presets.py`: every stage of each preset, download to "
                "evaluate, in a temporary root (what `dvc exp run -S preset=NAME` runs). Each column names "
@@ -95,7 +85,7 @@ def write_markdown(table: pd.DataFrame, path: Path) -> None:
                "`files.*` the clips fetched and in each split after filtering. Balanced accuracies are the clean "
                "judge's, with their 95 % bootstrap interval (`_low`, `_high`); KID, with its standard error "
                "(`_se`), is in the judge's embedding (MFCC statistics, not normalised) as the evaluate stage "
-               "writes it: unbiased, so it can fall below 0 when the sets are close.\n\n" + shown.to_markdown() + "\n")
+               "writes it: unbiased, so it can fall below 0 when the sets are close.\n\n" + columns_markdown(table, "preset") + "\n")
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ the other columns, which then say they come from an earlier commit.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 from roots import linked_root, provenance
+from tables import columns_markdown, read_metrics
 
 from audiovae.atomic import atomic_path, write_text
 from audiovae.config.params import resolve, with_values
@@ -51,8 +51,7 @@ def run_one(root: Path, raw: dict, preset: str) -> dict:
         for stage in (filter_stage, features, train_outer, encode, train_inner, train_prior, evaluate):
             stage.run(params, tmp)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-        metrics = json.loads((tmp / "reports" / "metrics.json").read_text())
-    flat = {f"{group}.{key}": value for group, values in metrics.items() for key, value in values.items()}
+        flat = read_metrics(tmp / "reports" / "metrics.json")
     # quality per CPU-minute: what a minute of this machine's processor buys (every thread's time counted)
     per_minute = {f"{key}_per_cpu_minute": flat[key] / (cpu / 60) for key in PER_CPU_MINUTE if flat.get(key) is not None}
     return {"preset": preset, "measured_at": provenance(root), "wall_seconds": wall, "cpu_minutes": cpu / 60, **per_minute,
@@ -61,7 +60,6 @@ def run_one(root: Path, raw: dict, preset: str) -> dict:
 
 def write_markdown(table: pd.DataFrame, path: Path) -> None:
     """One column per configuration, one row per key, numbers to four significant digits."""
-    shown = table.set_index("configuration").T.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
     write_text(path, "# Default vs seed presets (FSDD, official split, test metrics)\n\n"
                "Produced by `python benchmarks/presets.py`; each column names the commit and machine it ran on "
                "(`measured_at`). `cpu_minutes`: the "
@@ -70,7 +68,7 @@ def write_markdown(table: pd.DataFrame, path: Path) -> None:
                "(see `presets` in params.yaml: `fsdd_conv_vae` trains 1 of the report's 200 epochs), so "
                "their quality numbers are what a CPU budget buys, not what the seeds reached on a GPU. "
                "The seed presets keep the seeds' normal prior and their class sampling (`prior.family: kde`: no learned prior).\n\n"
-               + shown.to_markdown() + "\n")
+               + columns_markdown(table, "configuration") + "\n")
 
 
 def main() -> None:

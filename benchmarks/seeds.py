@@ -18,7 +18,6 @@ minutes on a 2-core CPU); the table names the commit and the machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -29,16 +28,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 from roots import cpu_model
+from tables import read_metrics
 
 KEYS = ["quality.full_pesq_nb", "quality.full_stoi", "quality.outer_pesq_nb", "quality.generated_dnsmos_ovrl",
         "quality.full_dnsmos_ovrl", "classifier.clean_full_accuracy", "classifier.clean_outer_accuracy",
         "classifier.clean_generated_accuracy", "classifier.clean_full_balanced_accuracy",
         "generation.latent_novelty", "generation.audio_coverage", "generation.kid", "inner.kl",
         "outer.train_seconds", "inner.train_seconds"]
-
-
-def flat(metrics: dict) -> dict[str, float]:
-    return {f"{group}.{key}": float(value) for group, values in metrics.items() for key, value in values.items()}
 
 
 def run_seed(root: Path, seed: int, commit: str | None = None) -> tuple[dict[str, float], float]:
@@ -57,7 +53,7 @@ def run_seed(root: Path, seed: int, commit: str | None = None) -> tuple[dict[str
         subprocess.run(["dvc", "exp", "run", "-S", f"seed={seed}"], cwd=clone, env=env, check=True,
                        stdout=subprocess.DEVNULL)
         seconds = time.perf_counter() - started
-        return flat(json.loads((clone / "reports" / "metrics.json").read_text())), seconds
+        return read_metrics(clone / "reports" / "metrics.json"), seconds
 
 
 def main() -> None:
@@ -75,10 +71,10 @@ def main() -> None:
     runs: dict[int, dict[str, float]] = {}
     if args.with_workspace:
         seed = int(yaml.safe_load((root / "params.yaml").read_text())["seed"])
-        runs[seed] = flat(json.loads((root / "reports" / "metrics.json").read_text()))
+        runs[seed] = read_metrics(root / "reports" / "metrics.json")
     for item in args.with_metrics:
         seed_text, _, path = item.partition("=")
-        runs[int(seed_text)] = flat(json.loads(Path(path).read_text()))
+        runs[int(seed_text)] = read_metrics(Path(path))
     for seed in args.seeds:
         runs[seed], seconds = run_seed(root, seed, args.commit)
         print(f"seed {seed}: dvc exp run in {seconds / 60:.1f} min; "
