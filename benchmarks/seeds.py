@@ -30,6 +30,8 @@ import yaml
 from roots import cpu_model
 from tables import read_metrics
 
+from audiovae.atomic import write_text
+
 KEYS = ["quality.full_pesq_nb", "quality.full_stoi", "quality.outer_pesq_nb", "quality.generated_dnsmos_ovrl",
         "quality.full_dnsmos_ovrl", "classifier.clean_full_accuracy", "classifier.clean_outer_accuracy",
         "classifier.clean_generated_accuracy", "classifier.clean_full_balanced_accuracy",
@@ -94,7 +96,7 @@ def main() -> None:
         spread = f"{np.nanstd(values, ddof=1):.3f}" if np.isfinite(values).sum() > 1 else "— (one seed)"
         lines.append(f"| `{key}` | " + " | ".join(f"{v:.3f}" for v in values)
                      + f" | **{np.nanmean(values):.3f}** | {spread} |")
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    write_text(Path(args.out), "\n".join(lines) + "\n")  # atomic: an interrupted run keeps the last table
     print("\n".join(lines))
 
 
