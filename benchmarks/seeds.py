@@ -11,6 +11,11 @@ project's outputs and DVC state are untouched), and tabulates the evaluate stage
 commit at that seed. ``--commit`` runs another commit's pipeline (each clone checks it out), so a change is measured
 against the commit before it on the same machine: floating point and speed differ between machines.
 
+``--with-table PATH`` adds the seed columns of an earlier table of this script (its CSV beside it, or
+the markdown's three decimals when there is none), refused where that commit's pipeline (src,
+params.yaml, dvc.yaml, pipeline) differs from the one being run, so seeds measured apart make one
+table; ``--despite FILE`` accepts a difference you have read (a docstring), and the table names it.
+
 ``--with-workspace`` adds the project's own reports/metrics.json as the run of params.yaml's seed
 (it must be the output of HEAD: `dvc status` clean). Each seed costs a full `dvc repro` (about 7
 minutes on a 2-core CPU); the table names the commit and the machine.
@@ -18,6 +23,7 @@ minutes on a 2-core CPU); the table names the commit and the machine.
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import platform
 import subprocess
@@ -58,6 +64,35 @@ def run_seed(root: Path, seed: int, commit: str | None = None) -> tuple[dict[str
         return read_metrics(clone / "reports" / "metrics.json"), seconds
 
 
+PIPELINE = ["src", "params.yaml", "dvc.yaml", "pipeline"]  # what decides the model: the same in both commits
+
+
+def pipeline_changes(root: Path, commit_a: str, commit_b: str) -> list[str]:
+    """The pipeline's files (code, parameters) that differ between two commits: none, the same model."""
+    return subprocess.run(["git", "diff", "--name-only", commit_a, commit_b, "--", *PIPELINE], cwd=root,
+                          capture_output=True, text=True, check=True).stdout.split()
+
+
+def read_table(path: Path) -> tuple[str, dict[int, dict[str, float]]]:
+    """An earlier table's commit and its seed columns: the CSV beside it when kept, else the markdown."""
+    text = path.read_text()
+    commit = text.split("at commit `", 1)[1].split("`", 1)[0]
+    runs: dict[int, dict[str, float]] = {}
+    kept = path.with_suffix(".csv")
+    if kept.exists():
+        with kept.open() as handle:
+            for row in csv.DictReader(handle):
+                runs.setdefault(int(row["seed"]), {})[row["key"]] = float(row["value"])
+        return commit, runs
+    header, *rows = [line for line in text.splitlines() if line.startswith("| ")]
+    seeds = [int(cell.removeprefix("seed ")) for cell in header.strip("| ").split(" | ") if cell.startswith("seed ")]
+    for line in rows:
+        cells = line.strip("| ").split(" | ")
+        for seed, cell in zip(seeds, cells[1:], strict=False):
+            runs.setdefault(seed, {})[cells[0].strip("`")] = float(cell)
+    return commit, runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
@@ -65,6 +100,10 @@ def main() -> None:
     parser.add_argument("--out", default="reports/seeds.md")
     parser.add_argument("--with-metrics", action="append", default=[], metavar="SEED=PATH",
                         help="a kept metrics.json of the same commit at SEED")
+    parser.add_argument("--with-table", action="append", default=[], metavar="PATH",
+                        help="an earlier table of this script for the same pipeline: its seeds join this one")
+    parser.add_argument("--despite", nargs="+", default=[], metavar="FILE",
+                        help="pipeline files --with-table may differ in (read the diff first); the table names them")
     parser.add_argument("--commit", help="run this commit's pipeline instead of HEAD's (not with --with-workspace)")
     args = parser.parse_args()
     root = Path.cwd().resolve()
@@ -77,17 +116,28 @@ def main() -> None:
     for item in args.with_metrics:
         seed_text, _, path = item.partition("=")
         runs[int(seed_text)] = read_metrics(Path(path))
+    commit = subprocess.run(["git", "rev-parse", "--short", args.commit or "HEAD"], capture_output=True, text=True,
+                            cwd=root, check=True).stdout.strip()
+    joined: list[str] = []
+    for table in args.with_table:
+        earlier, kept = read_table(Path(table))
+        changed = pipeline_changes(root, earlier, commit)
+        if set(changed) - set(args.despite):
+            parser.error(f"{table} was measured at {earlier}; the pipeline differs from {commit}'s in "
+                         f"{', '.join(sorted(set(changed) - set(args.despite)))} (--despite FILE, after reading the diff)")
+        runs.update({seed: values for seed, values in kept.items() if seed not in args.seeds})
+        differs = f" (which differs only in {', '.join(changed)})" if changed else ""
+        joined += [f"seed {seed} from {earlier}{differs}" for seed in sorted(kept) if seed not in args.seeds]
     for seed in args.seeds:
         runs[seed], seconds = run_seed(root, seed, args.commit)
         print(f"seed {seed}: dvc exp run in {seconds / 60:.1f} min; "
               f"PESQ-NB {runs[seed]['quality.full_pesq_nb']:.3f}, "
               f"clean full {runs[seed]['classifier.clean_full_accuracy']:.3f}")
-    commit = subprocess.run(["git", "rev-parse", "--short", args.commit or "HEAD"], capture_output=True, text=True,
-                            cwd=root).stdout.strip()
     seeds = sorted(runs)
+    joined_text = f"; {', '.join(joined)}" if joined else ""
     lines = ["# Quality keys of the default over seeds", "",
              f"`benchmarks/seeds.py` at commit `{commit}` on {cpu_model()} ({platform.machine()}), {os.cpu_count()} CPUs: "
-             f"the whole pipeline once per seed ({', '.join(map(str, seeds))}).", "",
+             f"the whole pipeline once per seed ({', '.join(map(str, seeds))}{joined_text}).", "",
              "| key | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | spread (sd) |",
              "|---|" + "---|" * (len(seeds) + 2)]
     for key in KEYS:
@@ -96,6 +146,9 @@ def main() -> None:
         spread = f"{np.nanstd(values, ddof=1):.3f}" if np.isfinite(values).sum() > 1 else "— (one seed)"
         lines.append(f"| `{key}` | " + " | ".join(f"{v:.3f}" for v in values)
                      + f" | **{np.nanmean(values):.3f}** | {spread} |")
+    kept_rows = ["seed,key,value"] + [f"{s},{key},{value!r}" for s in seeds for key, value in runs[s].items()
+                                      if key in KEYS]
+    write_text(Path(args.out).with_suffix(".csv"), "\n".join(kept_rows) + "\n")  # full precision, for --with-table
     write_text(Path(args.out), "\n".join(lines) + "\n")  # atomic: an interrupted run keeps the last table
     print("\n".join(lines))
 
