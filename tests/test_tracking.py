@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import free_port, running_mlflow_server, typed
+from conftest import free_port, running_mlflow_server, tiny_params, typed
 
 from audiovae.stages import download, features, train_outer
 from audiovae.stages import filter as filter_stage
@@ -100,3 +100,30 @@ def test_a_tracker_with_tracking_off_logs_nothing_and_loads_nothing(tmp_path, mo
     assert tracker.log_torch_model(torch.nn.Linear(2, 2), np.zeros((1, 2), np.float32), "audiovae-outer") is None
     assert tracker.with_mlflow(lambda mlflow: pytest.fail("MLflow was called")) is None
     assert not list(tmp_path.iterdir())  # no mlflow.db, no mlruns, no artifacts
+
+
+def test_a_registered_inner_vae_predicts_through_pyfunc_as_its_signature_says(tmp_path, monkeypatch):
+    """The inner VAE's forward returns a tuple for its loss; the registered version is what a user
+    serves (`mlflow models serve`, `pyfunc.load_model`), so it must predict the reconstruction."""
+    import math
+
+    import mlflow
+    import torch
+
+    from audiovae.config.params import resolve
+    from audiovae.models.build import build_vae
+
+    monkeypatch.chdir(tmp_path)
+    params = resolve(tiny_params())
+    code_shape = [params.outer.conv1d.code_channels, 12]
+    vae = build_vae(params.inner, math.prod(code_shape), 10, code_shape).eval()
+    example = np.random.default_rng(0).standard_normal((2, math.prod(code_shape))).astype(np.float32)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("audiovae")  # this store's, not one an earlier test left active
+    with mlflow.start_run():
+        version = tracking_runs.log_torch_model(mlflow, vae, example, "audiovae-inner")
+    served = mlflow.pyfunc.load_model(f"models:/audiovae-inner/{version}")
+    with torch.no_grad():
+        expected = vae(torch.as_tensor(example))[0].numpy()
+    np.testing.assert_allclose(np.asarray(served.predict(example)), expected, rtol=1e-5, atol=1e-6)
+    assert served.metadata.get_output_schema().inputs[0].shape == (-1, expected.shape[1])

@@ -444,18 +444,21 @@ def record_version(mlflow, name: str, version: str) -> None:
 
 
 def log_torch_model(mlflow, model, example, registered_name: str) -> str:
-    """Log ``model`` with ``mlflow.pytorch`` (input/output signature from ``example``) and register
-    a new version of ``registered_name``, linked to the active run; returns that version (not "the
-    newest": another run may register in between)."""
+    """Log ``model`` with ``mlflow.pytorch`` (input/output signature from ``example``; a model that
+    returns a tuple is served by its first output) and register a new version of ``registered_name``,
+    linked to the active run; returns that version (not "the newest": another run may register in
+    between)."""
     import mlflow.pytorch
     import torch
     from mlflow.models import infer_signature
 
+    from audiovae.tracking.served_model import FirstOutput
+
     model = model.eval()
     with torch.no_grad():
         output = model(torch.as_tensor(example))
-    if isinstance(output, tuple):
-        output = output[0]
+    if isinstance(output, tuple):  # pyfunc serves one tensor: the reconstruction
+        model, output = FirstOutput(model).eval(), output[0]
     signature = infer_signature(example, output.detach().cpu().numpy())
     # pickle format: loading needs the audiovae package installed, which is how it is served anyway
     info = mlflow.pytorch.log_model(model, name="model", signature=signature, registered_model_name=registered_name,
