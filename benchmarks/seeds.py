@@ -126,7 +126,7 @@ def main() -> None:
             parser.error(f"{table} was measured at {earlier}; the pipeline differs from {commit}'s in "
                          f"{', '.join(sorted(set(changed) - set(args.despite)))} (--despite FILE, after reading the diff)")
         runs.update({seed: values for seed, values in kept.items() if seed not in args.seeds})
-        differs = f" (which differs only in {', '.join(changed)})" if changed else ""
+        differs = f", whose pipeline differs only in {', '.join(changed)}," if changed else ""
         joined += [f"seed {seed} from {earlier}{differs}" for seed in sorted(kept) if seed not in args.seeds]
     for seed in args.seeds:
         runs[seed], seconds = run_seed(root, seed, args.commit)
