@@ -32,9 +32,10 @@ $(DEV_STAMP): $(STAMP) requirements-dev.txt
 repro: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
 
-## test: run the test suite
+## test: run the test suite, on two workers (pytest-xdist; PYTEST_WORKERS=0 runs it in one process)
+PYTEST_WORKERS ?= 2
 test: setup-dev
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 ## lint: ruff (rules in pyproject.toml: pyflakes, imports sorted and placed, aliases, bare excepts)
 ## and the type checker mypy on src/ and pipeline/ (pyproject's [tool.mypy])

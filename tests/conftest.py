@@ -23,6 +23,24 @@ FSDD_ROOT = "free-spoken-digit-dataset-1.0.10/recordings/"
 DVC = Path(sys.executable).with_name("dvc")
 
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on the machine's cores: one thread each (their stages and servers
+    # inherit it), or two workers' torch pools would fight over the same two cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The heavy tests (a whole tiny pipeline in subprocesses, minutes each) spread evenly over the
+    collection, the first at its start: `make test`'s work-stealing scheduler gives each of its two
+    workers one half, so each starts on a heavy test and the short ones fill in behind, instead of
+    one heavy test running alone at the end."""
+    heavy = [item for item in items if item.get_closest_marker("heavy")]
+    spread = [item for item in items if not item.get_closest_marker("heavy")]
+    for k, item in enumerate(heavy):
+        spread.insert(k * len(items) // len(heavy), item)
+    items[:] = spread
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Prefect stops its ephemeral test server at interpreter exit and logs that to a stream pytest has
     already closed; that message is noise, not a failure, so it is not printed as a logging error."""

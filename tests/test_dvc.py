@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import (
     CHROMIUM,
@@ -19,6 +20,7 @@ from conftest import (
 )
 
 
+@pytest.mark.heavy
 def test_repro_caching_preset_exp_run_and_the_compare_view(dvc_project, tmp_path):
     """One tiny DVC project, as a user works with it (one test: each full `dvc repro` costs minutes):
     a first repro runs every stage, a second nothing; an evaluation setting re-runs only evaluate;

@@ -120,6 +120,7 @@ def started(procs: list, logs: list, name: str, cmd: list, cwd: Path, env: dict,
     return procs[-1], log
 
 
+@pytest.mark.heavy
 def test_two_machines_share_a_study_a_model_and_the_data_through_servers_only(tmp_path, tiny_fsdd_zip, postgres):
     for tool in (PREFECT, MOTO):
         if not tool.exists():
