@@ -75,7 +75,9 @@ def pipeline_changes(root: Path, commit_a: str, commit_b: str) -> list[str]:
 
 def read_table(path: Path) -> tuple[str, dict[int, dict[str, float]]]:
     """An earlier table's commit and its seed columns: the CSV beside it when kept, else the markdown."""
-    text = path.read_text()
+    text = path.read_text() if path.is_file() else ""
+    if not text.startswith("# Quality keys of the default over seeds") or "at commit `" not in text:
+        raise ValueError(f"{path} is not a table written by benchmarks/seeds.py")
     commit = text.split("at commit `", 1)[1].split("`", 1)[0]
     runs: dict[int, dict[str, float]] = {}
     kept = path.with_suffix(".csv")
@@ -120,7 +122,10 @@ def main() -> None:
                             cwd=root, check=True).stdout.strip()
     joined: list[str] = []
     for table in args.with_table:
-        earlier, kept = read_table(Path(table))
+        try:
+            earlier, kept = read_table(Path(table))
+        except ValueError as error:
+            parser.error(str(error))
         changed = pipeline_changes(root, earlier, commit)
         if set(changed) - set(args.despite):
             parser.error(f"{table} was measured at {earlier}; the pipeline differs from {commit}'s in "

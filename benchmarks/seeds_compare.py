@@ -23,6 +23,11 @@ TRAINING = "training seconds (outer + inner)"
 DIAGNOSTICS = ["inner.kl"]  # the rate the inner VAE spends: a property of the model, not a quality key
 
 
+def machine_of(table: Path) -> str:
+    """The processor and core count a seeds.py table names (``AMD EPYC (x86_64), 2 CPUs``)."""
+    return table.read_text().split("` on ", 1)[1].split(" CPUs", 1)[0] + " CPUs"
+
+
 def spread(runs: dict[int, dict[str, float]], key: str) -> tuple[float, float]:
     """Mean and standard deviation over seeds (ddof 1) of one key; the training total per seed."""
     if key == TRAINING:
@@ -51,9 +56,16 @@ def main() -> None:
     parser.add_argument("after", type=Path, help="seeds.py's table of the later commit, the same seeds and machine")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    (before_commit, before), (after_commit, after) = read_table(args.before), read_table(args.after)
+    try:
+        (before_commit, before), (after_commit, after) = read_table(args.before), read_table(args.after)
+    except ValueError as error:
+        parser.error(str(error))
     if sorted(before) != sorted(after):
         parser.error(f"the tables hold other seeds: {sorted(before)} against {sorted(after)}")
+    before_machine, after_machine = machine_of(args.before), machine_of(args.after)
+    if before_machine != after_machine:
+        parser.error(f"the tables come from other machines ({before_machine} against {after_machine}): "
+                     "floating point and speed differ between machines")
     machine = [line for line in args.after.read_text().splitlines() if line.startswith("`benchmarks/seeds.py`")]
     lines = ["# The same model in less time: two commits over the same seeds", "",
              f"`benchmarks/seeds_compare.py {args.before} {args.after}`: `{before_commit}` against "
