@@ -24,12 +24,17 @@ from pathlib import Path
 import torch
 from roots import cpu_model
 from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
 
 from audiovae import layout
 from audiovae.config.params import load_params, with_values
 from audiovae.data.artifacts import load_encodings, open_features
 from audiovae.training import inner as inner_training
 from audiovae.training import outer as outer_training
+from audiovae.training.loop import native_bf16_cpu
+
+MATMUL_SIZE = 2048  # the square product that measures what this CPU's cores can do in the training dtype
+MATMUL_REPEATS = 10
 
 # the parts of the shared loop, by the function that does each (file suffix, function name)
 PARTS = {
@@ -53,6 +58,37 @@ def _cumulative(stats: pstats.Stats, where: list[tuple[str, str]], caller: str |
             else:
                 total += sum(c[3] for (_, _, caller_name), c in row[4].items() if caller_name == caller)
     return total
+
+
+def matmul_gflops(dtype: torch.dtype) -> float:
+    """What the threads reach on a large square matrix product in ``dtype``: the roof a
+    convolution-bound epoch is measured against (a convolution is a matrix product in oneDNN)."""
+    a = torch.randn(MATMUL_SIZE, MATMUL_SIZE, dtype=dtype)
+    b = torch.randn(MATMUL_SIZE, MATMUL_SIZE, dtype=dtype)
+    a @ b  # warm the kernels
+    started = time.perf_counter()
+    for _ in range(MATMUL_REPEATS):
+        a @ b
+    return 2 * MATMUL_SIZE ** 3 * MATMUL_REPEATS / (time.perf_counter() - started) / 1e9
+
+
+def convolution_rate(kind: str, params, root: Path, checkpoint: Path, prof) -> list[str]:
+    """The epoch's convolutions as a rate: their floating-point operations (forward and backward,
+    counted by torch's FlopCounterMode over one more epoch) over the self time of the
+    convolution operators in the profiled epoch, against the CPU's matrix-product rate."""
+    conv_seconds = sum(event.self_cpu_time_total for event in prof.key_averages()
+                       if "convolution" in event.key) / 1e6
+    counter = FlopCounterMode(display=False)
+    with counter:
+        run_once(kind, params, root, checkpoint)
+    conv_flops = sum(count for op, count in counter.get_flop_counts()["Global"].items() if "convolution" in str(op))
+    dtype = torch.bfloat16 if getattr(params, kind).train.mixed_precision and native_bf16_cpu() else torch.float32
+    roof = matmul_gflops(dtype)
+    rate = conv_flops / max(conv_seconds, 1e-9) / 1e9
+    return [f"Convolutions: {conv_flops / 1e9:.0f} GFLOP an epoch (forward and backward, FlopCounterMode) in "
+            f"{conv_seconds:.2f} s of their operators: {rate:.0f} GFLOP/s, {rate / roof:.0%} of the "
+            f"{roof:.0f} GFLOP/s of a {MATMUL_SIZE}-square {str(dtype).removeprefix('torch.')} matrix product "
+            f"on the same threads.", ""]
 
 
 def run_once(kind: str, params, root: Path, checkpoint: Path):
@@ -91,6 +127,8 @@ def profile_model(kind: str, params, root: Path, epochs: int) -> tuple[list[str]
         table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8)
         lines += [f"Top operators of one {kind} epoch (self CPU time, `torch.profiler`):", "", "```",
                   *[row for row in table.splitlines() if row.strip()], "```", ""]
+        lines += convolution_rate(kind, with_values(params, {f"{section}.train.epochs": 1}), root,
+                                  Path(tmp) / f"{kind}-flops.pt", prof)
     return lines, per_epoch
 
 
