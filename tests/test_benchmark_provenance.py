@@ -1,0 +1,45 @@
+"""A benchmark's table names the commit it ran on, and says so when the code differed from it:
+documentation edited beside a running benchmark must not mark its table, code and parameters must."""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_roots():
+    spec = importlib.util.spec_from_file_location("bench_roots", REPO / "benchmarks" / "roots.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for rel in ("README.md", "params.yaml", "docs/results.md", "reports/table.md", "src/audiovae/x.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("one\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
+    return tmp_path
+
+
+@pytest.mark.parametrize("rel", ["README.md", "docs/results.md", "reports/table.md"])
+def test_documentation_and_reports_do_not_mark_a_run_uncommitted(repo: Path, rel: str):
+    (repo / rel).write_text("two\n")
+    assert "uncommitted" not in load_roots().provenance(repo)
+
+
+@pytest.mark.parametrize("rel", ["params.yaml", "src/audiovae/x.py"])
+def test_parameters_and_code_mark_a_run_uncommitted(repo: Path, rel: str):
+    (repo / rel).write_text("two\n")
+    assert "(uncommitted changes)" in load_roots().provenance(repo)
