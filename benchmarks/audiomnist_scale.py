@@ -10,7 +10,7 @@ It is named as a fixture everywhere and never passed off as the real data set.
     .venv/bin/python benchmarks/audiomnist_scale.py [--files 30000] [--epochs 2] [--keep DIR]
 
 Prints time and peak resident memory per stage (each stage runs in its own process, as under DVC,
-so the peaks are the stage's own) and writes ``reports/audiomnist_scale.md``.
+so the peaks are the stage's own) and writes ``benchmarks/reports/audiomnist_scale.md``.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ import librosa
 import numpy as np
 import soundfile as sf
 import yaml
-from roots import provenance
+from roots import REPORTS, provenance
 
 from audiovae import stages
 from audiovae.atomic import write_text
@@ -130,7 +130,7 @@ def main() -> None:
              f"Training: outer {per_outer:.1f} s per epoch, inner VAE {per_inner:.2f} s per epoch on cached codes "
              f"(params.yaml default models). Projected on this CPU at the default epoch counts: outer × {full_epochs[0]} "
              f"≈ {full_epochs[0] * per_outer / 60:.0f} min, inner × {full_epochs[1]} ≈ {full_epochs[1] * per_inner / 60:.0f} min."]
-    report = REPO / "reports" / "audiomnist_scale.md"
+    report = REPORTS / "audiomnist_scale.md"
     write_text(report, "\n".join(lines) + "\n")
     print("\n".join(lines))
     if not args.keep:

@@ -16,7 +16,7 @@ reference rows (the real audio, the project's outer model alone):
 the rate (KL, nats per clip), the full-path loss, PESQ-NB, STOI, DNSMOS, the clean classifier on
 reconstructions and generations (`--spreads`: at other generation spreads too) and the training
 seconds. `--stage outer` trains the outer autoencoder and scores it alone (its codes change, so an
-inner VAE for it needs `dvc exp run`). Rows are appended to reports/candidates.csv, so a search's
+inner VAE for it needs `dvc exp run`). Rows are appended to benchmarks/reports/candidates.csv, so a search's
 history survives between runs. An inner candidate costs its training time plus half a minute.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 import yaml
-from roots import linked_root
+from roots import REPORTS, linked_root
 
 from audiovae.config.params import load_params, with_values
 from audiovae.config.schema import Params
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--generated", type=int, default=10, help="generations per label (default: %(default)s)")
     parser.add_argument("--spreads", default="", help="comma-separated generation spreads to score too (e.g. 0.2,0.6)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
-    parser.add_argument("--out", default="reports/candidates.csv")
+    parser.add_argument("--out", default=str(REPORTS / "candidates.csv"))
     parser.add_argument("--bundles", help="write each inner candidate's whole model here as N.avae")
     args = parser.parse_args()
     if args.threads:

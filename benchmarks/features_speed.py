@@ -1,7 +1,7 @@
 """Benchmark: our filter + features stages vs the naive per-file librosa loop of the AudioMNIST report.
 
 Run after `make repro`, nothing else running (it reads data/raw and data/metadata.csv, writes only
-into a temp dir and ``reports/features_speed.md``, commit and machine named):
+into a temp dir and ``benchmarks/reports/features_speed.md``, commit and machine named):
 
     .venv/bin/python benchmarks/features_speed.py
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pandas as pd
-from roots import linked_root, provenance
+from roots import REPORTS, linked_root, provenance
 
 from audiovae.atomic import write_text
 from audiovae.config.params import load_params, with_values
@@ -76,7 +76,7 @@ def main() -> None:
              f"| filter + features | {ours:.2f} | {n / ours:.1f} |", "",
              f"Speed-up against the naive loop: the features stage {t_naive / t_features:.1f} ×, filter and features "
              f"together {t_naive / ours:.1f} ×."]
-    write_text(root / "reports" / "features_speed.md", "\n".join(lines) + "\n")
+    write_text(REPORTS / "features_speed.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ scoring; trials per hour = 3600 / those seconds, at each budget.
     .venv/bin/python benchmarks/incremental_vs_joint.py --budgets 60 120 240 --seeds 1 2 3
 
 Run after ``dvc repro features``, nothing else running (it reads data/filtered and data/features,
-writes only to temp folders, ``reports/incremental_vs_joint.{csv,md}`` and
+writes only to temp folders, ``benchmarks/reports/incremental_vs_joint.{csv,md}`` and
 ``docs/images/incremental_vs_joint.png`` (the results page shows it; reports/plots/ is the evaluate stage's output, which a repro replaces)). Rows are kept in the CSV as each run ends, and a
 re-run skips those already there, so an interrupted benchmark loses at most one run.
 """
@@ -44,7 +44,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from roots import linked_root, provenance  # noqa: E402
+from roots import REPORTS, linked_root, provenance  # noqa: E402
 from torch import nn
 
 from audiovae.atomic import atomic_path, write_text  # noqa: E402
@@ -221,7 +221,7 @@ def main() -> None:
                         help="wall-clock seconds of training per arm")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="training seeds, per budget and arm")
     parser.add_argument("--outer-share", type=float, default=0.4, help="incremental: the outer model's share")
-    parser.add_argument("--out", default="reports/incremental_vs_joint")
+    parser.add_argument("--out", default=str(REPORTS / "incremental_vs_joint"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     params = with_values(load_params(REPO / "params.yaml"), {"tracking.enabled": False})

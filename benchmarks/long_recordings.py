@@ -8,7 +8,7 @@ noise around it (about -70 dBFS); the CLI reconstructs both the long take and th
 evaluate stage's clean classifier judges each output (trimmed of silence and fitted to the clip
 length, as FSDD's files are), and the energy the output puts more than 0.1 s away from the word is
 reported relative to the word's (it should be none: the model must not add sound to silence).
-Writes reports/long_recordings.md.
+Writes benchmarks/reports/long_recordings.md.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 from judge import as_clips, clean_judge
-from roots import provenance
+from roots import REPORTS, provenance
 
 from audiovae import cli
 from audiovae.atomic import write_text
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--root", default=".")
     parser.add_argument("--model", help="a bundle or registry URI (default: the project's model)")
     parser.add_argument("--files", type=int, default=100, help="test words (default: %(default)s)")
-    parser.add_argument("--out", default="reports/long_recordings.md")
+    parser.add_argument("--out", default=str(REPORTS / "long_recordings.md"))
     args = parser.parse_args()
     root = Path(args.root).resolve()
     params = load_params(root / "params.yaml")

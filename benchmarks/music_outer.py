@@ -15,7 +15,7 @@ Columns: MR-STFT distance of the ceiling and of the outer model and their ratio 
 target: at most 2), pitch (of the pitched validation clips, the share within 50 cents in the
 ceiling and the outer model), the clean judge's balanced accuracy on real, ceiling and outer audio,
 the outer model's best validation loss, parameters and training seconds. Rows are appended to
-reports/music_outer.csv; reports/music_outer.md is the table of every row, with the commit and the
+benchmarks/reports/music_outer.csv; benchmarks/reports/music_outer.md is the table of every row, with the commit and the
 machine each ran on. Nothing under the project's data/ or DVC state is touched, and nothing is
 logged to MLflow.
 """
@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 import yaml
 from candidates import describe, overrides
-from roots import linked_root, provenance
+from roots import REPORTS, linked_root, provenance
 
 from audiovae import layout
 from audiovae.atomic import atomic_path, write_text
@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[],
                         help="space-separated key=value overrides (repeatable); empty: the preset as it is")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
-    parser.add_argument("--out", default="reports/music_outer.csv")
+    parser.add_argument("--out", default=str(REPORTS / "music_outer.csv"))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

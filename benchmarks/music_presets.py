@@ -10,7 +10,7 @@ preset side by side:
     .venv/bin/python benchmarks/music_presets.py --redraw     # the markdown again from the CSV
 
 The archives come from the data mirror as the download stage finds them (``../shared/datasets`` or
-``$AUDIOVAE_DATA_MIRROR``). Writes reports/music_presets.md and .csv; each column names the commit
+``$AUDIOVAE_DATA_MIRROR``). Writes benchmarks/reports/music_presets.md and .csv; each column names the commit
 and machine it ran on. Run it with nothing else running: the training seconds are part of the table.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from roots import provenance
+from roots import REPORTS, provenance
 from tables import columns_markdown, read_metrics
 
 from audiovae import layout
@@ -99,7 +99,7 @@ def main() -> None:
     unknown = sorted(set(args.presets) - set(raw["presets"]))
     if unknown:
         parser.error(f"unknown preset(s) {', '.join(unknown)}; params.yaml has {', '.join(raw['presets'])}")
-    csv_path, md_path = project / layout.REPORTS / "music_presets.csv", project / layout.REPORTS / "music_presets.md"
+    csv_path, md_path = REPORTS / "music_presets.csv", REPORTS / "music_presets.md"
     if args.redraw:
         write_markdown(pd.read_csv(csv_path), md_path)
         print(md_path.read_text())

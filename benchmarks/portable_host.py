@@ -8,7 +8,7 @@ Exports the model to build/portable/synth.ts (`audiovae export --format torchscr
 `generate(label, seed, spread)` (median of --runs calls after one warm-up) with all cores and with
 one torch thread, builds the host with CMake (needs cmake and a C++ compiler) and runs it once per
 label, and scores the file's Griffin-Lim against librosa's on real test recordings (PESQ-NB).
-Writes reports/portable.md.
+Writes benchmarks/reports/portable.md.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from pesq import pesq
-from roots import provenance
+from roots import REPORTS, provenance
 
 from audiovae import cli
 from audiovae.atomic import write_text
@@ -111,7 +111,7 @@ def main() -> None:
         lines += [f"- {host_lines[0]}"]
     lines += ["", f"Griffin-Lim in the file against librosa's, on the true magnitudes of {len(scores)} test "
               f"recordings: PESQ-NB median {np.nanmedian(scores):.2f}, lowest {np.nanmin(scores):.2f}.", ""]
-    write_text(root / "reports" / "portable.md", "\n".join(lines))
+    write_text(REPORTS / "portable.md", "\n".join(lines))
     print("\n".join(lines))
 
 

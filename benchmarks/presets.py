@@ -5,7 +5,7 @@ configuration in a temp dir, so the workspace and DVC state are untouched):
 
     .venv/bin/python benchmarks/presets.py [--presets none fsdd_conv_vae ...]
 
-Writes reports/presets_benchmark.md and .csv: training seconds and the quality keys of
+Writes benchmarks/reports/presets_benchmark.md and .csv: training seconds and the quality keys of
 reports/metrics.json for each configuration, in one table. Each configuration's column names the
 commit and machine it ran on (`measured_at`): `--presets none` re-runs the default alone and keeps
 the other columns, which then say they come from an earlier commit.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from roots import linked_root, provenance
+from roots import REPORTS, linked_root, provenance
 from tables import columns_markdown, read_metrics
 
 from audiovae.atomic import atomic_path, write_text
@@ -83,7 +83,7 @@ def main() -> None:
     order = sorted(on_base_data, key=lambda name: name == "fsdd_conv_vae")
     parser.add_argument("--presets", nargs="+", default=["none", *order])
     args = parser.parse_args()
-    csv_path = root / "reports" / "presets_benchmark.csv"
+    csv_path = REPORTS / "presets_benchmark.csv"
     rows = []
     if csv_path.exists():  # keep the rows of configurations not re-run now
         rows = [r for r in pd.read_csv(csv_path).to_dict("records")
@@ -96,10 +96,10 @@ def main() -> None:
         rows.append(run_one(root, raw, preset))
         table = pd.DataFrame(rows).rename(columns={"preset": "configuration"})
         table["configuration"] = table["configuration"].replace({"none": "default"})
-        with atomic_path(root / "reports" / "presets_benchmark.csv") as tmp:
+        with atomic_path(REPORTS / "presets_benchmark.csv") as tmp:
             table.to_csv(tmp, index=False, float_format="%.4g")
-        write_markdown(table, root / "reports" / "presets_benchmark.md")
-    print((root / "reports" / "presets_benchmark.md").read_text())
+        write_markdown(table, REPORTS / "presets_benchmark.md")
+    print((REPORTS / "presets_benchmark.md").read_text())
 
 
 if __name__ == "__main__":

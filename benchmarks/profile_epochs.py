@@ -2,7 +2,7 @@
 
 Run after `make repro` (needs data/features and data/encodings), nothing else running:
 
-    .venv/bin/python benchmarks/profile_epochs.py [--epochs 3] [--out reports/profile.md]
+    .venv/bin/python benchmarks/profile_epochs.py [--epochs 3] [--out benchmarks/reports/profile.md]
 
 Each model trains ``--epochs`` epochs through the library's own ``train`` (the stage's code path:
 its loader, step, validation pass and per-epoch checkpoint), once under cProfile for the share of
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import torch
-from roots import cpu_model
+from roots import REPORTS, cpu_model
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -139,7 +139,7 @@ def profile_model(kind: str, params, root: Path, epochs: int) -> tuple[list[str]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--out", default="reports/profile.md")
+    parser.add_argument("--out", default=str(REPORTS / "profile.md"))
     args = parser.parse_args()
     root = Path.cwd()
     params = load_params(root / "params.yaml")

@@ -11,6 +11,9 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
+# what benchmarks write: apart from the pipeline's reports/, which holds only what dvc.yaml declares
+REPORTS = Path(__file__).resolve().parent / "reports"
+
 
 @contextlib.contextmanager
 def linked_root(root: Path, inputs: Iterable[str], prefix: str = "audiovae-bench-") -> Iterator[Path]:
@@ -39,7 +42,7 @@ def cpu_model() -> str:
 
 def provenance(root: Path) -> str:
     """The commit and the machine a benchmark ran on, for its table: ``commit abc1234 (uncommitted changes),
-    AMD EPYC, 2 CPUs, fp32 training, torch 2.13.0``. Changes under reports/ and docs/ and to README.md do not
+    AMD EPYC, 2 CPUs, fp32 training, torch 2.13.0``. Changes under benchmarks/reports/ and docs/ and to README.md do not
     count: benchmarks write the first, and figures are copied into the others while the next benchmark runs;
     neither changes what a run computes, so neither may mark its table as uncommitted code.
     The precision is what the training loop picks on this machine (bf16 only where the CPU computes it)."""
@@ -50,7 +53,7 @@ def provenance(root: Path) -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, cwd=root).stdout.strip()
 
-    dirty = " (uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports", ":!docs", ":!README.md") else ""
+    dirty = " (uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/reports", ":!docs", ":!README.md") else ""
     precision = "bf16" if torch.cuda.is_available() or native_bf16_cpu() else "fp32"
     return (f"commit {git('rev-parse', '--short', 'HEAD')}{dirty}, {cpu_model()} ({platform.machine()}), "
             f"{os.cpu_count()} CPUs, {precision} training, torch {torch.__version__}")

@@ -12,7 +12,7 @@ overrides of the `prior` section it is fitted again on the cached latents, in se
 Every row is scored by the evaluate stage's own functions on the test split: the clean judge's
 accuracy on the generations, DNSMOS (speech), the novelty ratio in the latent space and in the
 judge's audio embedding, coverage, KID with its standard error, and NDB/k, with a reference row of
-real training clips. Writes reports/samplers.md (with the commit and machine) and reports/samplers.csv.
+real training clips. Writes benchmarks/reports/samplers.md (with the commit and machine) and benchmarks/reports/samplers.csv.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 from candidates import overrides
-from roots import cpu_model
+from roots import REPORTS, cpu_model
 
 from audiovae.atomic import atomic_path, write_text
 from audiovae.config.params import load_params, with_values
@@ -50,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sampler", action="append", required=True, help="kde:SPREAD or gmm:TEMPERATURE [key=value ...]")
     parser.add_argument("--per-label", type=int, default=0, help="generations per label (default: evaluate.generated_per_class)")
-    parser.add_argument("--out", default="reports/samplers")
+    parser.add_argument("--out", default=str(REPORTS / "samplers"))
     args = parser.parse_args()
     root = Path.cwd()
     params = load_params(root / "params.yaml")

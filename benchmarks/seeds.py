@@ -4,8 +4,8 @@ One run cannot say whether a 0.90 target is met when the same commit gives 0.86 
 0.91 on another. This runs the whole pipeline once per seed, each in its own clone of HEAD (so the
 project's outputs and DVC state are untouched), and tabulates the evaluate stage's quality keys:
 
-    .venv/bin/python benchmarks/seeds.py --seeds 1 2 [--with-workspace] [--out reports/seeds.md]
-    .venv/bin/python benchmarks/seeds.py --seeds 1 2 1234 --commit abc1234 --out reports/seeds_before.md
+    .venv/bin/python benchmarks/seeds.py --seeds 1 2 [--with-workspace] [--out benchmarks/reports/seeds.md]
+    .venv/bin/python benchmarks/seeds.py --seeds 1 2 1234 --commit abc1234 --out benchmarks/reports/seeds_before.md
 
 ``--with-metrics SEED=PATH`` adds a metrics.json kept from an earlier `make repro` of the same
 commit at that seed. ``--commit`` runs another commit's pipeline (each clone checks it out), so a change is measured
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from roots import cpu_model
+from roots import REPORTS, cpu_model
 from tables import read_metrics
 
 from audiovae.atomic import write_text
@@ -99,7 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
     parser.add_argument("--with-workspace", action="store_true")
-    parser.add_argument("--out", default="reports/seeds.md")
+    parser.add_argument("--out", default=str(REPORTS / "seeds.md"))
     parser.add_argument("--with-metrics", action="append", default=[], metavar="SEED=PATH",
                         help="a kept metrics.json of the same commit at SEED")
     parser.add_argument("--with-table", action="append", default=[], metavar="PATH",

@@ -8,8 +8,8 @@ outside it with a probability that depends only on the seed counts (about one in
 seeds a side), so the count of keys outside is read against the count expected when nothing
 changed. Both tables come from `seeds.py` on one machine (its CSV when kept, else the markdown):
 
-    .venv/bin/python benchmarks/seeds_compare.py reports/seeds_fp32_cpu_before.md reports/seeds_fp32_cpu.md \\
-        --out reports/seeds_fp32_cpu_compare.md
+    .venv/bin/python benchmarks/seeds_compare.py benchmarks/reports/seeds_fp32_cpu_before.md benchmarks/reports/seeds_fp32_cpu.md \\
+        --out benchmarks/reports/seeds_fp32_cpu_compare.md
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ project's trained model is scored at each margin without retraining:
 Run after `make repro`. The scores are `audiovae.evaluation.validation`'s on its fixed validation
 subset (never the test split): the outer model alone and the full path (PESQ-NB, STOI, DNSMOS and
 the clean judge for speech, MR-STFT for music), and generations at the sampler's default spread.
-Writes reports/silence_margin.md with the commit and the machine.
+Writes benchmarks/reports/silence_margin.md with the commit and the machine.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from roots import provenance
+from roots import REPORTS, provenance
 
 from audiovae.atomic import write_text
 from audiovae.config.params import load_params
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--margins", type=float, nargs="+", default=[0, 1, 3, 5, 8])
     parser.add_argument("--clips", type=int, default=120)
     parser.add_argument("--generated", type=int, default=10, help="generations per label (default: %(default)s)")
-    parser.add_argument("--out", default="reports/silence_margin.md")
+    parser.add_argument("--out", default=str(REPORTS / "silence_margin.md"))
     args = parser.parse_args()
     root = Path.cwd()
     params = load_params(root / "params.yaml")

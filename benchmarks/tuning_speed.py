@@ -2,7 +2,7 @@
 
 Run after `make repro` (needs data/features and data/encodings), nothing else running. Studies go
 to a temp storage; params.yaml is not modified and nothing is logged to MLflow. Writes
-``reports/tuning_speed.md`` (commit and machine named):
+``benchmarks/reports/tuning_speed.md`` (commit and machine named):
 
     .venv/bin/python benchmarks/tuning_speed.py [--trials 6]
 """
@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from roots import provenance
+from roots import REPORTS, provenance
 
 from audiovae.atomic import write_text
 from audiovae.config.params import load_params, with_values
@@ -46,7 +46,7 @@ def main() -> None:
              "(full trials), tracking off, each trial scored by its study's objectives.", "",
              "| study | trials | epochs a trial | minutes | trials per minute | epochs per minute |", "|---|---|---|---|---|---|",
              *rows, "", f"An inner trial is {rates['inner'] / rates['outer']:.1f} × as many per minute as an outer one."]
-    write_text(root / "reports" / "tuning_speed.md", "\n".join(lines) + "\n")
+    write_text(REPORTS / "tuning_speed.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

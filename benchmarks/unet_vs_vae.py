@@ -16,7 +16,7 @@ PESQ / STOI that is left.
     .venv/bin/python benchmarks/unet_vs_vae.py [--unet-epochs 5] [--vae-epochs 60] [--every 5] [--clips 64]
 
 Run after ``dvc repro`` (it reads data/features, data/filtered, data/encodings and
-data/models/outer; writes only to a temp folder and ``reports/unet_vs_vae.md``).
+data/models/outer; writes only to a temp folder and ``benchmarks/reports/unet_vs_vae.md``).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from roots import linked_root, provenance
+from roots import REPORTS, linked_root, provenance
 
 from audiovae.atomic import write_text
 from audiovae.config.params import load_params, with_values
@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=5, help="score every N epochs (and epoch 1)")
     parser.add_argument("--clips", type=int, default=64, help="test recordings scored each epoch")
     parser.add_argument("--data", default=str(REPO), help="project whose dvc repro outputs to read (default: this one)")
-    parser.add_argument("--out", default=str(REPO / "reports" / "unet_vs_vae.md"))
+    parser.add_argument("--out", default=str(REPORTS / "unet_vs_vae.md"))
     args = parser.parse_args()
     global SCORER, EVERY
     EVERY = args.every

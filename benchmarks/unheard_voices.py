@@ -10,7 +10,7 @@ raw recordings, the outer model's reconstructions and the CLI's output; PESQ-NB 
 the CLI's output with the raw recording.
 
     apt-get install espeak-ng        # Debian's package
-    .venv/bin/python benchmarks/unheard_voices.py [--root .] [--model model.avae] [--out reports/unheard_voices.md]
+    .venv/bin/python benchmarks/unheard_voices.py [--root .] [--model model.avae] [--out benchmarks/reports/unheard_voices.md]
 
 Needs a trained project (`make repro`), for the classifier's training audio.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from judge import as_clips, clean_judge
-from roots import provenance
+from roots import REPORTS, provenance
 
 from audiovae import cli
 from audiovae.atomic import write_text
@@ -55,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=".")
     parser.add_argument("--model", help="a bundle or registry URI (default: the project's model)")
-    parser.add_argument("--out", default="reports/unheard_voices.md")
+    parser.add_argument("--out", default=str(REPORTS / "unheard_voices.md"))
     args = parser.parse_args()
     root = Path(args.root).resolve()
     params = load_params(root / "params.yaml")

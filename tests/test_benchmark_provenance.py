@@ -25,7 +25,7 @@ def repo(tmp_path: Path) -> Path:
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
 
     git("init", "-q")
-    for rel in ("README.md", "params.yaml", "docs/results.md", "reports/table.md", "src/audiovae/x.py"):
+    for rel in ("README.md", "params.yaml", "docs/results.md", "benchmarks/reports/table.md", "src/audiovae/x.py"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("one\n")
     git("add", "-A")
@@ -33,7 +33,7 @@ def repo(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("rel", ["README.md", "docs/results.md", "reports/table.md"])
+@pytest.mark.parametrize("rel", ["README.md", "docs/results.md", "benchmarks/reports/table.md"])
 def test_documentation_and_reports_do_not_mark_a_run_uncommitted(repo: Path, rel: str):
     (repo / rel).write_text("two\n")
     assert "uncommitted" not in load_roots().provenance(repo)
