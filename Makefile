@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # runner (PyPI's Linux wheel pulls gigabytes of CUDA libraries), .../whl/cu128 on a GPU runner.
 TORCH_INDEX ?=
 
-.PHONY: setup setup-dev repro test lint docs docs-build ui dag prefect-setup clean-venv
+.PHONY: setup setup-dev repro test test-fast coverage figures lint docs docs-build ui dag prefect-setup clean-venv
 
 ## setup: create .venv and install the pinned runtime dependencies (idempotent)
 setup: $(STAMP)
@@ -36,6 +36,21 @@ repro: setup
 PYTEST_WORKERS ?= 2
 test: setup-dev
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+
+## test-fast: the unit tests alone (no `slow` or `heavy` test: no server, no `dvc repro`, no tiny
+## pipeline), for the edit-run loop; `make test` still runs everything
+test-fast: setup-dev
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal -m "not slow and not heavy" $(PYTEST_ARGS)
+
+## coverage: `make test` measuring line coverage of src/ and pipeline/ (the stages that tests run
+## as `dvc` subprocesses are not counted: only what the test processes execute)
+coverage: setup-dev
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal --cov=audiovae --cov=pipeline --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+## figures: rewrite every table the README and docs/ include from the file that wrote it
+## (benchmarks/figures.py; after a benchmark or `make repro`; tests/test_figures.py checks them)
+figures: setup
+	$(BIN)/python benchmarks/figures.py
 
 ## lint: ruff (rules in pyproject.toml: pyflakes, imports sorted and placed, aliases, bare excepts)
 ## and the type checker mypy on src/ and pipeline/ (pyproject's [tool.mypy])

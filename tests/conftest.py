@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -29,11 +30,19 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+# a test that asks for one of these (directly or through another fixture) trains a tiny pipeline,
+# runs `dvc`, or starts a server: `slow`, left out of `make test-fast`
+SLOW_FIXTURES = {"trained", "dvc_project", "dvc_reproduced", "dvc_copy", "postgres", "prefect_home", "mlflow_server"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """The heavy tests (a whole tiny pipeline in subprocesses, minutes each) spread evenly over the
+    """Marks ``slow`` the tests that use a ``SLOW_FIXTURES`` fixture. The heavy tests (a whole tiny pipeline in subprocesses, minutes each) spread evenly over the
     collection, the first at its start: `make test`'s work-stealing scheduler gives each of its two
     workers one half, so each starts on a heavy test and the short ones fill in behind, instead of
     one heavy test running alone at the end."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
     heavy = [item for item in items if item.get_closest_marker("heavy")]
     spread = [item for item in items if not item.get_closest_marker("heavy")]
     for k, item in enumerate(heavy):
@@ -113,6 +122,7 @@ def tiny_params() -> dict:
     p["evaluate"]["classifier"]["pca_components"] = 8
     p["evaluate"]["clean_classifier"]["pca_components"] = 8
     p["evaluate"]["quality"]["dnsmos_clips"] = 3  # ~0.6 s a clip: the measure is tested, not its precision
+    p["features"]["griffin_lim"]["iterations"] = 8  # a quarter of the default: what evaluate spends most on
     return p
 
 
@@ -240,23 +250,78 @@ def sh(cmd, cwd, env):
 
 @pytest.fixture
 def dvc_project(tmp_path, tiny_fsdd_zip):
+    """A tiny DVC project (git, dvc init, tracking on a SQLite store in it) that has run nothing."""
+    return new_dvc_project(tmp_path / "repo", tiny_fsdd_zip)
+
+
+def project_env(root: Path, mirror: Path) -> dict:
+    """The environment a user's shell gives `dvc` in a project: its root, the data mirror, this venv."""
+    env = {**os.environ, "AUDIOVAE_DATA_MIRROR": str(mirror), "AUDIOVAE_ROOT": str(root),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def new_dvc_project(root: Path, tiny_fsdd_zip: Path) -> tuple[Path, dict]:
     if not DVC.exists():
         pytest.skip("dvc is not installed next to this Python (run `make test`)")
-    root = tmp_path / "repo"
-    root.mkdir()
+    root.mkdir(parents=True)
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = tiny_params()
     params["tracking"]["enabled"] = True  # the stages log to a SQLite store in the temp repo
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "AUDIOVAE_DATA_MIRROR": str(tiny_fsdd_zip.parent), "AUDIOVAE_ROOT": str(root),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    env.pop("MLFLOW_TRACKING_URI", None)
+    env = project_env(root, tiny_fsdd_zip.parent)
     sh(["git", "init", "-q"], root, env)
     sh([str(DVC), "init", "-q"], root, env)
     sh([str(DVC), "config", "core.analytics", "false"], root, env)
     return root, env
+
+
+# a preset the tests apply with `dvc exp run -S preset=...`: it changes the inner VAE and evaluation only
+TINY_PRESET = {"tiny_wider_inner": {"inner": {"latent_channels": 3}, "evaluate": {"probe_dims": 1}}}
+
+
+@pytest.fixture(scope="session")
+def dvc_reproduced(tmp_path_factory, tiny_fsdd_zip):
+    """A tiny DVC project after one whole `dvc repro` (every stage, logged to its SQLite store), built
+    once for the whole run: by the first of `make test`'s workers to ask, while the other waits on a
+    file lock and then reads it. Returns (root, env, the repro's output). Tests take a copy
+    (``dvc_copy``): none writes here."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the folder every worker's temp folder is in
+    root, done = shared / "dvc-reproduced" / "repo", shared / "dvc-reproduced" / "built.json"
+    with FileLock(str(shared / "dvc-reproduced.lock")):
+        if not done.exists():
+            if root.parent.exists():
+                shutil.rmtree(root.parent)  # a build that died half-way
+            root, env = new_dvc_project(root, tiny_fsdd_zip)
+            params = yaml.safe_load((root / "params.yaml").read_text())
+            params["presets"].update(TINY_PRESET)
+            (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+            sh(["git", "add", "-A"], root, env)
+            sh(["git", "commit", "-qm", "project"], root, env)
+            output = sh([str(DVC), "repro"], root, env)
+            sh(["git", "add", "-A"], root, env)  # the base a user's experiments start from
+            sh(["git", "commit", "-qm", "base run"], root, env)
+            # the builder's mirror: the same archive for every copy (another worker's differs in its zip dates)
+            done.write_text(json.dumps({"output": output, "mirror": str(tiny_fsdd_zip.parent)}))
+    built = json.loads(done.read_text())
+    return root, project_env(root, Path(built["mirror"])), built["output"]
+
+
+@pytest.fixture
+def dvc_copy(dvc_reproduced, tmp_path):
+    """This test's own copy of ``dvc_reproduced`` (git, DVC cache, MLflow store and all): a test that
+    asserts on what a change re-runs starts from a pipeline that ran, without running it again."""
+    built, env, _ = dvc_reproduced
+    root = tmp_path / "repo"
+    shutil.copytree(built, root, symlinks=True)
+    return root, {**env, "AUDIOVAE_ROOT": str(root)}
 
 
 

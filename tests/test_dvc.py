@@ -20,38 +20,53 @@ from conftest import (
 )
 
 
-@pytest.mark.heavy
-def test_repro_caching_preset_exp_run_and_the_compare_view(dvc_project, tmp_path):
-    """One tiny DVC project, as a user works with it (one test: each full `dvc repro` costs minutes):
-    a first repro runs every stage, a second nothing; an evaluation setting re-runs only evaluate;
-    `dvc exp run -S preset=NAME` re-runs exactly the stages whose effective values the preset
-    changes, and dvc.lock / `dvc params diff` show those values; every repro that ran something is
-    one MLflow parent run; two of them compare side by side in the MLflow UI."""
-    root, env = dvc_project
+def ran(output: str, stages) -> list[str]:
+    return [s for s in stages if f"Running stage '{s}'" in output]
+
+
+def pipeline_stages(root) -> tuple[str, ...]:
     stages = tuple(yaml.safe_load((root / "dvc.yaml").read_text())["stages"])  # in pipeline order
     assert stages[0] == "params" and stages[-1] == "export"
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["presets"]["tiny_wider_inner"] = {"inner": {"latent_channels": 3}, "evaluate": {"probe_dims": 1}}
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    first = sh([str(DVC), "repro"], root, env)
-    for stage in stages:
-        assert f"Running stage '{stage}'" in first
+    return stages
+
+
+def test_a_first_repro_runs_every_stage_and_a_second_runs_nothing(dvc_reproduced, dvc_copy):
+    """One tiny DVC project, as a user works with it: a first `dvc repro` runs every stage (the shared
+    project's build), a second in the same workspace runs nothing and `dvc status` is up to date."""
+    _, _, first = dvc_reproduced
+    root, env = dvc_copy
+    stages = pipeline_stages(root)
+    assert ran(first, stages) == list(stages)
     assert (root / "reports" / "metrics.json").exists()
     second = sh([str(DVC), "repro"], root, env)
     assert "Running stage" not in second
     assert "up to date" in sh([str(DVC), "status"], root, env)
+
+
+def test_an_evaluation_setting_re_runs_only_evaluate(dvc_copy):
+    root, env = dvc_copy
+    stages = pipeline_stages(root)
+    params = yaml.safe_load((root / "params.yaml").read_text())
     params["evaluate"]["perturb_db"] = 6
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     third = sh([str(DVC), "repro"], root, env)
     # the bundle does not hold evaluation settings: no new registry version for a perturb_db change
-    assert [s for s in stages if f"Running stage '{s}'" in third] == ["params", "evaluate"]
+    assert ran(third, stages) == ["params", "evaluate"]
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    assert len(client.search_model_versions("name='audiovae'")) == 1
 
-    sh(["git", "add", "-A"], root, env)
-    sh(["git", "commit", "-qm", "base run"], root, env)
+
+@pytest.mark.heavy
+def test_a_preset_exp_run_re_runs_what_it_changes_and_runs_compare_side_by_side(dvc_copy, tmp_path):
+    """`dvc exp run -S preset=NAME` re-runs exactly the stages whose effective values the preset
+    changes, and dvc.lock / `dvc params diff` show those values; every repro that ran something is
+    one MLflow parent run, each stage a child under it; the two compare side by side in the MLflow UI."""
+    root, env = dvc_copy
+    stages = pipeline_stages(root)
     out = sh([str(DVC), "exp", "run", "-S", "preset=tiny_wider_inner"], root, env)
     # the prior trains on the new inner VAE's latents; export bundles both
-    assert [s for s in stages if f"Running stage '{s}'" in out] == ["params", "train_inner", "train_prior", "evaluate",
-                                                                    "export"]
+    assert ran(out, stages) == ["params", "train_inner", "train_prior", "evaluate", "export"]
     lock = yaml.safe_load((root / "dvc.lock").read_text())
     assert lock["stages"]["train_inner"]["params"]["reports/params/train_inner.yaml"]["inner"]["latent_channels"] == 3
     diff = sh([str(DVC), "params", "diff"], root, env)
@@ -65,16 +80,17 @@ def test_repro_caching_preset_exp_run_and_the_compare_view(dvc_project, tmp_path
     experiment = client.get_experiment_by_name("audiovae")
     runs = client.search_runs([experiment.experiment_id], max_results=100)
     parents = [r for r in runs if r.data.tags.get("kind") == "pipeline"]
-    assert len(parents) == 3  # the second repro ran nothing, so it opened no run
+    assert len(parents) == 2  # the build's repro and this experiment
     children = {p.info.run_id: sorted(r.data.tags["stage"] for r in runs
                                       if r.data.tags.get("mlflow.parentRunId") == p.info.run_id) for p in parents}
-    assert sorted(children.values()) == sorted([["evaluate", "params"], sorted(stages),
+    assert sorted(children.values()) == sorted([sorted(stages),
                                                 ["evaluate", "export", "params", "train_inner", "train_prior"]])
     for run in runs:  # the params stage of the first repro runs before there is any data
         assert run.data.tags["git_commit"]
         assert run.data.tags["dataset_manifest"] != "none" or run.data.tags.get("stage") == "params"
     evaluate_runs = [r for r in runs if r.data.tags.get("stage") == "evaluate"]
     assert all("classifier.recon_accuracy" in r.data.metrics for r in evaluate_runs)
+    params = yaml.safe_load((root / "params.yaml").read_text())
     outer_run = next(r for r in runs if r.data.tags.get("stage") == "train_outer")
     assert len(client.get_metric_history(outer_run.info.run_id, "val_loss")) == params["outer"]["train"]["epochs"]
     for name, count in (("audiovae-outer", 1), ("audiovae-inner", 2), ("audiovae", 2)):
@@ -140,11 +156,11 @@ def compare_in_mlflow_ui(root, parents, tmp_path):
         stop_process(ui)
 
 
-def test_run_cache_restores_every_report_the_stage_owns(dvc_project):
+def test_run_cache_restores_every_report_the_stage_owns(dvc_copy):
     """Parameters A, then B, then A again: the third run comes from DVC's run-cache, and every
     report the filter stage owns is the first run's, byte for byte (undeclared reports used to keep
     the second run's content)."""
-    root, env = dvc_project
+    root, env = dvc_copy
     params = yaml.safe_load((root / "params.yaml").read_text())
     reports = root / "reports" / "filter"
 

@@ -123,6 +123,7 @@ def test_champion_loads_from_a_real_registry_and_aliases_follow_the_registering_
                     + ["--out", str(tmp_path / "x")]) == 2
 
 
+@pytest.mark.slow  # a subprocess or a server
 def test_a_registry_model_outside_a_project_without_a_store_is_one_clear_error(tmp_path):
     """``audiovae --model models:/…`` typed in an empty folder with no ``MLFLOW_TRACKING_URI``: there
     is no store to ask, and the CLI says so in one line and exits 2 (it once ended in a traceback)."""

@@ -49,9 +49,11 @@ def test_repro_until_names_the_stages_it_knows(prefect_home, tmp_path):
     assert refused.value.code == 2
 
 
-def test_a_worker_joining_by_hand_refuses_a_bad_plan_in_one_line(tmp_path):
+@pytest.mark.slow  # one real `python -m pipeline.flows` process
+def test_a_worker_joining_by_hand_refuses_a_bad_plan_in_one_line(tmp_path, capsys):
     """``python -m pipeline.flows tune-worker PLAN`` typed with a wrong file, a file that is no plan,
-    or a share the plan does not have: one line that says which, exit 2, no traceback."""
+    or a share the plan does not have: one line that says which, exit 2, no traceback. Every case
+    through the command's own ``main``; one of them as the shell runs it, a process of its own."""
     import json
     import subprocess
     import sys
@@ -59,6 +61,7 @@ def test_a_worker_joining_by_hand_refuses_a_bad_plan_in_one_line(tmp_path):
     from conftest import REPO, base_params, typed
 
     from audiovae.training.tuning.plan import TunePlan
+    from pipeline import flows
 
     not_a_plan = tmp_path / "other.json"
     not_a_plan.write_text(json.dumps({"target": "inner"}))
@@ -74,8 +77,13 @@ def test_a_worker_joining_by_hand_refuses_a_bad_plan_in_one_line(tmp_path):
              ([str(broken)], "is not JSON"), ([str(plan), "--index", "2"], "--index 2: the plan has shares 0 to 1"),
              (["--index", "5", str(plan)], "--index 5: the plan has shares 0 to 1")]
     for args, message in cases:
-        done = subprocess.run([sys.executable, "-m", "pipeline.flows", "tune-worker", *args], cwd=REPO,
-                              capture_output=True, text=True, timeout=120)
-        lines = done.stderr.strip().splitlines()
-        assert done.returncode == 2 and lines[-1].startswith("tune-worker: refused: ") and message in lines[-1], done.stderr
-        assert "Traceback" not in done.stderr
+        with pytest.raises(SystemExit) as refused:  # anything but this exit escapes and fails the test
+            flows.main(["tune-worker", *args])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert refused.value.code == 2 and lines[-1].startswith("tune-worker: refused: ") and message in lines[-1], lines
+    args, message = cases[-1]
+    done = subprocess.run([sys.executable, "-m", "pipeline.flows", "tune-worker", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and lines[-1].startswith("tune-worker: refused: ") and message in lines[-1], done.stderr
+    assert "Traceback" not in done.stderr

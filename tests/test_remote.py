@@ -13,6 +13,8 @@ from conftest import REPO, free_port
 
 from audiovae.tracking import remote
 
+pytestmark = pytest.mark.slow  # real git and dvc processes
+
 DVC = Path(sys.executable).with_name("dvc")
 
 

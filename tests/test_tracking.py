@@ -67,6 +67,7 @@ def test_tiny_pipeline_logs_to_a_real_server(project, mlflow_server, monkeypatch
     assert client.get_run(parent).data.metrics["quality.full_pesq_nb"] == 2.5
 
 
+@pytest.mark.slow  # a subprocess or a server
 def test_unreachable_server_fails_before_any_training(project, monkeypatch):
     root, params = project
     params["tracking"]["enabled"] = True

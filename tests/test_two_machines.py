@@ -135,6 +135,13 @@ def test_two_machines_share_a_study_a_model_and_the_data_through_servers_only(tm
     servers.mkdir()
     try:
         # ------------------------------------------------------------------ the shared servers
+        prefect_port = free_port()  # Prefect's server takes longest to come up: started first, awaited last
+        api = f"http://127.0.0.1:{prefect_port}/api"
+        prefect_env = {**os.environ, "PREFECT_HOME": str(servers / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                       "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{servers / 'prefect.db'}"}
+        server, server_log = started(procs, logs, "prefect-server",
+                                     [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", prefect_port],
+                                     servers, prefect_env, servers)
         s3_port = free_port()
         endpoint = f"http://127.0.0.1:{s3_port}"
         moto, moto_log = started(procs, logs, "s3", [MOTO, "-H", "127.0.0.1", "-p", s3_port], servers,
@@ -149,13 +156,6 @@ def test_two_machines_share_a_study_a_model_and_the_data_through_servers_only(tm
         procs.append(start_mlflow_server(postgres("twomachines_mlflow"), servers, mlflow_port,
                                          artifacts=f"s3://{BUCKET}/mlflow", env=server_env))
         tracking = f"http://127.0.0.1:{mlflow_port}"
-        prefect_port = free_port()
-        api = f"http://127.0.0.1:{prefect_port}/api"
-        prefect_env = {**os.environ, "PREFECT_HOME": str(servers / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                       "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{servers / 'prefect.db'}"}
-        server, server_log = started(procs, logs, "prefect-server",
-                                     [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", prefect_port],
-                                     servers, prefect_env, servers)
         wait_http(f"{api}/health", server, server_log)
 
         # what every machine knows: the servers' addresses, never a path of another machine
