@@ -28,6 +28,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two workers on the machine's cores: one thread each (their stages and servers
     # inherit it), or two workers' torch pools would fight over the same two cores
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # numba (librosa's pYIN) compiles a function on its first call and caches it beside the package:
+    # in a fresh venv two workers compiling into that one cache at once crashed a worker (SIGSEGV in
+    # pyin's gufunc, a clean clone's CI run). Each worker keeps its own cache.
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"audiovae-numba-{os.environ['PYTEST_XDIST_WORKER']}"))
 
 
 # a test that asks for one of these (directly or through another fixture) trains a tiny pipeline,
