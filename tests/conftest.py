@@ -60,6 +60,17 @@ def pytest_sessionfinish(session, exitstatus):
     logging.raiseExceptions = False
 
 
+def benchmark_module(name: str):
+    """A script of benchmarks/ loaded as a module (the folder is scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def require_fsdd() -> Path:
     if not FSDD_ZIP.exists():
         pytest.skip(f"needs the FSDD mirror at {FSDD_ZIP} (see ../shared/datasets/README.md)")

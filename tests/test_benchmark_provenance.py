@@ -2,21 +2,15 @@
 documentation edited beside a running benchmark must not mark its table, code and parameters must."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import benchmark_module
 
 
 def load_roots():
-    spec = importlib.util.spec_from_file_location("bench_roots", REPO / "benchmarks" / "roots.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("roots")
 
 
 @pytest.fixture()

@@ -2,23 +2,17 @@
 pipeline declares: a benchmark writes to benchmarks/reports/, a page includes it (benchmarks/figures.py)."""
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO, benchmark_module
 
 
 def load_figures():
-    spec = importlib.util.spec_from_file_location("bench_figures", REPO / "benchmarks" / "figures.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("figures")
 
 
 def test_every_block_in_the_readme_and_docs_equals_the_file_it_comes_from():
