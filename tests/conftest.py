@@ -36,12 +36,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 # a test that asks for one of these (directly or through another fixture) trains a tiny pipeline,
 # runs `dvc`, or starts a server: `slow`, left out of `make test-fast`
-SLOW_FIXTURES = {"trained", "dvc_project", "dvc_reproduced", "dvc_copy", "postgres", "prefect_home", "mlflow_server"}
+SLOW_FIXTURES = {"trained", "dvc_reproduced", "dvc_copy", "postgres", "prefect_home", "mlflow_server"}
 
 
 def pytest_collection_modifyitems(config, items):
-    """Marks ``slow`` the tests that use a ``SLOW_FIXTURES`` fixture. The heavy tests (a whole tiny pipeline in subprocesses, minutes each) spread evenly over the
-    collection, the first at its start: `make test`'s work-stealing scheduler gives each of its two
+    """Marks ``slow`` every test that uses a ``SLOW_FIXTURES`` fixture. Spreads the heavy tests (a
+    whole tiny pipeline in subprocesses, minutes each) evenly over the collection, the first at its start: `make test`'s work-stealing scheduler gives each of its two
     workers one half, so each starts on a heavy test and the short ones fill in behind, instead of
     one heavy test running alone at the end."""
     for item in items:
@@ -263,12 +263,6 @@ def sh(cmd, cwd, env):
     return result.stdout + result.stderr
 
 
-@pytest.fixture
-def dvc_project(tmp_path, tiny_fsdd_zip):
-    """A tiny DVC project (git, dvc init, tracking on a SQLite store in it) that has run nothing."""
-    return new_dvc_project(tmp_path / "repo", tiny_fsdd_zip)
-
-
 def project_env(root: Path, mirror: Path) -> dict:
     """The environment a user's shell gives `dvc` in a project: its root, the data mirror, this venv."""
     env = {**os.environ, "AUDIOVAE_DATA_MIRROR": str(mirror), "AUDIOVAE_ROOT": str(root),
@@ -279,6 +273,7 @@ def project_env(root: Path, mirror: Path) -> dict:
 
 
 def new_dvc_project(root: Path, tiny_fsdd_zip: Path) -> tuple[Path, dict]:
+    """A tiny DVC project at ``root`` (git, dvc init, tracking on a SQLite store in it) that has run nothing."""
     if not DVC.exists():
         pytest.skip("dvc is not installed next to this Python (run `make test`)")
     root.mkdir(parents=True)
