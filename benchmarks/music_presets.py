@@ -7,7 +7,11 @@ stage's seconds measured, then the music rows of the evaluate stage's ``reports/
 preset side by side:
 
     .venv/bin/python benchmarks/music_presets.py [--presets drums instruments]
+    .venv/bin/python benchmarks/music_presets.py --presets keyboard --set inner.note_inputs=off --name keyboard-no-notes
     .venv/bin/python benchmarks/music_presets.py --redraw     # the markdown again from the CSV
+
+``--set KEY=VALUE`` (as ``dvc exp run -S``) changes the preset's values and ``--name`` names the
+column (default: the preset's name); ``--set seed=N`` runs it at another seed.
 
 The archives come from the data mirror as the download stage finds them (``../shared/datasets`` or
 ``$AUDIOVAE_DATA_MIRROR``). Writes benchmarks/reports/music_presets.md and .csv; each column names the commit
@@ -46,12 +50,16 @@ KEYS = ["classifier.clean_real_balanced_accuracy", "classifier.clean_real_balanc
         "generation.audio_coverage_real_train", "quality.ceiling_mrstft", "quality.outer_mrstft",
         "quality.full_mrstft", "outer_to_ceiling", "pitch.pitched_clips", "pitch.clips", "pitch.ceiling_tracked",
         "pitch.outer_tracked", "pitch.full_tracked", "pitch.outer_cents_median", "pitch.full_cents_median",
-        "pitch.outer_within_50_cents", "pitch.full_within_50_cents", "outer.params", "inner.params"]
+        "pitch.outer_within_50_cents", "pitch.full_within_50_cents",
+        # a preset of rendered notes (keyboard): each note against the pitch it was rendered at or asked for
+        *[f"notes.{row}_within_{c}_cents" for row in ("real", "ceiling", "outer", "full", "generated") for c in (50, 100)],
+        "notes.generated_pitch_entropy", "outer.params", "inner.params"]
 
 
-def run_one(raw: dict, preset: str, project: Path) -> dict:
-    """Every stage of ``preset`` in a fresh root beside nothing; returns its seconds and measures."""
-    params = with_values(resolve({**raw, "preset": preset}), {"tracking.enabled": False})
+def run_one(raw: dict, preset: str, project: Path, values: dict | None = None, name: str | None = None) -> dict:
+    """Every stage of ``preset`` (with ``values`` set over it) in a fresh root beside nothing;
+    returns its seconds and measures under ``name`` (default: the preset's)."""
+    params = with_values(resolve({**raw, "preset": preset}), {"tracking.enabled": False, **(values or {})})
     measured_at = provenance(project)  # before the run: a commit made while it trains is not what ran
     # the root's parent is where the download stage looks for ../shared/datasets: keep the project's
     with tempfile.TemporaryDirectory(prefix="audiovae-music-", dir=project.parent) as tmp:
@@ -72,7 +80,7 @@ def run_one(raw: dict, preset: str, project: Path) -> dict:
     flat["generated_to_real"] = generated / real if real and generated is not None else None
     flat["outer_to_ceiling"] = outer / ceiling if ceiling and outer is not None else None
     counts = {"files.fetched": fetched, **{f"files.{split}": int((kept["split"] == split).sum()) for split in ("train", "val", "test")}}
-    return {"preset": preset, "measured_at": measured_at, **seconds, **counts,
+    return {"preset": name or preset, "measured_at": measured_at, **seconds, **counts,
             **{key: flat.get(key) for key in KEYS}}
 
 
@@ -94,8 +102,17 @@ def main() -> None:
     raw = yaml.safe_load((project / "params.yaml").read_text())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["drums", "instruments"])
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="values over the preset's, as dvc exp run -S (e.g. inner.note_inputs=off)")
+    parser.add_argument("--name", help="the column's name (default: the preset's; one preset only)")
     parser.add_argument("--redraw", action="store_true", help="rewrite the markdown from the CSV, run nothing")
     args = parser.parse_args()
+    if args.name and len(args.presets) != 1:
+        parser.error("--name names one preset's column: give one preset")
+    try:
+        values = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    except ValueError:
+        parser.error(f"--set takes KEY=VALUE, not {args.set}")
     unknown = sorted(set(args.presets) - set(raw["presets"]))
     if unknown:
         parser.error(f"unknown preset(s) {', '.join(unknown)}; params.yaml has {', '.join(raw['presets'])}")
@@ -104,10 +121,11 @@ def main() -> None:
         write_markdown(pd.read_csv(csv_path), md_path)
         print(md_path.read_text())
         return
-    rows = [r for r in pd.read_csv(csv_path).to_dict("records") if r["preset"] not in args.presets] if csv_path.exists() else []
-    for preset in args.presets:
-        logging.info("benchmark: %s", preset)
-        rows.append(run_one(raw, preset, project))
+    names = [args.name] if args.name else args.presets
+    rows = [r for r in pd.read_csv(csv_path).to_dict("records") if r["preset"] not in names] if csv_path.exists() else []
+    for preset, name in zip(args.presets, names):
+        logging.info("benchmark: %s", name)
+        rows.append(run_one(raw, preset, project, values, name))
         table = pd.DataFrame(rows)
         with atomic_path(csv_path) as tmp:  # written after each preset: an interrupted run keeps the ones done
             table.to_csv(tmp, index=False, float_format="%.4g")

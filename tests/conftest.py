@@ -36,7 +36,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 # a test that asks for one of these (directly or through another fixture) trains a tiny pipeline,
 # runs `dvc`, or starts a server: `slow`, left out of `make test-fast`
-SLOW_FIXTURES = {"trained", "dvc_reproduced", "dvc_copy", "postgres", "prefect_home", "mlflow_server"}
+SLOW_FIXTURES = {"trained", "trained_notes", "dvc_reproduced", "dvc_copy", "postgres", "prefect_home", "mlflow_server"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -40,7 +40,7 @@ def test_unknown_or_no_data_source(tmp_path):
 def test_unknown_split_method(tmp_path):
     params = base_params()
     params["data"]["split"]["method"] = "random"
-    with pytest.raises(ParamsError, match=r"data\.split\.method: .*'official', 'speaker', 'stratified' or 'grouped'"):
+    with pytest.raises(ParamsError, match=r"data\.split\.method: .*'official', 'speaker', 'stratified', 'grouped' or 'instrument'"):
         load_params(write(tmp_path, params))
 
 

@@ -12,9 +12,16 @@ import sys
 from pathlib import Path
 
 from audiovae import layout
+from audiovae.inference.notes import (
+    DEFAULT_VELOCITY,
+    PitchError,
+    note_name,
+    parse_pitch,
+)
 
 EXAMPLES = """examples:
   audiovae generate --label 7 --count 20 --out generated/
+  audiovae generate --label strings --pitch C4 --velocity 100 --out notes/   (a model trained on notes)
   audiovae reconstruct my_voice.wav other.flac --out recon/
   audiovae interpolate a.wav b.wav --steps 8 --out morph/
   audiovae probe --dim 3 --steps 9 --out probes/
@@ -67,8 +74,29 @@ def _spread(args, model) -> float:
 
 def cmd_generate(args) -> list[Path]:
     model = _model(args)
-    specs = model.generate(args.label, args.count, seed=args.seed, spread=_spread(args, model))
-    return _write(model, specs, Path(args.out), [f"{args.label}_{i:03d}" for i in range(args.count)])
+    specs = model.generate(args.label, args.count, seed=args.seed, spread=_spread(args, model),
+                           pitch=args.pitch, velocity=args.velocity)
+    note = f"_{note_name(args.pitch)}" if args.pitch is not None else ""
+    return _write(model, specs, Path(args.out), [f"{args.label}{note}_{i:03d}" for i in range(args.count)])
+
+
+def pitch_argument(text: str) -> int:
+    """``--pitch`` as musicians type it: 60, C4, A#3, Bb3 (argparse shows the message and exits 2)."""
+    try:
+        return parse_pitch(text)
+    except PitchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def velocity_argument(text: str) -> int:
+    """``--velocity``: MIDI's 1-127."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"velocity {text!r} is not a whole number 1-127") from None
+    if not 1 <= value <= 127:
+        raise argparse.ArgumentTypeError(f"velocity {value} is outside MIDI's 1-127")
+    return value
 
 
 def _write_waves(model, waves, out: Path, names: list[str]) -> list[Path]:
@@ -89,7 +117,11 @@ def cmd_reconstruct(args) -> list[Path]:
     from .progress import track
 
     model = _model(args)
-    waves = [model.reconstruct_audio(model.load_audio(Path(p)), args.label)
+    note = None
+    if args.pitch is not None or args.velocity is not None:
+        note = (args.pitch if args.pitch is not None else model.default_pitch() if model.pitch_range else 0,
+                args.velocity if args.velocity is not None else DEFAULT_VELOCITY)
+    waves = [model.reconstruct_audio(model.load_audio(Path(p)), args.label, note)
              for p in track(args.inputs, "reconstruct", unit="file")]
     return _write_waves(model, waves, Path(args.out), [Path(p).stem for p in args.inputs])
 
@@ -230,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=10, help="how many files (default: %(default)s)")
     p.add_argument("--out", required=True, help="output folder; files are LABEL_000.wav ...")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--pitch", type=pitch_argument,
+                   help="a model trained on notes: the key, a MIDI number or a name (60, C4, A#3, Bb3; "
+                        "default: middle C)")
+    p.add_argument("--velocity", type=velocity_argument,
+                   help="a model trained on notes: how hard the key is struck, 1-127 (default: 100)")
     p.add_argument("--spread", type=float,
                    help="how far from the typical sound: with a learned prior its temperature (1: the density "
                         "as fitted), else the spread around a training latent in units of the label's std "
@@ -241,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="audio files")
     p.add_argument("--out", required=True, help="output folder; files are <stem>.wav")
     p.add_argument("--label", help="the inputs' label (needed only by a label-conditioned model)")
+    p.add_argument("--pitch", type=pitch_argument, help="a model trained on notes: the inputs' key (60, C4, Bb3)")
+    p.add_argument("--velocity", type=velocity_argument,
+                   help="a model trained on notes: the inputs' velocity, 1-127 (default: 100)")
 
     p = add("interpolate", cmd_interpolate, "Morph between two sounds through the latent space.",
             "audiovae interpolate one.wav two.wav --steps 8 --out morph/")

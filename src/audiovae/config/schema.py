@@ -45,14 +45,31 @@ class SamplesSource(Source):
     keywords: dict[str, list[str]]
 
 
+class SoundfontSource(Strict):
+    enabled: bool
+    font: str
+    programs: list[int | str] = Field(min_length=1)  # GM programs 0-127, or GM family names (8 programs each)
+    pitch_low: int = Field(ge=0, le=127)
+    pitch_high: int = Field(ge=0, le=127)
+    pitch_step: int = Field(ge=1)
+    velocities: list[Annotated[int, Field(ge=1, le=127)]] = Field(min_length=1)
+    sample_rate: int = Field(gt=0)
+    hold_seconds: float = Field(gt=0)
+    release_seconds: float = Field(ge=0)
+    fade_seconds: float = Field(ge=0)
+    gain: float = Field(gt=0, le=10)
+    label: Literal["family", "instrument"]
+
+
 class Sources(Strict):
     fsdd: Source
     audiomnist: Source
     samples: SamplesSource
+    soundfont: SoundfontSource
 
 
 class Split(Strict):
-    method: Literal["official", "speaker", "stratified", "grouped"]
+    method: Literal["official", "speaker", "stratified", "grouped", "instrument"]
     val_fraction: float = Field(ge=0, lt=1)
     test_fraction: float = Field(ge=0, lt=1)
     official_test_takes: int = Field(ge=0)
@@ -76,6 +93,7 @@ class Filter(Strict):
     min_class_files: int = Field(ge=0)
     small_classes: Literal["keep", "merge", "drop"]
     merge_into: str = Field(min_length=1)
+    normalise: Literal["peak", "none"]
 
 
 class GriffinLim(Strict):
@@ -205,6 +223,7 @@ class Inner(Strict):
     prior: Literal["normal", "mixture", "class_mixture"]
     mixture_components: int = Field(gt=0)
     conditional: bool
+    note_inputs: Literal["auto", "off"]
     class_sampling: Literal["kde", "full", "diagonal", "prior"]
     class_sampling_rank: int = Field(ge=0)
     reconstruction: Literal["mse", "bce"]

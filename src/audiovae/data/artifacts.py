@@ -50,3 +50,22 @@ def load_encodings(root: Path) -> tuple[np.ndarray, dict, pd.DataFrame, dict]:
 
 def standardised(codes: np.ndarray, stats: dict, rows: np.ndarray) -> np.ndarray:
     return ((np.asarray(codes[rows]) - stats["mean"]) / stats["std"]).astype(np.float32)
+
+
+NOTE_COLUMNS = ["pitch", "velocity"]  # a rendered note's MIDI pitch and velocity (data.sources.soundfont)
+
+
+def note_array(index: pd.DataFrame) -> np.ndarray | None:
+    """``(rows, 2)`` MIDI pitch and velocity of every row, or None when the data has no notes. Data
+    with notes on some rows only (a note library mixed with recordings) is refused: a model cannot
+    take a pitch for half its examples."""
+    if not all(column in index for column in NOTE_COLUMNS):
+        return None
+    values = index[NOTE_COLUMNS].to_numpy(dtype=np.float64)
+    missing = np.isnan(values).any(axis=1)
+    if missing.all():
+        return None
+    if missing.any():
+        raise ValueError(f"{int(missing.sum())} of {len(index)} rows have no pitch or velocity: pitch and velocity "
+                         "can be inputs only when every sound is a note (set inner.note_inputs: off)")
+    return values.astype(np.int64)

@@ -95,12 +95,15 @@ def fit_length(signal: np.ndarray, length: int, mode: str) -> np.ndarray:
     return signal
 
 
-def load_mono(path: str | Path, sample_rate: int, silence_peak: float = 1e-4, trim_db: float = 0.0) -> np.ndarray:
-    """Read any audio file as mono at ``sample_rate``, silence trimmed (``trim_db``), peak 1; any length."""
+def load_mono(path: str | Path, sample_rate: int, silence_peak: float = 1e-4, trim_db: float = 0.0,
+              normalise: bool = True) -> np.ndarray:
+    """Read any audio file as mono at ``sample_rate``, silence trimmed (``trim_db``), peak 1 (unless
+    not ``normalise``: a rendered note's level is its velocity); any length."""
     signal, sr = read(path)
     check(signal, silence_peak)
     mono = trim_silence(to_mono(signal), trim_db, sr)  # at the file's own rate: less to resample
-    return peak_normalise(resample(mono, sr, sample_rate))
+    mono = resample(mono, sr, sample_rate)
+    return peak_normalise(mono) if normalise else mono.astype(np.float32)
 
 
 def cut_with_fade(signal: np.ndarray, length: int, fade: int) -> np.ndarray:
@@ -114,10 +117,12 @@ def cut_with_fade(signal: np.ndarray, length: int, fade: int) -> np.ndarray:
 
 
 def load_normalised(path: str | Path, sample_rate: int, length: int, mode: str,
-                    silence_peak: float = 1e-4, trim_db: float = 0.0, cut_fade: int | None = None) -> np.ndarray:
-    """Read any audio file and bring it to the model's input form: mono, rate, trimmed, peak 1, length.
-    ``cut_fade``: a sound longer than ``length`` keeps its start, faded out over that many samples."""
-    mono = load_mono(path, sample_rate, silence_peak, trim_db)
+                    silence_peak: float = 1e-4, trim_db: float = 0.0, cut_fade: int | None = None,
+                    normalise: bool = True) -> np.ndarray:
+    """Read any audio file and bring it to the model's input form: mono, rate, trimmed, peak 1 (unless
+    not ``normalise``), length. ``cut_fade``: a sound longer than ``length`` keeps its start, faded out
+    over that many samples."""
+    mono = load_mono(path, sample_rate, silence_peak, trim_db, normalise)
     if cut_fade is not None and mono.shape[-1] > length:
         return cut_with_fade(mono, length, cut_fade)
     return fit_length(mono, length, mode).astype(np.float32)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -14,8 +15,8 @@ import soundfile as sf
 
 from audiovae import layout
 from audiovae.atomic import sha256_file
-from audiovae.config.schema import SamplesSource, Source
-from audiovae.data import sources
+from audiovae.config.schema import SamplesSource, SoundfontSource, Source
+from audiovae.data import soundfont, sources
 from audiovae.data.fetch import FetchError, locate_archive, verify_archive
 from audiovae.progress import track
 
@@ -23,6 +24,8 @@ log = logging.getLogger("audiovae.download")
 
 METADATA_COLUMNS = ["path", "dataset", "label", "speaker", "take", "sample_rate", "channels",
                     "duration", "split", *sources.AUDIOMNIST_META_COLUMNS]
+# a pitched source's notes carry these too (absent from the table when no such source is enabled)
+NOTE_COLUMNS = ["program", "instrument", "family", "pitch", "velocity"]
 
 
 def _entries(name: str, cfg: Source, names: list[str], from_archive: bool,
@@ -45,12 +48,16 @@ def _entries_from_archive(name: str, cfg: Source, from_archive: bool, archive: P
     return _entries(name, cfg, names, from_archive, skipped), meta_text
 
 
-def fetch_source(name: str, cfg: Source, root: Path, staging: Path, cache_dir: Path,
+def fetch_source(name: str, cfg: Source | SoundfontSource, root: Path, staging: Path, cache_dir: Path,
                  skipped: list[dict] | None = None) -> list[dict]:
     """Bring one source's audio into ``staging/<name>`` and return its metadata rows; files not
     taken from a user's folder or zip go to ``skipped`` with the reason."""
     skipped = [] if skipped is None else skipped
     out_dir = staging / name
+    if isinstance(cfg, SoundfontSource):  # rendered here, not fetched
+        rendered = soundfont.render_notes(cfg, out_dir)
+        return [{**{k: v for k, v in row.items() if k != "relpath"},
+                 "path": f"{layout.RAW.as_posix()}/{name}/{row['relpath']}"} for row in rendered]
     local = getattr(cfg, "path", "")  # only a sample library can come from the user's own folder
     # the include-list selects folders of the Dirt-Samples archive; a user's own library is taken whole
     from_archive = not local
@@ -107,9 +114,13 @@ def describe_audio(rows: list[dict], staging: Path) -> None:
             row.update(sample_rate=math.nan, channels=math.nan, duration=math.nan)
 
 
-def build_manifest(rows: list[dict], staging: Path) -> pd.DataFrame:
+def build_manifest(rows: list[dict], staging: Path, inputs: Sequence[Path] = ()) -> pd.DataFrame:
+    """Size and sha256 of every file, then of each input the files were made from (a SoundFont,
+    under its own path): the data's identity changes when either does."""
     records = []
     for row in track(rows, "checksum", unit="file"):
         local = staging / Path(row["path"]).relative_to(layout.RAW)
         records.append({"path": row["path"], "size": local.stat().st_size, "sha256": sha256_file(local)})
+    for path in inputs:
+        records.append({"path": str(path), "size": path.stat().st_size, "sha256": sha256_file(path)})
     return pd.DataFrame.from_records(records, columns=["path", "size", "sha256"])

@@ -51,12 +51,12 @@ def cut_fade(cfg: Filter) -> int | None:
 
 
 def normalise_into(out: np.ndarray, paths: list[Path], cfg: Filter) -> None:
-    """Fill ``out`` (files x ``target_length``) with each file downmixed, resampled, peak-normalised,
-    trimmed of silence and cut or padded to one length."""
+    """Fill ``out`` (files x ``target_length``) with each file downmixed, resampled, peak-normalised
+    (``filter.normalise: peak``), trimmed of silence and cut or padded to one length."""
     with Progress(len(paths), "normalise audio", unit="file") as bar:
         for i, path in enumerate(paths):
             out[i] = audio.load_normalised(path, cfg.sample_rate, target_length(cfg), cfg.length_mode,
-                                           cfg.silence_peak, cfg.trim_db, cut_fade(cfg))
+                                           cfg.silence_peak, cfg.trim_db, cut_fade(cfg), cfg.normalise == "peak")
             bar.update()
 
 

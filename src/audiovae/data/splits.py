@@ -7,6 +7,9 @@
 - ``grouped``: as ``stratified``, but a group (the ``speaker`` column: a speaker, a sample folder's
   pitch series or kit) stays on one side, so no near-copy of a test sound is trained on; the
   class balance is as close as whole groups allow.
+- ``instrument``: NSynth's split for rendered notes: the test instruments (the ``speaker`` column)
+  are never trained on (grouped, as above); validation is a note-level split of the instruments
+  trained on, for the seen-instrument measures.
 Validation is always carved from what test leaves (``val_fraction`` of it), stratified by label
 where every class allows it.
 """
@@ -117,10 +120,14 @@ def assign_splits(table: pd.DataFrame, cfg: Split, seed: int, notes: list[str] |
             split.loc[test] = "test"
             split.loc[val] = "val"
             continue
+        elif method == "instrument":
+            train, test = _grouped(group.index, labels, group["speaker"].astype(str), test_fraction, seed, notes,
+                                   f"{dataset} test")
         elif method in ("official", "stratified"):
             train, test = _stratified(group.index, labels, test_fraction, seed, notes, f"{dataset} test")
         else:
-            raise ParamsError(f"data.split.method must be official, speaker, stratified or grouped, not {method!r}")
+            raise ParamsError(f"data.split.method must be official, speaker, stratified, grouped or instrument, "
+                              f"not {method!r}")
         # val is a fraction of what test leaves (0.1 and 0.1 give 81/9/10)
         train, val = _stratified(train, labels, val_fraction, seed, notes, f"{dataset} validation")
         split.loc[test] = "test"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ from audiovae.config.schema import (
     UncertaintyCfg,
 )
 from audiovae.data.artifacts import (
+    note_array,
     split_rows,
     standardised,
 )
@@ -136,6 +137,18 @@ class TestOutputs:
     kl_dims: np.ndarray
     gen_latents: np.ndarray     # the latents the generations were decoded from
     spread: float               # and the spread they were sampled at
+    test_notes: np.ndarray | None = None  # a note-conditioned model: the test clips' (pitch, velocity)
+    gen_notes: np.ndarray | None = None   # and the notes the generations were asked for
+    f0: dict[str, np.ndarray] = field(default_factory=dict)  # pYIN tracks of each row, once (it is slow)
+
+    def f0_of(self, row: str, sample_rate: int, cfg: PitchCfg) -> np.ndarray:
+        """pYIN's f0 tracks of one row's audio (real, ceiling, outer, full, generated), computed once
+        for the pitch and notes groups both."""
+        if row not in self.f0:
+            audio = {"real": self.wav_test, "ceiling": self.audio_ceiling, "outer": self.audio_outer,
+                     "full": self.audio_full, "generated": self.audio_gen}[row]
+            self.f0[row] = pitch.f0_tracks(audio, sample_rate, cfg)
+        return self.f0[row]
 
 
 def make_outputs(model: AudioVAE, cfg: Evaluate, specs, index: pd.DataFrame, waves, seed: int,
@@ -144,9 +157,11 @@ def make_outputs(model: AudioVAE, cfg: Evaluate, specs, index: pd.DataFrame, wav
     x_test = np.asarray(specs[test])
     y_test = index["label"].astype(str).to_numpy()[test]
     labels = list(y_test) if model.inner.conditional else None
+    notes = note_array(index) if model.pitch_range is not None else None
+    test_notes = notes[test] if notes is not None else None
     outer = model.reconstruct_outer(x_test)
-    full = model.reconstruct(x_test, labels)
-    latent, logvar = model.posterior(x_test, labels)
+    full = model.reconstruct(x_test, labels, notes=test_notes)
+    latent, logvar = model.posterior(x_test, labels, notes=test_notes)
     test_ids = model.label_ids(list(y_test))
     assert test_ids is not None
     with torch.no_grad():
@@ -156,13 +171,26 @@ def make_outputs(model: AudioVAE, cfg: Evaluate, specs, index: pd.DataFrame, wav
     gen_latents = np.concatenate([model.sample(label, per_class, seed=seed + i, spread=spread)
                                   for i, label in enumerate(model.labels)])
     gen_labels = np.repeat(np.array(model.labels), per_class)
-    gen_specs = model.from_latents(gen_latents, list(gen_labels) if model.inner.conditional else None)
+    gen_notes = None
+    if notes is not None:
+        gen_notes = np.tile(requested_notes(model, notes[split_rows(index, "train"), 1], per_class),
+                            (len(model.labels), 1))
+    gen_specs = model.from_latents(gen_latents, list(gen_labels) if model.inner.conditional else None, notes=gen_notes)
     return TestOutputs(
         stems=[Path(p).stem for p in index["path"].to_numpy()[test]], y_test=y_test, x_test=x_test,
         outer=outer, full=full, wav_test=np.asarray(waves[index["row"].to_numpy()[test]]),
         audio_ceiling=model.to_audio(x_test), audio_outer=model.to_audio(outer), audio_full=model.to_audio(full),
         gen_specs=gen_specs, gen_labels=gen_labels, audio_gen=model.to_audio(gen_specs), latent=latent,
-        kl_dims=kl_dims, gen_latents=gen_latents, spread=spread)
+        kl_dims=kl_dims, gen_latents=gen_latents, spread=spread, test_notes=test_notes, gen_notes=gen_notes)
+
+
+def requested_notes(model: AudioVAE, train_velocities: np.ndarray, count: int) -> np.ndarray:
+    """The notes a label's ``count`` generations are asked for: pitches spread evenly over the trained
+    range (ends included), velocities taking the trained ones in turn; the same for every label."""
+    low, high = model.pitch_range or (0, 0)
+    pitches = np.rint(np.linspace(low, high, count)).astype(np.int64)
+    velocities = np.sort(np.unique(train_velocities))
+    return np.stack([pitches, velocities[np.arange(count) % len(velocities)]], axis=1)
 
 
 def outer_metrics(model: AudioVAE, out: TestOutputs, x_train: np.ndarray, info: dict) -> dict:
@@ -293,13 +321,13 @@ def pitch_metrics(out: TestOutputs, sample_rate: int, cfg: PitchCfg) -> dict:
     tracks (a voiced frame in common with the real clip; a blurred note may have none), the median
     error in cents over those, and the share within 50 cents (a quarter tone: the same note; a clip
     not tracked counts as a miss)."""
-    reference = pitch.f0_tracks(out.wav_test, sample_rate, cfg)
+    reference = out.f0_of("real", sample_rate, cfg)
     pitched = pitch.pitched(reference, cfg.min_voiced)
     metrics: dict[str, float] = {"pitched_clips": int(pitched.sum()), "clips": len(pitched)}
     if not pitched.any():
         return metrics
-    for name, audio in {"ceiling": out.audio_ceiling, "outer": out.audio_outer, "full": out.audio_full}.items():
-        cents = pitch.cents_error(reference[pitched], pitch.f0_tracks(audio[pitched], sample_rate, cfg))
+    for name in ("ceiling", "outer", "full"):
+        cents = pitch.cents_error(reference[pitched], out.f0_of(name, sample_rate, cfg)[pitched])
         metrics[f"{name}_tracked"] = float(np.isfinite(cents).mean())
         metrics[f"{name}_cents_median"] = float(np.nanmedian(cents)) if np.isfinite(cents).any() else float("nan")
         metrics[f"{name}_within_50_cents"] = float(np.mean(cents < 50))  # no voiced frame in common counts as a miss
@@ -341,8 +369,58 @@ def generation_metrics(out: TestOutputs, train_latents: np.ndarray, train_latent
         "ndb": ndb, "ndb_k": ndb_k, "ndb_k_real_test": ndb_k_real}
 
 
+OCTAVES_APART = 24  # semitones between the two keys one generated sound is played at
+
+
+def octave_metrics(model: AudioVAE, out: TestOutputs, clean: CleanClassifier) -> dict:
+    """Timbre kept across the keyboard: each generation's latent played again two octaves apart
+    (``OCTAVES_APART`` semitones, centred in the trained range), both judged by the clean classifier;
+    ``family_kept_two_octaves`` is the share classified as its label at both keys. A model trained
+    on a narrower range has no such pair: empty."""
+    if model.pitch_range is None or out.gen_notes is None:
+        return {}
+    low, high = model.pitch_range
+    if high - low < OCTAVES_APART:
+        return {}
+    bottom = (low + high - OCTAVES_APART) // 2
+    keys = {"low": bottom, "high": bottom + OCTAVES_APART}
+    labels = list(out.gen_labels) if model.inner.conditional else None
+    correct = {}
+    for name, key in keys.items():
+        notes = np.stack([np.full(len(out.gen_latents), key), out.gen_notes[:, 1]], axis=1)
+        audio = model.to_audio(model.from_latents(out.gen_latents, labels, notes=notes))
+        correct[name] = clean.predict(audio) == out.gen_labels.astype(str)
+    return {"octave_low_pitch": keys["low"], "octave_high_pitch": keys["high"],
+            "octave_low_accuracy": float(correct["low"].mean()), "octave_high_accuracy": float(correct["high"].mean()),
+            "family_kept_two_octaves": float((correct["low"] & correct["high"]).mean())}
+
+
 def robustness_metrics(model: AudioVAE, out: TestOutputs, cfg: Evaluate, seed: int) -> dict:
     """How far the output moves when the input moves by up to ±N dB."""
     labels = list(out.y_test) if model.inner.conditional else None
     noisy = perturb(model, out.x_test, cfg.perturb_db, seed)
-    return {"perturb_10db_rmse_db": rmse_db(model, model.reconstruct(noisy, labels), out.full)}
+    return {"perturb_10db_rmse_db": rmse_db(model, model.reconstruct(noisy, labels, notes=out.test_notes), out.full)}
+
+
+def note_metrics(out: TestOutputs, sample_rate: int, cfg: PitchCfg) -> dict:
+    """For a model that takes pitch (rendered notes): is each note at the pitch it was rendered at,
+    or asked for? Per row, the share within 50 cents of the note (GANSynth's pitch accuracy, with
+    pYIN for its classifier: a quarter tone, the same note) and within 100 (a semitone), and the
+    median error in cents; a clip pYIN hears no pitch in counts as a miss. Rows: the real test notes
+    (the tracker's own ceiling: some timbres defeat it), Griffin-Lim of their true magnitude, the
+    outer and full reconstructions (instruments never trained on), and the generations at the
+    requested pitches. ``generated_pitch_entropy``: the entropy (bits) of the semitones heard in
+    generations asked for one pitch, averaged over pitches (0: always the one asked)."""
+    if out.test_notes is None or out.gen_notes is None:
+        return {}
+    metrics: dict[str, float] = {"notes": len(out.test_notes), "generated": len(out.gen_notes)}
+    for name in ("real", "ceiling", "outer", "full", "generated"):
+        notes = out.gen_notes if name == "generated" else out.test_notes
+        f0 = out.f0_of(name, sample_rate, cfg)
+        cents = pitch.cents_from_note(f0, notes[:, 0])
+        metrics[f"{name}_within_50_cents"] = float(np.mean(cents < 50))
+        metrics[f"{name}_within_100_cents"] = float(np.mean(cents < 100))
+        metrics[f"{name}_cents_median"] = float(np.nanmedian(cents)) if np.isfinite(cents).any() else float("nan")
+        if name == "generated":
+            metrics["generated_pitch_entropy"] = pitch.heard_entropy(f0, notes[:, 0])
+    return metrics

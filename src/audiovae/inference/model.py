@@ -17,8 +17,9 @@ from audiovae.data import audio as audio_io
 from audiovae.data.segments import Segmenter, edge_fade
 from audiovae.data.spectrogram import Codec
 from audiovae.inference import bundle as model_bundle
+from audiovae.inference.notes import DEFAULT_VELOCITY, MIDDLE_C
 from audiovae.models.checkpoints import inner_from_info, outer_from_info
-from audiovae.models.inner import VAE
+from audiovae.models.inner import MAX_VELOCITY, VAE
 from audiovae.models.outer import OuterAE
 from audiovae.models.prior import Mixture
 from audiovae.progress import Progress
@@ -123,6 +124,39 @@ class AudioVAE:
             raise ValueError(f"got {len(labels)} labels for {n} inputs")
         return self.label_ids(labels) if self.inner.conditional else None
 
+    @property
+    def pitch_range(self) -> tuple[int, int] | None:
+        """The MIDI pitches a note-conditioned model was trained on (low, high), else None."""
+        return self.inner.note_pitches
+
+    def _need_notes(self, notes, n: int):
+        """``notes`` (n rows of MIDI pitch and velocity) as the inner VAE takes them: refused for a
+        model without pitch, required by one with it, every pitch inside the trained range."""
+        if self.inner.note_pitches is None:
+            if notes is not None:
+                raise ValueError("this model does not take a pitch or velocity: it was trained on sounds that are "
+                                 "not notes (train on rendered notes, e.g. `dvc exp run -S preset=keyboard`)")
+            return None
+        if notes is None:
+            raise ValueError("this model takes the pitch and velocity of each input")
+        notes = np.asarray(notes, dtype=np.int64).reshape(-1, 2)
+        if len(notes) != n:
+            raise ValueError(f"got {len(notes)} notes for {n} inputs")
+        low, high = self.inner.note_pitches
+        outside = sorted({int(p) for p in notes[:, 0] if not low <= p <= high})
+        if outside:
+            raise ValueError(f"pitch {', '.join(map(str, outside))} is outside the MIDI {low}-{high} this model was "
+                             "trained on")
+        if not ((notes[:, 1] >= 1) & (notes[:, 1] <= MAX_VELOCITY)).all():
+            raise ValueError(f"a velocity is 1-{MAX_VELOCITY}")
+        return torch.from_numpy(notes).to(self.device)
+
+    def default_pitch(self) -> int:
+        """What ``generate`` plays without a pitch: middle C when trained on, else the range's middle."""
+        assert self.inner.note_pitches is not None
+        low, high = self.inner.note_pitches
+        return MIDDLE_C if low <= MIDDLE_C <= high else (low + high) // 2
+
     # ---------------------------------------------------------------- audio
     def load_audio(self, path: Path) -> np.ndarray:
         """Any file (rate, channels, length) -> mono at the model's rate, silence trimmed as in
@@ -186,13 +220,16 @@ class AudioVAE:
             first += count
         return out
 
-    def reconstruct_audio(self, wave: np.ndarray, label: str | None = None) -> np.ndarray:
-        """A recording of any length through the whole model: windows on its sound, back to its length."""
+    def reconstruct_audio(self, wave: np.ndarray, label: str | None = None,
+                          note: tuple[int, int] | None = None) -> np.ndarray:
+        """A recording of any length through the whole model: windows on its sound, back to its
+        length; a model trained on notes takes the recording's ``note`` (pitch, velocity)."""
         plan = self.plan(wave)
         if not plan.counts:
             return np.zeros(max(len(wave), 1), dtype=np.float32)
         labels = [label] * len(plan.chunks) if label is not None else None
-        return self.assemble(plan, self.to_audio(self.reconstruct(self.spectrogram(plan.chunks), labels)))
+        notes = [list(note)] * len(plan.chunks) if note is not None else None
+        return self.assemble(plan, self.to_audio(self.reconstruct(self.spectrogram(plan.chunks), labels, notes)))
 
     def trimmed(self, wave: np.ndarray) -> np.ndarray:
         """The recording from its first sound to the end of its last (segmentation's span)."""
@@ -254,18 +291,21 @@ class AudioVAE:
         return ((np.concatenate(out) - self.mean) / self.std).astype(np.float32)
 
     @torch.no_grad()
-    def latents(self, specs: np.ndarray, labels=None, batch_size: int = 256) -> np.ndarray:
-        return self.posterior(specs, labels, batch_size)[0]
+    def latents(self, specs: np.ndarray, labels=None, batch_size: int = 256, notes=None) -> np.ndarray:
+        return self.posterior(specs, labels, batch_size, notes)[0]
 
     @torch.no_grad()
-    def posterior(self, specs: np.ndarray, labels=None, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    def posterior(self, specs: np.ndarray, labels=None, batch_size: int = 256,
+                  notes=None) -> tuple[np.ndarray, np.ndarray]:
         """Posterior means and log-variances, in batches."""
         y = self._need_labels(labels, len(specs))
+        n = self._need_notes(notes, len(specs))
         codes = self.codes(specs)
         mus, logvars = [], []
         for start in range(0, len(codes), batch_size):
             mu, logvar = self.inner.encode(torch.from_numpy(codes[start:start + batch_size]).to(self.device),
-                                           None if y is None else y[start:start + batch_size])
+                                           None if y is None else y[start:start + batch_size],
+                                           None if n is None else n[start:start + batch_size])
             mus.append(mu.cpu().numpy())
             logvars.append(logvar.cpu().numpy())
         return np.concatenate(mus), np.concatenate(logvars)
@@ -282,17 +322,19 @@ class AudioVAE:
         return np.concatenate(out)
 
     @torch.no_grad()
-    def from_latents(self, z: np.ndarray, labels=None, batch_size: int = 256) -> np.ndarray:
+    def from_latents(self, z: np.ndarray, labels=None, batch_size: int = 256, notes=None) -> np.ndarray:
         y = self._need_labels(labels, len(z))
+        n = self._need_notes(notes, len(z))
         z = np.asarray(z, dtype=np.float32)
         codes = [self.inner.generate(torch.from_numpy(z[start:start + batch_size]).to(self.device),
-                                     None if y is None else y[start:start + batch_size]).float().cpu().numpy()
+                                     None if y is None else y[start:start + batch_size],
+                                     None if n is None else n[start:start + batch_size]).float().cpu().numpy()
                  for start in range(0, len(z), batch_size)]
         return self.decode_codes(np.concatenate(codes))
 
-    def reconstruct(self, specs: np.ndarray, labels=None) -> np.ndarray:
+    def reconstruct(self, specs: np.ndarray, labels=None, notes=None) -> np.ndarray:
         """Spectrogram -> outer -> inner (posterior mean) -> outer decoder."""
-        return self.from_latents(self.latents(specs, labels), labels)
+        return self.from_latents(self.latents(specs, labels, notes=notes), labels, notes=notes)
 
     @torch.no_grad()
     def reconstruct_outer(self, specs: np.ndarray) -> np.ndarray:
@@ -333,16 +375,29 @@ class AudioVAE:
             return (centres + spread * offsets).astype(np.float32)
         return (self.class_means[c] + spread * offsets).astype(np.float32)
 
-    def generate(self, label: str, count: int, seed: int = 0, spread: float = 1.0) -> np.ndarray:
+    def generate(self, label: str, count: int, seed: int = 0, spread: float = 1.0,
+                 pitch: int | None = None, velocity: int | None = None) -> np.ndarray:
+        """``count`` new sounds of ``label``; a note-conditioned model plays them at ``pitch`` (MIDI;
+        default ``default_pitch``) and ``velocity`` (default 100), which others refuse."""
         z = self.sample(label, count, seed, spread)
-        return self.from_latents(z, [label] * count if self.inner.conditional else None)
+        notes = None
+        if self.inner.note_pitches is not None or pitch is not None or velocity is not None:
+            if self.inner.note_pitches is None:
+                self._need_notes([[pitch or 0, velocity or DEFAULT_VELOCITY]], 1)  # refuses, naming the cause
+            key = self.default_pitch() if pitch is None else int(pitch)
+            notes = [[key, DEFAULT_VELOCITY if velocity is None else int(velocity)]] * count
+        return self.from_latents(z, [label] * count if self.inner.conditional else None, notes=notes)
 
-    def interpolate(self, spec_a: np.ndarray, spec_b: np.ndarray, steps: int, labels=None) -> np.ndarray:
-        za, zb = self.latents(np.stack([spec_a, spec_b]), labels)
+    def interpolate(self, spec_a: np.ndarray, spec_b: np.ndarray, steps: int, labels=None,
+                    notes=None) -> np.ndarray:
+        """A path between two sounds' latents, decoded; a note-conditioned model takes each sound's
+        (pitch, velocity) in ``notes`` and plays the whole path at A's note: the timbre moves, the key stays."""
+        za, zb = self.latents(np.stack([spec_a, spec_b]), labels, notes=notes)
         t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
         path = (1 - t) * za + t * zb
         path_labels = [labels[0] if ti < 0.5 else labels[1] for ti in t[:, 0]] if labels else None
-        return self.from_latents(path, path_labels)
+        path_notes = [list(notes[0])] * steps if notes is not None else None
+        return self.from_latents(path, path_labels, notes=path_notes)
 
     @property
     def probe_units(self) -> int:
@@ -356,7 +411,10 @@ class AudioVAE:
             raise ValueError(f"dimension {dim} out of range 0..{self.probe_units - 1}")
         z = np.zeros((steps, *self.inner.latent_shape), dtype=np.float32)
         z[:, dim] = np.linspace(-extent, extent, steps).reshape(-1, *([1] * (z.ndim - 2)))
-        return self.from_latents(z.reshape(steps, -1), [label] * steps if self.inner.conditional else None)
+        # a note-conditioned model plays the sweep at its default key
+        notes = [[self.default_pitch(), DEFAULT_VELOCITY]] * steps if self.pitch_range is not None else None
+        return self.from_latents(z.reshape(steps, -1), [label] * steps if self.inner.conditional else None,
+                                 notes=notes)
 
     def vary_specs(self, wave: np.ndarray, count: int, noise: float, seed: int = 0,
                    label: str | None = None) -> tuple[list[np.ndarray], "WindowPlan"]:

@@ -206,6 +206,9 @@ def _window(name: str, n_fft: int) -> np.ndarray:
 def script(model: AudioVAE) -> torch.jit.ScriptModule:
     """The model as a TorchScript module: decoders traced (their Python stays behind), the rest
     scripted with them inside."""
+    if model.pitch_range is not None:
+        raise ValueError("this model takes pitch and velocity, which the TorchScript synthesizer does not carry yet: "
+                         "export it with --format avae (`audiovae --model model.avae generate --pitch C4`)")
     decoders = _Decoders(model).eval()
     example = (torch.zeros(2, model.inner.latent_dim), torch.zeros(2, dtype=torch.long))
     with warnings.catch_warnings():

@@ -27,13 +27,15 @@ def build_checked(cfg: Outer, n_bins: int, n_frames: int):
     return model
 
 
-def build_vae(cfg: Inner, input_dim: int, n_classes: int, code_shape=()) -> VAE:
-    """The inner VAE of the ``inner`` section for codes of ``code_shape`` and ``n_classes`` labels."""
+def build_vae(cfg: Inner, input_dim: int, n_classes: int, code_shape=(), note_pitches=None) -> VAE:
+    """The inner VAE of the ``inner`` section for codes of ``code_shape`` and ``n_classes`` labels;
+    ``note_pitches`` [low, high]: pitch and velocity are inputs (the data's notes span that range)."""
     hyper: dict[str, Any] = {"input_dim": input_dim, "architecture": cfg.architecture, "code_shape": list(code_shape),
              "conv_filters": list(cfg.conv_filters), "latent_dim": cfg.latent_dim,
              "hidden": tuple(cfg.hidden), "prior": cfg.prior, "mixture_components": cfg.mixture_components,
              "n_classes": n_classes, "conditional": cfg.conditional, "reconstruction": cfg.reconstruction,
-             "latent": cfg.latent, "latent_channels": cfg.latent_channels, "blocks": cfg.blocks}
+             "latent": cfg.latent, "latent_channels": cfg.latent_channels, "blocks": cfg.blocks,
+             "note_pitches": list(note_pitches) if note_pitches else None}
     model = VAE(**hyper)
     if cfg.max_params and count_params(model) > cfg.max_params:
         raise ParamsError(f"inner VAE has {count_params(model):,} parameters, "

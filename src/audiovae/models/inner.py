@@ -8,8 +8,10 @@ cannot carry their timing. Either way the model hands out latents as flat vector
 second code path; ``latent_shape`` says how to fold them back.
 
 Options: a mixture-of-Gaussians prior (the GM-VAE the FSDD report compared; its KL is a
-one-sample Monte-Carlo estimate) and a label-conditioned mode (encoder and decoder see a
-one-hot label). The per-dimension KL under the standard prior is reported so posterior
+one-sample Monte-Carlo estimate), a label-conditioned mode (encoder and decoder see a
+one-hot label) and a note-conditioned mode (``note_pitches``: encoder and decoder see the MIDI
+pitch, one-hot over the trained range as GANSynth's, and the velocity; the latent is left the
+timbre, and a generation can be asked for a key). The per-dimension KL under the standard prior is reported so posterior
 collapse is visible.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch.nn import functional as F
 from .outer import Residual
 
 ACTIVE_KL_THRESHOLD = 0.01  # nats; a dimension whose mean KL is below this carries no information
+MAX_VELOCITY = 127          # MIDI's: a velocity enters the model as velocity / 127
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -104,9 +107,9 @@ class Conv1dTrunk(nn.Module):
 class Conv1dHead(nn.Module):
     """The mirror of ``Conv1dTrunk``: a linear layer to the trunk's output, transposed convolutions back."""
 
-    def __init__(self, trunk: Conv1dTrunk, latent: int):
+    def __init__(self, trunk: Conv1dTrunk, latent: int, extra: int = 0):
         super().__init__()
-        self.fc = nn.Linear(latent, trunk.out_dim)
+        self.fc = nn.Linear(latent + extra, trunk.out_dim)
         self.inner_shape, self.out_shape = trunk.inner_shape, trunk.shape
         layers: list[nn.Module] = [nn.GELU()]
         width = trunk.channels[-1]
@@ -116,7 +119,9 @@ class Conv1dHead(nn.Module):
         layers += [nn.ConvTranspose1d(width, trunk.shape[0], 4, stride=2, padding=1)]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z):
+    def forward(self, z, condition: torch.Tensor | None = None):
+        if condition is not None:
+            z = torch.cat([z, condition], dim=-1)
         out = self.net(self.fc(z).reshape(z.shape[0], *self.inner_shape))
         return out[..., : self.out_shape[1]].flatten(1)
 
@@ -152,11 +157,12 @@ class SequenceHead(nn.Module):
     """The mirror of ``SequenceTrunk``: latent frames -> a kernel-3 convolution -> transposed
     convolutions back to the code's frames."""
 
-    def __init__(self, trunk: Conv1dTrunk, latent_channels: int):
+    def __init__(self, trunk: Conv1dTrunk, latent_channels: int, extra: int = 0):
         super().__init__()
         width = trunk.channels[-1]
         self.latent_channels, self.frames, self.out_shape = latent_channels, trunk.inner_shape[1], trunk.shape
-        layers: list[nn.Module] = [nn.Conv1d(latent_channels, width, 3, padding=1), nn.GELU()]
+        self.extra = extra  # condition channels, the same at every latent frame
+        layers: list[nn.Module] = [nn.Conv1d(latent_channels + extra, width, 3, padding=1), nn.GELU()]
         layers += [Residual(width, 3, "gelu") for _ in range(trunk.blocks)]
         for f in reversed(trunk.channels[:-1]):
             layers += [nn.ConvTranspose1d(width, f, 4, stride=2, padding=1), nn.GELU()]
@@ -165,8 +171,11 @@ class SequenceHead(nn.Module):
         layers += [nn.ConvTranspose1d(width, trunk.shape[0], 4, stride=2, padding=1)]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z):
-        out = self.net(z.reshape(z.shape[0], self.latent_channels, self.frames))
+    def forward(self, z, condition: torch.Tensor | None = None):
+        z = z.reshape(z.shape[0], self.latent_channels, self.frames)
+        if condition is not None:
+            z = torch.cat([z, condition[:, :, None].expand(-1, -1, self.frames)], dim=1)
+        out = self.net(z)
         return out[..., : self.out_shape[1]].flatten(1)
 
 
@@ -180,7 +189,8 @@ class VAE(nn.Module):
                  prior: str = "normal", mixture_components: int = 10, n_classes: int = 0,
                  conditional: bool = False, reconstruction: str = "mse", architecture: str = "mlp",
                  code_shape: tuple[int, ...] = (), conv_filters: tuple[int, ...] = (),
-                 latent: str = "global", latent_channels: int = 0, blocks: int = 0):
+                 latent: str = "global", latent_channels: int = 0, blocks: int = 0,
+                 note_pitches: tuple[int, int] | list[int] | None = None):
         super().__init__()
         self.reconstruction, self.architecture = reconstruction, architecture
         if latent not in LATENTS:
@@ -202,7 +212,14 @@ class VAE(nn.Module):
             raise ValueError("inner.conditional needs at least two labels in the training data")
         self.input_dim, self.prior = input_dim, prior
         self.n_classes, self.conditional = n_classes, conditional
-        extra = n_classes if conditional else 0
+        # the notes' pitch range [low, high], when pitch and velocity are inputs
+        self.note_pitches = (int(note_pitches[0]), int(note_pitches[1])) if note_pitches else None
+        if self.note_pitches and not 0 <= self.note_pitches[0] <= self.note_pitches[1] <= 127:
+            raise ValueError(f"note_pitches must be MIDI 0-127, low <= high, not {list(self.note_pitches)}")
+        if self.note_pitches and architecture == "conv2d":
+            raise ValueError("inner.architecture conv2d has no note-conditioned mode; use conv1d or mlp")
+        notes = self.note_features
+        extra = (n_classes if conditional else 0) + notes
         # each architecture builds its own kinds of module for these four parts
         self.encoder: nn.Module
         self.fc_mu: nn.Module
@@ -227,19 +244,20 @@ class VAE(nn.Module):
             if len(code_shape) != 2:
                 raise ValueError(f"inner.architecture conv1d needs a (channels, frames) code, not {list(code_shape)}")
             channels, frames = code_shape
-            trunk = Conv1dTrunk((channels, frames), tuple(conv_filters), blocks=blocks)
+            # the condition enters the encoder as channels beside the code's, the same at every frame
+            trunk = Conv1dTrunk((channels, frames), tuple(conv_filters), extra=notes, blocks=blocks)
             if latent == "sequence":
                 frames = trunk.inner_shape[1]
                 latent_dim, self.latent_shape = latent_channels * frames, (latent_channels, frames)
                 self.encoder = SequenceTrunk(trunk)
                 self.fc_mu = Pointwise(trunk.channels[-1], latent_channels)
                 self.fc_logvar = Pointwise(trunk.channels[-1], latent_channels)
-                self.decoder = SequenceHead(trunk, latent_channels)
+                self.decoder = SequenceHead(trunk, latent_channels, extra=notes)
             else:
                 self.encoder = trunk
                 self.fc_mu = nn.Linear(trunk.out_dim, latent_dim)
                 self.fc_logvar = nn.Linear(trunk.out_dim, latent_dim)
-                self.decoder = Conv1dHead(trunk, latent_dim)
+                self.decoder = Conv1dHead(trunk, latent_dim, extra=notes)
             self.out = nn.Identity()
         elif architecture == "mlp":
             widths = list(hidden)
@@ -259,29 +277,69 @@ class VAE(nn.Module):
             # one unit-variance Gaussian per label, its mean learnt: p(z | y) = N(m_y, I)
             self.prior_means = nn.Parameter(torch.randn(n_classes, latent_dim))
 
-    def _cond(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        if not self.conditional:
-            return x
-        if labels is None:
-            raise ValueError("this VAE is label-conditioned: pass labels")
-        return torch.cat([x, F.one_hot(labels, self.n_classes).to(x.dtype)], dim=-1)
+    @property
+    def note_features(self) -> int:
+        """Inputs a note adds: a one-hot pitch over the trained range and the velocity (0 without notes)."""
+        return self.note_pitches[1] - self.note_pitches[0] + 2 if self.note_pitches else 0
 
-    def encode(self, x, labels=None):
-        h = self.encoder(self._cond(x, labels))
+    def note_vector(self, notes: torch.Tensor | None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """``notes`` (batch, 2) of MIDI pitch and velocity -> the note's inputs; a pitch outside the
+        trained range is refused (one-hot has no place for it)."""
+        if self.note_pitches is None:
+            raise ValueError("this VAE does not take pitch and velocity")
+        if notes is None:
+            raise ValueError("this VAE takes pitch and velocity: pass notes")
+        low, high = self.note_pitches
+        pitch = notes[:, 0].long()
+        if bool(((pitch < low) | (pitch > high)).any()):
+            raise ValueError(f"pitch outside the trained range MIDI {low}-{high}")
+        onehot = F.one_hot(pitch - low, high - low + 1).to(dtype)
+        return torch.cat([onehot, (notes[:, 1:2].to(dtype) / MAX_VELOCITY)], dim=-1)
+
+    def _cond(self, x: torch.Tensor, labels: torch.Tensor | None, notes: torch.Tensor | None = None) -> torch.Tensor:
+        """An MLP's input with the label and note inputs appended (the convolutional paths add notes
+        as channels: ``_encoder_input``, ``decode``)."""
+        if self.conditional:
+            if labels is None:
+                raise ValueError("this VAE is label-conditioned: pass labels")
+            x = torch.cat([x, F.one_hot(labels, self.n_classes).to(x.dtype)], dim=-1)
+        if self.note_pitches is not None and self.architecture == "mlp":
+            x = torch.cat([x, self.note_vector(notes, x.dtype)], dim=-1)
+        return x
+
+    def _encoder_input(self, x, labels, notes):
+        if self.note_pitches is not None and self.architecture == "conv1d":
+            frames = self.encoder_frames
+            code = x.reshape(x.shape[0], -1, frames)
+            vector = self.note_vector(notes, x.dtype)
+            return torch.cat([code, vector[:, :, None].expand(-1, -1, frames)], dim=1)
+        return self._cond(x, labels, notes)
+
+    @property
+    def encoder_frames(self) -> int:
+        """Frames of the code the convolutional encoder takes (the condition is repeated over them)."""
+        trunk = self.encoder.trunk if isinstance(self.encoder, SequenceTrunk) else self.encoder
+        assert isinstance(trunk, Conv1dTrunk)
+        return int(trunk.shape[1])
+
+    def encode(self, x, labels=None, notes=None):
+        h = self.encoder(self._encoder_input(x, labels, notes))
         return self.fc_mu(h), self.fc_logvar(h).clamp(-12, 8)
 
-    def decode(self, z, labels=None):
-        return self.out(self.decoder(self._cond(z, labels)))
+    def decode(self, z, labels=None, notes=None):
+        if self.note_pitches is not None and self.architecture == "conv1d":
+            return self.out(self.decoder(z, self.note_vector(notes, z.dtype)))
+        return self.out(self.decoder(self._cond(z, labels, notes)))
 
-    def generate(self, z, labels=None):
+    def generate(self, z, labels=None, notes=None):
         """Decoder output in the data's units (logits through a sigmoid for a BCE-trained model)."""
-        out = self.decode(z, labels)
+        out = self.decode(z, labels, notes)
         return torch.sigmoid(out) if self.reconstruction == "bce" else out
 
-    def forward(self, x, labels=None):
-        mu, logvar = self.encode(x, labels)
+    def forward(self, x, labels=None, notes=None):
+        mu, logvar = self.encode(x, labels, notes)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        return self.decode(z, labels), mu, logvar, z
+        return self.decode(z, labels, notes), mu, logvar, z
 
     def kl_dims(self, mu, logvar, labels=None) -> torch.Tensor:
         """Per-dimension KL from the prior (the label's component for ``class_mixture``; N(0, I) otherwise,
@@ -329,7 +387,7 @@ def _log_normal(x, mu, logvar):
 
 
 def vae_loss(model: VAE, x: torch.Tensor, labels, beta: float, reconstruction: str = "mse",
-             weight: float = 1.0, reduction: str = "sum", free_bits: float = 0.0):
+             weight: float = 1.0, reduction: str = "sum", free_bits: float = 0.0, notes=None):
     """Returns (loss, reconstruction term, kl term), each a mean over the batch.
 
     ``reduction`` sums or averages the reconstruction error over the code's dimensions; the
@@ -338,7 +396,7 @@ def vae_loss(model: VAE, x: torch.Tensor, labels, beta: float, reconstruction: s
     no more than the floor, so the optimiser has no reason to switch it off. The KL returned is
     the true one, whatever the floor.
     """
-    x_hat, mu, logvar, z = model(x, labels)
+    x_hat, mu, logvar, z = model(x, labels, notes)
     # fp32 from here on: under bf16 autocast the model's outputs are bf16 (see models.losses)
     mu, logvar, z = mu.float(), logvar.float(), z.float()
     if reconstruction == "mse":

@@ -2,9 +2,11 @@
 
 Outputs (all written through temporaries and renamed at the end):
 - ``data/raw/<dataset>/...``: the extracted audio files, untouched;
-- ``data/manifest.csv``: path, size and sha256 of every extracted file;
+- ``data/manifest.csv``: path, size and sha256 of every extracted file (and of a SoundFont the notes
+  were rendered from);
 - ``data/metadata.csv``: one table for all sources (path, dataset, label, speaker, take,
-  sample_rate, channels, duration, split, and AudioMNIST speaker metadata).
+  sample_rate, channels, duration, split, AudioMNIST speaker metadata, and for rendered notes
+  program, instrument, family, pitch and velocity).
 
 This module reads the inputs, writes the outputs atomically and logs; fetching, extracting and
 describing the files is audiovae.data.download.
@@ -19,9 +21,10 @@ import pandas as pd
 from audiovae import layout
 from audiovae.atomic import atomic_path
 from audiovae.config.params import ParamsError, project_root
-from audiovae.config.schema import Params
+from audiovae.config.schema import Params, SoundfontSource
 from audiovae.data.download import (
     METADATA_COLUMNS,
+    NOTE_COLUMNS,
     build_manifest,
     describe_audio,
     fetch_source,
@@ -36,7 +39,8 @@ log = logging.getLogger("audiovae.download")
 def run(params: Params, root: Path | None = None) -> pd.DataFrame:
     root = root or project_root()
     cache_dir = root / layout.ARCHIVES
-    # the schema names every source, so each has its entry function in sources.SOURCES
+    # the schema names every source: an archive's has its entry function in sources.SOURCES, a
+    # SoundFont's notes are rendered (data.soundfont)
     enabled = {name: cfg for name, cfg in params.data.sources if cfg.enabled}
     if not enabled:
         raise ParamsError("no data source is enabled in params.yaml (data.sources.*.enabled)")
@@ -59,8 +63,10 @@ def run(params: Params, root: Path | None = None) -> pd.DataFrame:
         table["split"] = assign_splits(table, params.data.split, params.seed, notes)
         for note in notes:
             log.warning("split: %s", note)
-        table = table[METADATA_COLUMNS]
-        manifest = build_manifest(table.to_dict("records"), staging)
+        pitched = [c for c in NOTE_COLUMNS if c in table]
+        table = table[METADATA_COLUMNS + pitched]
+        fonts = [Path(cfg.font).expanduser() for name, cfg in enabled.items() if isinstance(cfg, SoundfontSource)]
+        manifest = build_manifest(table.to_dict("records"), staging, fonts)
     # the audio is in place; the tables that describe it follow, each atomically
     with atomic_path(root / layout.METADATA) as tmp:
         table.to_csv(tmp, index=False)

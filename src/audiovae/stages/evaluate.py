@@ -38,6 +38,8 @@ from audiovae.evaluation.evaluate import (
     is_speech,
     make_outputs,
     measures_pitch,
+    note_metrics,
+    octave_metrics,
     outer_metrics,
     pitch_metrics,
     quality_metrics,
@@ -87,6 +89,9 @@ def run(params: Params, root: Path | None = None) -> dict:
         "generation": generation_metrics(out, train_latents, latent_index["label"].to_numpy()[in_train], clean,
                                          train_embedding, y_train, cfg.novelty, seed),
         **({"pitch": pitch_metrics(out, codec.sample_rate, cfg.pitch)} if measures_pitch(cfg.pitch, speech) else {}),
+        # a model that takes pitch: each note against the pitch it was rendered at or asked for
+        **({"notes": {**note_metrics(out, codec.sample_rate, cfg.pitch), **octave_metrics(model, out, clean)}}
+           if out.gen_notes is not None else {}),
         "robustness": robustness_metrics(model, out, cfg, seed),
         # measured, not a goal: on small data the outer encoder is cheap and the ratio says little
         "speed": encode_once_speedup(params, model, specs, load_encodings(root))}
@@ -175,7 +180,8 @@ def write_media(root: Path, cfg: Evaluate, model: AudioVAE, out: TestOutputs, in
         a, b = (int(np.flatnonzero(out.y_test == label)[0]) for label in in_test[:2])
         steps = cfg.interpolation_steps
         labels_ab = in_test[:2] if model.inner.conditional else None
-        strip = model.interpolate(out.x_test[a], out.x_test[b], steps, labels_ab)
+        notes_ab = out.test_notes[[a, b]] if out.test_notes is not None else None
+        strip = model.interpolate(out.x_test[a], out.x_test[b], steps, labels_ab, notes_ab)
         plots.spectrogram_grid({"interpolation": strip}, [f"{t:.2f}" for t in np.linspace(0, 1, steps)],
                                plot_dir / "interpolation.png")
         for k, wave in enumerate(model.to_audio(strip)):

@@ -65,7 +65,8 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
                              **{f"kl_dim_{i:03d}": float(v) for i, v in enumerate(val_latent["kl_per_dim"])}})
         tracker.log_artifact(root / layout.INNER_HISTORY)
         tracker.log_artifact(root / layout.INNER_KL)
-        if tracker.on and not model.conditional:  # a conditional VAE takes labels too: no one-array signature
+        # a VAE conditioned on labels or notes takes them too: no one-array signature
+        if tracker.on and not model.conditional and model.note_pitches is None:
             tracker.log_torch_model(model, standardised(codes, stats, split_rows(index, "val")[:2]), "audiovae-inner")
     checkpoint.unlink(missing_ok=True)
     return {"history": history, "model": model, "info": info}

@@ -37,7 +37,10 @@ def run(params: Params, root: Path | None = None, trial_report=None, epoch_hook=
     seed = params.seed
     features_dir = root / layout.FEATURES
     specs, index, codec = open_features(features_dir)
-    signature = config_hash(cfg, seed, sha256_file(features_dir / layout.INDEX), specs.shape)
+    # the spectrograms' own bytes, not just their index: a filter or feature setting that changes the
+    # audio but no path or label (filter.normalise) must not resume another run's checkpoint
+    signature = config_hash(cfg, seed, sha256_file(features_dir / layout.INDEX),
+                            sha256_file(features_dir / layout.SPECTROGRAMS), specs.shape)
     checkpoint = root / layout.checkpoint("outer")
     with runs.stage_run("train_outer", params, root, section_keys=("outer", "features")) as tracker:
         # a tracking server that goes away mid-training must not stop it: epochs are kept and sent later

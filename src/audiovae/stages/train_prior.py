@@ -24,7 +24,7 @@ from audiovae import layout
 from audiovae.atomic import atomic_path, sha256_file, write_json
 from audiovae.config.params import project_root
 from audiovae.config.schema import Params
-from audiovae.data.artifacts import load_encodings
+from audiovae.data.artifacts import load_encodings, note_array
 from audiovae.models.checkpoints import load_inner
 from audiovae.models.prior import Mixture
 from audiovae.stages import run_stage
@@ -55,7 +55,8 @@ def run(params: Params, root: Path | None = None) -> dict:
     labels = [str(label) for label in info["labels"]]
     rows = real_index(index)
     kept = index.iloc[rows].reset_index(drop=True)
-    latents = posterior_means(vae, codes, stats, rows, label_ids_of(kept, labels), device)
+    notes = note_array(kept) if vae.note_pitches is not None else None
+    latents = posterior_means(vae, codes, stats, rows, label_ids_of(kept, labels), device, notes)
     with atomic_path(root / layout.LATENTS) as staging:
         staging.mkdir(parents=True)
         np.save(staging / layout.LATENTS_ARRAY, latents)

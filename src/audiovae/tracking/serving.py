@@ -3,7 +3,8 @@
 The registry's ``audiovae`` model holds the bundle file itself (``artifacts/model.avae``), so
 ``models:/audiovae@champion`` is complete: the CLI downloads and loads the bundle, and
 ``mlflow.pyfunc.load_model`` serves generation: a table of ``label``, ``seed`` (and optionally
-``spread``) in, one row of audio samples per input row out.
+``spread``; for a model trained on notes ``pitch`` and ``velocity``, MIDI numbers) in, one row of
+audio samples per input row out.
 
 Logged as "models from code": MLflow stores this file, not a pickle, and runs it on loading, so
 imports here are absolute (the file runs outside the package).
@@ -19,18 +20,24 @@ from audiovae.inference.model import AudioVAE
 
 
 def generate_table(model: AudioVAE, table: pd.DataFrame) -> np.ndarray:
-    """One generated sound per row: ``label``, ``seed``, and ``spread`` (default: the evaluated one)."""
+    """One generated sound per row: ``label``, ``seed``, and ``spread`` (default: the evaluated one);
+    ``pitch`` and ``velocity`` where given (a model without notes refuses them)."""
     default = model.default_spread if model.trained.evaluate else 1.0
     rows = []
     for row in table.itertuples(index=False):
         spread = float(getattr(row, "spread", default))
-        specs = model.generate(str(row.label), 1, seed=int(row.seed), spread=spread)
+        pitch, velocity = getattr(row, "pitch", None), getattr(row, "velocity", None)
+        specs = model.generate(str(row.label), 1, seed=int(row.seed), spread=spread,
+                               pitch=None if pitch is None else int(pitch),
+                               velocity=None if velocity is None else int(velocity))
         rows.append(model.to_audio(specs)[0])
     return np.stack(rows).astype(np.float32)
 
 
 def example_input(model: AudioVAE) -> pd.DataFrame:
-    return pd.DataFrame({"label": [model.labels[0]], "seed": [0]})
+    """The signature's example: a label and a seed, and for a model trained on notes its default key."""
+    notes = {"pitch": [model.default_pitch()], "velocity": [100]} if model.pitch_range is not None else {}
+    return pd.DataFrame({"label": [model.labels[0]], "seed": [0], **notes})
 
 
 class BundleModel(PythonModel):

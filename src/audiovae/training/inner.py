@@ -15,7 +15,7 @@ import torch
 
 from audiovae.config.params import ParamsError
 from audiovae.config.schema import Inner
-from audiovae.data.artifacts import real_rows, split_rows, standardised
+from audiovae.data.artifacts import note_array, real_rows, split_rows, standardised
 from audiovae.models.build import build_vae
 from audiovae.models.inner import ACTIVE_KL_THRESHOLD, VAE, vae_loss
 from audiovae.models.outer import count_params
@@ -49,20 +49,34 @@ def label_codes(index: pd.DataFrame) -> tuple[list[str], np.ndarray]:
 
 def make_step(device, beta: Annealed, reconstruction: str, weight: float, reduction: str, free_bits: float = 0.0):
     def step(model, batch):
-        x, y = (t.to(device) for t in batch)
-        loss, rec, kl = vae_loss(model, x, y, beta.value, reconstruction, weight, reduction, free_bits)
+        x, y, notes = (t.to(device) for t in batch)
+        loss, rec, kl = vae_loss(model, x, y, beta.value, reconstruction, weight, reduction, free_bits,
+                                 notes if notes.shape[1] else None)
         return loss, {"n": x.shape[0], "reconstruction": rec.detach(), "kl": kl.detach()}
     return step
 
 
-def tensor_loader(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None):
+def tensor_loader(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None, notes: np.ndarray | None = None):
+    """Batches of (codes, label ids, notes); ``notes`` (rows, 2) of pitch and velocity, or none
+    (a zero-width tensor: the batch keeps one shape)."""
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    nt = torch.from_numpy(notes.astype(np.int64) if notes is not None else np.zeros((len(x), 0), np.int64))
 
     def batches(epoch: int = 0):
         rng = np.random.default_rng([seed, epoch]) if seed is not None else None
         for chunk in batches_of(len(xt), batch_size, shuffle=rng is not None, generator=rng):
-            yield xt[chunk], yt[chunk]
+            yield xt[chunk], yt[chunk], nt[chunk]
     return batches
+
+
+def note_inputs(cfg: Inner, index: pd.DataFrame) -> tuple[np.ndarray | None, tuple[int, int] | None]:
+    """The rows' pitch and velocity and the training notes' pitch range, when they are inputs
+    (``inner.note_inputs: auto`` and the data has notes), else (None, None)."""
+    notes = note_array(index) if cfg.note_inputs == "auto" else None
+    if notes is None:
+        return None, None
+    train_pitches = notes[split_rows(index, "train"), 0]
+    return notes, (int(train_pitches.min()), int(train_pitches.max()))
 
 
 CLASS_SAMPLING = ("kde", "full", "diagonal", "prior")
@@ -123,7 +137,7 @@ def class_scales(mu: np.ndarray, y: np.ndarray, n_classes: int, how: str, model:
 
 @torch.no_grad()
 def latent_statistics(model: VAE, x: np.ndarray, y: np.ndarray, n_classes: int, device,
-                      class_sampling: str | None = None, rank: int = 0) -> dict:
+                      class_sampling: str | None = None, rank: int = 0, notes: np.ndarray | None = None) -> dict:
     """Per-dimension KL on ``x``; with ``class_sampling``, also each class's latent centre and scale
     (from the posterior means)."""
     model.eval()
@@ -131,7 +145,8 @@ def latent_statistics(model: VAE, x: np.ndarray, y: np.ndarray, n_classes: int, 
     for start in range(0, len(x), LATENT_BATCH):  # in batches: a convolutional VAE's activations are large
         xt = torch.from_numpy(x[start:start + LATENT_BATCH]).to(device)
         yt = torch.from_numpy(y[start:start + LATENT_BATCH].astype(np.int64)).to(device)
-        mu, logvar = model.encode(xt, yt if model.conditional else None)
+        nt = torch.from_numpy(notes[start:start + LATENT_BATCH]).to(device) if notes is not None else None
+        mu, logvar = model.encode(xt, yt if model.conditional else None, nt)
         mus.append(mu.cpu().numpy())
         kls.append(model.kl_dims(mu, logvar, yt).cpu().numpy())
     kl = np.concatenate(kls).mean(0)
@@ -165,15 +180,18 @@ def train(cfg: Inner, seed: int, codes: np.ndarray, stats: dict, index: pd.DataF
     train_rows, val = split_rows(index, "train"), split_rows(index, "val")
     x_train, x_val = standardised(codes, stats, train_rows), standardised(codes, stats, val)
     device = pick_device(cfg.device)
-    model = build_vae(cfg, codes.shape[1], len(labels), manifest["code_shape"]).to(device)
+    notes, pitches = note_inputs(cfg, index)
+    model = build_vae(cfg, codes.shape[1], len(labels), manifest["code_shape"], pitches).to(device)
+    notes_of = (lambda rows: notes[rows]) if notes is not None else (lambda rows: None)
     sampling = cfg.class_sampling
     check_class_sampling(sampling, model)  # before training, not after it
     beta = Annealed(cfg.beta, cfg.kl_warmup_epochs)
     step = make_step(device, beta, cfg.reconstruction, cfg.reconstruction_weight,
                      cfg.reconstruction_reduction, cfg.free_bits)
     batch_size = cfg.batch_size
-    log.info("inner: VAE %d -> %d latent, %s parameters on %s", codes.shape[1], model.latent_dim,
-             f"{count_params(model):,}", device)
+    log.info("inner: VAE %d -> %d latent, %s parameters on %s%s", codes.shape[1], model.latent_dim,
+             f"{count_params(model):,}", device, f"; pitch (MIDI {pitches[0]}-{pitches[1]}) and velocity are inputs"
+             if pitches else "")
 
     def on_epoch_with_beta(record):
         record["beta"] = beta.value
@@ -185,16 +203,16 @@ def train(cfg: Inner, seed: int, codes: np.ndarray, stats: dict, index: pd.DataF
         if epoch_hook is not None:
             epoch_hook(m, e)
 
-    history = fit(model, step, tensor_loader(x_train, y[train_rows], batch_size, seed),
-                  tensor_loader(x_val, y[val], 1024, None),
+    history = fit(model, step, tensor_loader(x_train, y[train_rows], batch_size, seed, notes_of(train_rows)),
+                  tensor_loader(x_val, y[val], 1024, None, notes_of(val)),
                   cfg.train, device, checkpoint, signature, "train inner", on_epoch=on_epoch_with_beta,
                   epoch_hook=hooks, trial_report=trial_report)
     # label statistics and kde centres from real recordings only: a generation starts from a
     # real sound's latent, never from an augmented copy's
     real = np.isin(train_rows, real_rows(index, "train"))
     latent = latent_statistics(model, x_train[real], y[train_rows][real], len(labels), device, sampling,
-                               cfg.class_sampling_rank)
-    val_latent = latent_statistics(model, x_val, y[val], len(labels), device)
+                               cfg.class_sampling_rank, notes_of(train_rows[real]))
+    val_latent = latent_statistics(model, x_val, y[val], len(labels), device, notes=notes_of(val))
     active = int(np.sum(val_latent["kl_per_dim"] > ACTIVE_KL_THRESHOLD))
     info = {"hyper": model.hyper, "labels": labels, "params": count_params(model),
             "train_seconds": history.seconds, "best_epoch": history.best_epoch, "stopped": history.stopped,

@@ -26,15 +26,17 @@ def real_index(index: pd.DataFrame) -> np.ndarray:
 
 @torch.no_grad()
 def posterior_means(model: VAE, codes: np.ndarray, stats: dict, rows: np.ndarray, label_ids: np.ndarray,
-                    device: torch.device) -> np.ndarray:
-    """The inner VAE's posterior mean of each of ``rows`` of the (unstandardised) codes."""
+                    device: torch.device, notes: np.ndarray | None = None) -> np.ndarray:
+    """The inner VAE's posterior mean of each of ``rows`` of the (unstandardised) codes; ``notes``
+    (rows of ``rows``' pitch and velocity) for a note-conditioned VAE."""
     model.eval()
     out = np.empty((len(rows), model.latent_dim), np.float32)
     for start in range(0, len(rows), LATENT_BATCH):
         chunk = rows[start:start + LATENT_BATCH]
         x = torch.from_numpy(standardised(codes, stats, chunk)).to(device)
         y = torch.from_numpy(label_ids[start:start + LATENT_BATCH].astype(np.int64)).to(device)
-        mu, _ = model.encode(x, y if model.conditional else None)
+        n = torch.from_numpy(notes[start:start + LATENT_BATCH]).to(device) if notes is not None else None
+        mu, _ = model.encode(x, y if model.conditional else None, n)
         out[start:start + len(chunk)] = mu.cpu().numpy()
     return out
 
