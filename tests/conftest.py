@@ -60,6 +60,14 @@ def pytest_sessionfinish(session, exitstatus):
     logging.raiseExceptions = False
 
 
+@pytest.fixture(autouse=True)
+def no_inherited_tracking_store(monkeypatch):
+    """Each test starts without ``$MLFLOW_TRACKING_URI``: a tuning worker run in process sets it for
+    itself (its coordinator's store), and a later test's stages then logged there, not to their
+    project's mlflow.db (test_survival's retried stage found no runs). A test that wants one sets it."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 def benchmark_module(name: str):
     """A script of benchmarks/ loaded as a module (the folder is scripts, not a package)."""
     import importlib.util
