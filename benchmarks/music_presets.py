@@ -53,7 +53,8 @@ KEYS = ["classifier.clean_real_balanced_accuracy", "classifier.clean_real_balanc
         "pitch.outer_within_50_cents", "pitch.full_within_50_cents",
         # a preset of rendered notes (keyboard): each note against the pitch it was rendered at or asked for
         *[f"notes.{row}_within_{c}_cents" for row in ("real", "ceiling", "outer", "full", "generated") for c in (50, 100)],
-        "notes.generated_pitch_entropy", "outer.params", "inner.params"]
+        "notes.generated_pitch_entropy", "notes.octave_low_accuracy", "notes.octave_high_accuracy",
+        "notes.family_kept_two_octaves", "outer.params", "inner.params"]
 
 
 def run_one(raw: dict, preset: str, project: Path, values: dict | None = None, name: str | None = None) -> dict:
