@@ -224,6 +224,15 @@ def written_by(root: Path, before: dict) -> set[str]:
 STAGE_WRITES: dict[str, set[str]] = {}
 
 
+def pipeline_stages() -> dict:
+    """The stage modules from download to evaluate, in dvc.yaml's order (export apart), for tests
+    that run a whole tiny pipeline in process."""
+    import importlib
+
+    names = ["download", "filter", "features", "train_outer", "encode", "train_inner", "train_prior", "evaluate"]
+    return {name: importlib.import_module(f"audiovae.stages.{name}") for name in names}
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, tiny_fsdd_zip):
     """Run every stage once on 240 real FSDD recordings with tiny models; shared by the tests below.
@@ -235,31 +244,16 @@ def trained(tmp_path_factory, tiny_fsdd_zip):
     mp.setenv("AUDIOVAE_ROOT", str(root))
     params = tiny_params()
     save_params(root, params)
-    from audiovae.stages import (
-        download,
-        encode,
-        evaluate,
-        features,
-        train_inner,
-        train_outer,
-        train_prior,
-    )
-    from audiovae.stages import filter as filter_stage
 
     def stage(name, module):
         before = tree_state(root)
         result = module.run(typed(params), root)
         STAGE_WRITES[name] = written_by(root, before)
         return result
+    modules = pipeline_stages()
     try:
-        stage("download", download)
-        stage("filter", filter_stage)
-        stage("features", features)
-        outer = stage("train_outer", train_outer)
-        stage("encode", encode)
-        inner = stage("train_inner", train_inner)
-        stage("train_prior", train_prior)
-        metrics = stage("evaluate", evaluate)
+        results = {name: stage(name, module) for name, module in modules.items()}
+        outer, inner, metrics = results["train_outer"], results["train_inner"], results["evaluate"]
         yield root, params, outer, inner, metrics
     finally:
         mp.undo()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import save_params, tiny_params, typed
+from conftest import pipeline_stages, save_params, tiny_params, typed
 from test_soundfont import fluidsynth_ready
 
 from audiovae import cli
@@ -80,20 +80,10 @@ def trained_notes(tmp_path_factory):
     save_params(root, params)
     mp = pytest.MonkeyPatch()
     mp.setenv("AUDIOVAE_ROOT", str(root))
-    from audiovae.stages import (
-        download,
-        encode,
-        evaluate,
-        features,
-        train_inner,
-        train_outer,
-        train_prior,
-    )
-    from audiovae.stages import filter as filter_stage
     try:
-        for module in (download, filter_stage, features, train_outer, encode, train_inner, train_prior):
-            module.run(typed(params), root)
-        metrics = evaluate.run(typed(params), root)
+        metrics = None
+        for module in pipeline_stages().values():
+            metrics = module.run(typed(params), root)
         yield root, params, metrics
     finally:
         mp.undo()
